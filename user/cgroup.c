@@ -1,0 +1,196 @@
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <linux/magic.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+
+#include "cgroup.h"
+#include "log.h"
+
+int cg_mount(char *buf, size_t len)
+{
+	char line[4096], dev[256], dir[PATH_MAX], type[64];
+	FILE *fp = fopen("/proc/mounts", "re");
+
+	if (!fp)
+		return -1;
+	while (fgets(line, sizeof(line), fp)) {
+		if (sscanf(line, "%255s %4095s %63s", dev, dir, type) == 3 &&
+		    strcmp(type, "cgroup2") == 0) {
+			snprintf(buf, len, "%s", dir);
+			fclose(fp);
+			return 0;
+		}
+	}
+	fclose(fp);
+	return -1;
+}
+
+int cg_within(const char *path, const char *dir)
+{
+	size_t n = strlen(dir);
+
+	while (n > 1 && dir[n - 1] == '/')
+		n--;
+	return strncmp(path, dir, n) == 0 && (path[n] == 0 || path[n] == '/');
+}
+
+int cg_resolve(const char *mount, const char *arg, int allow_root,
+	       char *path, size_t len, char *err, size_t errlen)
+{
+	char joined[PATH_MAX], real[PATH_MAX], realmount[PATH_MAX];
+	struct statfs fs;
+
+	if (arg[0] == '/')
+		snprintf(joined, sizeof(joined), "%s", arg);
+	else
+		snprintf(joined, sizeof(joined), "%s/%s", mount, arg);
+	if (!realpath(joined, real)) {
+		snprintf(err, errlen, "cgroup '%s': %s", joined, strerror(errno));
+		return -1;
+	}
+	if (!realpath(mount, realmount))
+		snprintf(realmount, sizeof(realmount), "%s", mount);
+	if (statfs(real, &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC ||
+	    !cg_within(real, realmount)) {
+		snprintf(err, errlen, "'%s' is not a cgroup v2 directory "
+			 "(the cgroup v2 hierarchy is mounted at %s)", real, mount);
+		return -1;
+	}
+	if (strcmp(real, realmount) == 0 && !allow_root) {
+		snprintf(err, errlen, "'%s' is the cgroup v2 root: attaching there "
+			 "captures every process on this machine, system daemons "
+			 "included; pass --all if that is really what you want", real);
+		return -1;
+	}
+	snprintf(path, len, "%s", real);
+	return 0;
+}
+
+int cg_self(const char *mount, char *path, size_t len)
+{
+	char line[PATH_MAX + 8];
+	FILE *fp = fopen("/proc/self/cgroup", "re");
+	int rc = -1;
+
+	if (!fp)
+		return -1;
+	while (fgets(line, sizeof(line), fp)) {
+		if (strncmp(line, "0::", 3) == 0) {
+			line[strcspn(line, "\n")] = 0;
+			snprintf(path, len, "%s%s", mount,
+				 strcmp(line + 3, "/") == 0 ? "" : line + 3);
+			rc = 0;
+			break;
+		}
+	}
+	fclose(fp);
+	return rc;
+}
+
+int cg_move_self(const char *path)
+{
+	char procs[PATH_MAX];
+	int fd, rc = 0;
+
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", path);
+	fd = open(procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (write(fd, "0", 1) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+static uint64_t find_id;
+static char found[PATH_MAX];
+
+static int match_id(const char *p, const struct stat *st, int flag, struct FTW *f)
+{
+	(void)f;
+	if (flag == FTW_D && (uint64_t)st->st_ino == find_id) {
+		snprintf(found, sizeof(found), "%s", p);
+		return 1;
+	}
+	return 0;
+}
+
+const char *cg_name(const char *mount, const char *root, uint64_t id)
+{
+	static struct { uint64_t id; char path[PATH_MAX]; } cache[16];
+	static unsigned next;
+	size_t n = strlen(mount);
+	unsigned i;
+
+	for (i = 0; i < 16; i++)
+		if (cache[i].id == id && id)
+			return cache[i].path;
+	found[0] = 0;
+	find_id = id;
+	if (nftw(root, match_id, 16, FTW_PHYS) != 1 || strncmp(found, mount, n))
+		return "?";
+	i = next++ % 16;
+	cache[i].id = id;
+	snprintf(cache[i].path, sizeof(cache[i].path), "%s", found[n] ? found + n : "/");
+	return cache[i].path;
+}
+
+static void remove_stale(const char *base)
+{
+	DIR *d = opendir(base);
+	struct dirent *e;
+	char p[PATH_MAX];
+
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char *end;
+		long pid = strtol(e->d_name, &end, 10);
+
+		if (*end || pid <= 0 || (kill((pid_t)pid, 0) == 0 || errno != ESRCH))
+			continue;
+		if (snprintf(p, sizeof(p), "%s/%ld", base, pid) >= (int)sizeof(p))
+			continue;
+		if (rmdir(p) == 0)
+			log_info("removed %s, left by a daemon that was killed", p);
+	}
+	closedir(d);
+}
+
+int cg_own_create(const char *mount, char *path, size_t len, char *err, size_t errlen)
+{
+	char base[PATH_MAX];
+
+	snprintf(base, sizeof(base), "%s/sproxy-bpf", mount);
+	if (mkdir(base, 0755) < 0 && errno != EEXIST)
+		goto fail_base;
+	remove_stale(base);
+	snprintf(path, len, "%s/%d", base, (int)getpid());
+	if (mkdir(path, 0755) < 0 && errno != EEXIST) {
+		snprintf(err, errlen, "cannot create cgroup %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+fail_base:
+	snprintf(err, errlen, "cannot create cgroup %s: %s", base, strerror(errno));
+	return -1;
+}
+
+void cg_own_remove(const char *mount, const char *path)
+{
+	char base[PATH_MAX];
+
+	if (rmdir(path) < 0 && errno != ENOENT)
+		log_warn("cannot remove cgroup %s: %s", path, strerror(errno));
+	snprintf(base, sizeof(base), "%s/sproxy-bpf", mount);
+	rmdir(base);    /* fails while another daemon runs: fine */
+}

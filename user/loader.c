@@ -1,0 +1,242 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "addr.h"
+#include "loader.h"
+#include "log.h"
+#include "sproxy.skel.h"
+
+static int print_fn(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG && slog_level < SLOG_DEBUG)
+		return 0;
+	fputs("sproxy-bpf: libbpf: ", stderr);
+	return vfprintf(stderr, fmt, ap);
+}
+
+/* Never captured, whatever the user says: loopback, unspecified, link-local,
+ * multicast, broadcast.  (DNS to them still is: the BPF side checks port 53
+ * first.) */
+static const char *const default_bypass[] = {
+	"127.0.0.0/8", "0.0.0.0/8", "169.254.0.0/16", "224.0.0.0/4",
+	"255.255.255.255/32", "::1/128", "::/128", "fe80::/10", "ff00::/8",
+};
+
+static int add_bypass(int fd, const struct bypass_entry *e, char *err, size_t errlen)
+{
+	struct sproxy_bypass_val v;
+	struct sproxy_bypass_key k = e->key;
+	int i;
+
+	if (bpf_map_lookup_elem(fd, &k, &v) == 0) {
+		/* Merge ports of the same prefix; "any" wins. */
+		int any = 1;
+
+		for (i = 0; i < SPROXY_BYPASS_PORTS; i++)
+			any &= v.ports[i] == 0;
+		if (any)
+			return 0;
+		if (e->port == 0) {
+			memset(&v, 0, sizeof(v));
+		} else {
+			for (i = 0; i < SPROXY_BYPASS_PORTS && v.ports[i]; i++)
+				if (v.ports[i] == e->port)
+					return 0;
+			if (i == SPROXY_BYPASS_PORTS) {
+				snprintf(err, errlen, "more than %d --bypass ports for one "
+					 "prefix", SPROXY_BYPASS_PORTS);
+				return -1;
+			}
+			v.ports[i] = e->port;
+		}
+	} else {
+		memset(&v, 0, sizeof(v));
+		v.ports[0] = e->port;
+	}
+	if (bpf_map_update_elem(fd, &k, &v, BPF_ANY) < 0) {
+		snprintf(err, errlen, "bypass map update: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static void sockaddr_ip6(const struct sockaddr *sa, volatile uint32_t out[4])
+{
+	const struct sockaddr_in6 *s6 = (const void *)sa;
+	uint32_t w[4];
+
+	memcpy(w, &s6->sin6_addr, 16);
+	for (int i = 0; i < 4; i++)
+		out[i] = w[i];
+}
+
+int loader_load(struct loader *l, const struct loader_config *cfg,
+		char *err, size_t errlen)
+{
+	struct sproxy_bpf *s;
+	struct in6_addr lo6 = IN6ADDR_LOOPBACK_INIT;
+	uint32_t lo6w[4];
+	size_t i, n;
+	int fd, rc;
+
+	memset(l, 0, sizeof(*l));
+	libbpf_set_print(print_fn);
+	s = sproxy_bpf__open();
+	if (!s) {
+		snprintf(err, errlen, "cannot open the BPF object: %s", strerror(errno));
+		return -1;
+	}
+	l->skel = s;
+	s->rodata->daemon_tgid = cfg->tgid;
+	s->rodata->sock_mark = cfg->mark;
+	s->rodata->netns_cookie = cfg->netns;
+	if (cfg->listen4) {
+		const struct sockaddr_in *a = (const void *)cfg->listen4;
+
+		s->rodata->proxy4_ip = a->sin_addr.s_addr;
+		s->rodata->proxy4_port = a->sin_port;
+	}
+	if (cfg->listen6) {
+		sockaddr_ip6(cfg->listen6, s->rodata->proxy6_ip);
+		s->rodata->proxy6_port = ((const struct sockaddr_in6 *)cfg->listen6)->sin6_port;
+	}
+	s->rodata->udp4_ip = htonl(INADDR_LOOPBACK);
+	memcpy(lo6w, &lo6, 16);
+	for (i = 0; i < 4; i++)
+		s->rodata->udp6_ip[i] = lo6w[i];
+	s->rodata->capture_udp = cfg->capture_udp;
+
+	bpf_map__set_max_entries(s->maps.conns, cfg->map_size);
+	bpf_map__set_max_entries(s->maps.tuples, cfg->map_size);
+	bpf_map__set_max_entries(s->maps.flows, cfg->map_size);
+	bpf_map__set_max_entries(s->maps.udp_socks, cfg->map_size);
+	bpf_map__set_max_entries(s->maps.pool4, cfg->pool_size);
+	bpf_map__set_max_entries(s->maps.pool6, cfg->pool_size);
+	bpf_map__set_max_entries(s->maps.ports4, cfg->pool_size);
+	bpf_map__set_max_entries(s->maps.ports6, cfg->pool_size);
+
+	rc = sproxy_bpf__load(s);
+	if (rc) {
+		snprintf(err, errlen, "cannot load the BPF programs: %s (run with -v "
+			 "for the verifier log; the kernel needs BTF and cgroup BPF, "
+			 "5.15 or later)", strerror(-rc));
+		return -1;
+	}
+	fd = bpf_map__fd(s->maps.bypass);
+	n = sizeof(default_bypass) / sizeof(default_bypass[0]);
+	for (i = 0; i < n; i++) {
+		struct bypass_entry e;
+
+		if (cidr_parse(default_bypass[i], &e.key, &e.port, err, errlen) < 0 ||
+		    add_bypass(fd, &e, err, errlen) < 0)
+			return -1;
+	}
+	for (i = 0; i < cfg->n_bypass; i++)
+		if (add_bypass(fd, &cfg->bypass[i], err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
+int loader_push_port(struct loader *l, int family, uint32_t port)
+{
+	struct bpf_map *m = family == AF_INET ? l->skel->maps.pool4 : l->skel->maps.pool6;
+
+	return bpf_map_update_elem(bpf_map__fd(m), NULL, &port, BPF_ANY) ? -errno : 0;
+}
+
+static int attach_one(struct loader *l, struct bpf_program *p, int cgfd,
+		      const char *where, char *err, size_t errlen)
+{
+	struct bpf_link *link = bpf_program__attach_cgroup(p, cgfd);
+
+	if (!link) {
+		snprintf(err, errlen, "cannot attach %s to %s: %s",
+			 bpf_program__section_name(p), where, strerror(errno));
+		return -1;
+	}
+	l->links[l->n_links++] = link;
+	return 0;
+}
+
+int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
+		  char *err, size_t errlen)
+{
+	struct sproxy_bpf *s = l->skel;
+	struct bpf_program *app[] = {
+		s->progs.sproxy_connect4, s->progs.sproxy_connect6,
+		s->progs.sproxy_sendmsg4, s->progs.sproxy_sendmsg6,
+		s->progs.sproxy_recvmsg4, s->progs.sproxy_recvmsg6,
+		s->progs.sproxy_getpeername4, s->progs.sproxy_getpeername6,
+		s->progs.sproxy_sockops, s->progs.sproxy_sock_release,
+	};
+	size_t n = sizeof(app) / sizeof(app[0]), i;
+	int tfd, pfd = -1, rc = -1;
+
+	l->links = calloc(n + 1, sizeof(*l->links));
+	if (!l->links) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	tfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (tfd < 0) {
+		snprintf(err, errlen, "cannot open cgroup %s: %s", target, strerror(errno));
+		return -1;
+	}
+	pfd = open(proxy_cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (pfd < 0) {
+		snprintf(err, errlen, "cannot open cgroup %s: %s", proxy_cg, strerror(errno));
+		goto out;
+	}
+	/* The hook the proxy asks first, so no captured connection finds it
+	 * missing. */
+	if (attach_one(l, s->progs.sproxy_getsockopt, pfd, proxy_cg, err, errlen) < 0)
+		goto out;
+	for (i = 0; i < n; i++)
+		if (attach_one(l, app[i], tfd, target, err, errlen) < 0)
+			goto out;
+	rc = 0;
+out:
+	close(tfd);
+	if (pfd >= 0)
+		close(pfd);
+	return rc;
+}
+
+int loader_stats(struct loader *l, uint64_t out[SPROXY_STAT__MAX])
+{
+	int ncpu = libbpf_num_possible_cpus(), fd = bpf_map__fd(l->skel->maps.stats);
+	uint64_t *vals;
+
+	if (ncpu <= 0)
+		return -1;
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		return -1;
+	for (uint32_t k = 0; k < SPROXY_STAT__MAX; k++) {
+		out[k] = 0;
+		if (bpf_map_lookup_elem(fd, &k, vals) == 0)
+			for (int c = 0; c < ncpu; c++)
+				out[k] += vals[c];
+	}
+	free(vals);
+	return 0;
+}
+
+void loader_free(struct loader *l)
+{
+	for (size_t i = 0; i < l->n_links; i++)
+		bpf_link__destroy(l->links[i]);
+	free(l->links);
+	l->links = NULL;
+	l->n_links = 0;
+	sproxy_bpf__destroy(l->skel);
+	l->skel = NULL;
+}

@@ -1,0 +1,37 @@
+/* Daemon messages (stderr) and the connection log (--log, --json). */
+#ifndef SPROXY_LOG_H
+#define SPROXY_LOG_H
+#include <stdint.h>
+#include <sys/socket.h>
+
+enum { SLOG_ERR, SLOG_WARN, SLOG_INFO, SLOG_DEBUG };
+extern int slog_level;
+
+void slog(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+#define log_err(...)   slog(SLOG_ERR, __VA_ARGS__)
+#define log_warn(...)  slog(SLOG_WARN, __VA_ARGS__)
+#define log_info(...)  slog(SLOG_INFO, __VA_ARGS__)
+#define log_debug(...) do { if (slog_level >= SLOG_DEBUG) slog(SLOG_DEBUG, __VA_ARGS__); } while (0)
+
+struct sproxy_proc;
+
+/* One finished connection or flow. */
+struct conn_log {
+	const char *proto;                 /* "tcp", "udp", "dns" */
+	const struct sproxy_proc *proc;    /* NULL when unknown */
+	const char *cgroup;                /* path below the cgroup2 mount */
+	const struct sockaddr *src;
+	const struct sockaddr *dst;
+	const char *host;                  /* name behind a fake address */
+	uint64_t up, down;                 /* bytes app->server, server->app */
+	double duration;                   /* seconds */
+	const char *result;                /* "ok", "error", "refused" */
+	const char *error;                 /* NULL when none */
+};
+
+/* path NULL: stderr.  Returns 0 or -errno. */
+int connlog_open(const char *path, int json);
+void connlog_close(void);
+void connlog_write(const struct conn_log *c);
+
+#endif

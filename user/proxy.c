@@ -1,0 +1,322 @@
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <bpf/bpf.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include "addr.h"
+#include "connector.h"
+#include "daemon.h"
+#include "dnsserver.h"
+#include "dnstcp.h"
+#include "http.h"
+#include "log.h"
+#include "proxy.h"
+#include "relay.h"
+#include "sproxy.h"
+
+#ifndef SO_ORIGINAL_DST
+#define SO_ORIGINAL_DST 80
+#endif
+
+struct proxy_listener {
+	struct daemon *d;
+	struct evconnlistener *l;
+	struct event *pause;        /* re-enables accepting after EMFILE */
+};
+
+struct session {
+	struct daemon *d;
+	int cfd, sfd;
+	struct sockaddr_storage src;          /* the application's end */
+	struct target t;
+	struct sproxy_proc proc;
+	int have_proc;
+	struct connect_req *creq;
+	struct relay relay;
+	int relaying;
+	struct timespec start;
+};
+
+static double since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Closing with SO_LINGER 0 sends a reset: the peer learns at once. */
+static void close_reset(int fd)
+{
+	struct linger lg = { 1, 0 };
+
+	if (fd < 0)
+		return;
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+}
+
+static void session_end(struct session *s, const char *result, const char *err)
+{
+	struct conn_log c = {
+		.proto = "tcp",
+		.proc = s->have_proc ? &s->proc : NULL,
+		.cgroup = s->have_proc ? daemon_cgroup_name(s->d, s->proc.cgroup_id) : NULL,
+		.src = (struct sockaddr *)&s->src,
+		.dst = (struct sockaddr *)&s->t.addr,
+		.host = s->t.host[0] ? s->t.host : NULL,
+		.up = s->relay.up.bytes,
+		.down = s->relay.down.bytes,
+		.duration = since(&s->start),
+		.result = result,
+		.error = err,
+	};
+
+	if (s->t.addr.ss_family == 0)
+		c.dst = NULL;
+	connlog_write(&c);
+	if (s->creq)
+		connector_cancel(s->creq);
+	if (s->relaying)
+		relay_free(&s->relay);
+	if (err) {
+		close_reset(s->cfd);
+		close_reset(s->sfd);
+	} else {
+		close(s->cfd);
+		if (s->sfd >= 0)
+			close(s->sfd);
+	}
+	s->d->n_conns--;
+	free(s);
+}
+
+static void on_relay_done(struct relay *r, const char *err, void *arg)
+{
+	struct session *s = arg;
+
+	(void)r;
+	session_end(s, err ? "error" : "ok", err);
+}
+
+static void on_connected(int fd, const char *errmsg, void *arg)
+{
+	struct session *s = arg;
+	struct http_tagger *tagger = NULL;
+	char tag[96];
+
+	s->creq = NULL;
+	if (fd < 0) {
+		session_end(s, "error", errmsg);
+		return;
+	}
+	s->sfd = fd;
+	if (s->have_proc) {
+		http_format_tag(tag, sizeof(tag), s->proc.comm, s->proc.tgid);
+		tagger = http_tagger_new(tag);
+		if (!tagger) {
+			session_end(s, "error", "out of memory");
+			return;
+		}
+	}
+	if (relay_start(&s->relay, s->d->base, s->cfd, s->sfd, tagger,
+			!s->d->opt->relay_copy, on_relay_done, s) < 0) {
+		s->relaying = 1;
+		session_end(s, "error", "out of memory");
+		return;
+	}
+	s->relaying = 1;
+}
+
+/* The record the BPF side keyed by this connection's 4-tuple: the process.
+ * The proxy deletes it once read; a record left behind ages out of the LRU. */
+static int take_record(struct session *s, const struct sockaddr_storage *local)
+{
+	struct sproxy_tuple k;
+	struct sproxy_conn c;
+
+	memset(&k, 0, sizeof(k));
+	k.netns = s->d->netns;
+	addr_to_sproxy((const struct sockaddr *)&s->src, &k.app);
+	addr_to_sproxy((const struct sockaddr *)local, &k.proxy);
+	if (bpf_map_lookup_elem(s->d->tuples_fd, &k, &c) < 0)
+		return -1;
+	bpf_map_delete_elem(s->d->tuples_fd, &k);
+	s->proc = c.proc;
+	s->have_proc = 1;
+	return 0;
+}
+
+static void refuse(struct session *s, const char *why)
+{
+	session_end(s, "refused", why);
+}
+
+static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
+		      struct sockaddr *peer, int plen, void *arg)
+{
+	struct proxy_listener *pl = arg;
+	struct daemon *d = pl->d;
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local), olen;
+	struct session *s;
+	char err[200], a[ADDR_STRLEN];
+	int level, one = 1, in_range = 0;
+	const char *name;
+
+	(void)lis;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		log_err("out of memory accepting a connection: reset");
+		close_reset(fd);
+		return;
+	}
+	s->d = d;
+	s->cfd = fd;
+	s->sfd = -1;
+	d->n_conns++;
+	clock_gettime(CLOCK_MONOTONIC, &s->start);
+	memcpy(&s->src, peer, (size_t)plen < sizeof(s->src) ? (size_t)plen : sizeof(s->src));
+	addr_unmap(&s->src);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (getsockname(fd, (struct sockaddr *)&local, &len) < 0) {
+		snprintf(err, sizeof(err), "getsockname: %s", strerror(errno));
+		refuse(s, err);
+		return;
+	}
+	addr_unmap(&local);
+	/* SO_ORIGINAL_DST, as any REDIRECT-style proxy asks it: answered by
+	 * the getsockopt hook. */
+	level = local.ss_family == AF_INET ? SOL_IP : SOL_IPV6;
+	olen = sizeof(s->t.addr);
+	if (getsockopt(fd, level, SO_ORIGINAL_DST, &s->t.addr, &olen) < 0) {
+		if (errno == ENOENT)
+			snprintf(err, sizeof(err), "no original destination for %s: not a "
+				 "connection captured from the cgroup (the listener is not "
+				 "an open relay)", addr_str((struct sockaddr *)&s->src, a, sizeof(a)));
+		else
+			snprintf(err, sizeof(err), "SO_ORIGINAL_DST: %s (is the getsockopt "
+				 "hook attached?)", strerror(errno));
+		memset(&s->t.addr, 0, sizeof(s->t.addr));
+		refuse(s, err);
+		return;
+	}
+	addr_unmap(&s->t.addr);
+	if (take_record(s, &local) < 0)
+		log_debug("no process record for %s (aged out of the map?)",
+			  addr_str((struct sockaddr *)&s->src, a, sizeof(a)));
+	if (addr_port((struct sockaddr *)&s->t.addr) == 53) {
+		if (dnstcp_start(d, fd, &s->proc, s->have_proc, &s->src, &s->t.addr) < 0) {
+			refuse(s, "out of memory");
+			return;
+		}
+		d->n_conns--;
+		free(s);            /* the DNS session owns the socket now */
+		return;
+	}
+	name = dns_server_fake_name(d->dns, (struct sockaddr *)&s->t.addr, &in_range);
+	if (in_range && !name) {
+		snprintf(err, sizeof(err), "%s is a FakeIP address that is not mapped to "
+			 "any name (handed out before a restart without --fakeip-store?)",
+			 addr_str((struct sockaddr *)&s->t.addr, a, sizeof(a)));
+		refuse(s, err);
+		return;
+	}
+	if (name)
+		snprintf(s->t.host, sizeof(s->t.host), "%s", name);
+	s->creq = connector_start(d, &s->t, SOCK_STREAM, on_connected, s);
+	if (!s->creq)
+		session_end(s, "error", "out of memory");
+}
+
+static void on_accept_error(struct evconnlistener *lis, void *arg)
+{
+	struct proxy_listener *pl = arg;
+	int err = EVUTIL_SOCKET_ERROR();
+	static time_t last;
+	time_t now = time(NULL);
+
+	struct timeval tv = { 0, 100 * 1000 };
+
+	/* EMFILE and friends: keep serving what is open, stop accepting for a
+	 * moment (the pending connection would wake us at once, forever), and
+	 * say so once a second at most. */
+	if (now != last)
+		log_err("accept: %s (%llu connections open; raise the fd limit with "
+			"ulimit -n)", strerror(err), (unsigned long long)pl->d->n_conns);
+	last = now;
+	evconnlistener_disable(lis);
+	evtimer_add(pl->pause, &tv);
+}
+
+static void on_pause_end(evutil_socket_t fd, short what, void *arg)
+{
+	struct proxy_listener *pl = arg;
+
+	(void)fd;
+	(void)what;
+	evconnlistener_enable(pl->l);
+}
+
+struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *addr,
+				    char *err, size_t errlen)
+{
+	struct proxy_listener *pl = calloc(1, sizeof(*pl));
+	socklen_t len = addr_len((struct sockaddr *)addr);
+	char a[ADDR_STRLEN];
+	int fd, one = 1;
+
+	if (!pl) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	pl->d = d;
+	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (addr->ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	daemon_mark(d, fd);
+	if (bind(fd, (struct sockaddr *)addr, len) < 0 || listen(fd, 4096) < 0 ||
+	    getsockname(fd, (struct sockaddr *)addr, &len) < 0) {
+		close(fd);
+		goto fail;
+	}
+	pl->l = evconnlistener_new(d->base, on_accept, pl, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	if (!pl->l) {
+		close(fd);
+		goto fail;
+	}
+	evconnlistener_set_error_cb(pl->l, on_accept_error);
+	pl->pause = evtimer_new(d->base, on_pause_end, pl);
+	if (!pl->pause) {
+		evconnlistener_free(pl->l);
+		free(pl);
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	return pl;
+fail:
+	snprintf(err, errlen, "cannot listen on %s: %s",
+		 addr_str((struct sockaddr *)addr, a, sizeof(a)), strerror(errno));
+	free(pl);
+	return NULL;
+}
+
+void proxy_listener_free(struct proxy_listener *l)
+{
+	if (!l)
+		return;
+	evconnlistener_free(l->l);
+	event_free(l->pause);
+	free(l);
+}

@@ -1,0 +1,16 @@
+/* The TCP side: listeners, and one session per captured connection. */
+#ifndef SPROXY_PROXY_H
+#define SPROXY_PROXY_H
+#include <stddef.h>
+#include <sys/socket.h>
+
+struct daemon;
+struct proxy_listener;
+
+/* Binds and listens on addr (port 0: any; the bound address is written
+ * back), in the daemon's network namespace. */
+struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *addr,
+				    char *err, size_t errlen);
+void proxy_listener_free(struct proxy_listener *l);
+
+#endif

@@ -1,0 +1,225 @@
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/socket.h>
+#include <event2/buffer.h>
+#include <event2/event.h>
+
+#include "http.h"
+#include "relay.h"
+
+#define CHUNK       (64 * 1024)
+#define MAX_ROUNDS  16          /* reads per wakeup: fairness between sessions */
+
+static void pump(struct relay_dir *d);
+
+static void fail(struct relay_dir *d, const char *what, int err)
+{
+	struct relay *r = d->r;
+
+	if (r->finished)
+		return;
+	r->finished = 1;
+	snprintf(r->err, sizeof(r->err), "%s: %s", what, strerror(err));
+	r->done(r, r->err, r->arg);
+}
+
+static void maybe_done(struct relay *r)
+{
+	if (!r->finished && r->up.shut && r->down.shut) {
+		r->finished = 1;
+		r->done(r, NULL, r->arg);
+	}
+}
+
+static void on_read(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	pump(arg);
+}
+
+/* Writes what is pending.  1: all out, 0: `to` is full, -1: failed. */
+static int drain(struct relay_dir *d)
+{
+	while (evbuffer_get_length(d->buf)) {
+		int n = evbuffer_write(d->buf, d->to);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			fail(d, d == &d->r->up ? "write to server" : "write to client", errno);
+			return -1;
+		}
+	}
+	while (d->in_pipe) {
+		ssize_t n = splice(d->pipe[0], NULL, d->to, NULL, d->in_pipe,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+
+		if (n < 0) {
+			if (errno == EAGAIN || errno == EINTR)
+				return 0;
+			fail(d, d == &d->r->up ? "write to server" : "write to client", errno);
+			return -1;
+		}
+		d->in_pipe -= (size_t)n;
+	}
+	return 1;
+}
+
+static int want_splice(struct relay_dir *d)
+{
+	if (!d->r->use_splice)
+		return 0;
+	if (d->tagger && http_tagger_verbatim(d->tagger) == 0)
+		return 0;
+	if (d->pipe[0] < 0 && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+		d->pipe[0] = d->pipe[1] = -1;
+		d->r->use_splice = 0;     /* out of fds: copy instead */
+		return 0;
+	}
+	return 1;
+}
+
+/* Reads once from `from`.  >0 bytes moved, 0 EOF, -1 would block, -2 failed. */
+static ssize_t take(struct relay_dir *d)
+{
+	char tmp[16 * 1024];
+	ssize_t n;
+
+	if (want_splice(d)) {
+		uint64_t v = d->tagger ? http_tagger_verbatim(d->tagger) : UINT64_MAX;
+		size_t len = v < CHUNK ? (size_t)v : CHUNK;
+
+		n = splice(d->from, NULL, d->pipe[1], NULL, len,
+			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			d->in_pipe += (size_t)n;
+			if (d->tagger)
+				http_tagger_skip(d->tagger, (uint64_t)n);
+		}
+	} else {
+		n = read(d->from, tmp, sizeof(tmp));
+		if (n > 0) {
+			int rc = d->tagger ? http_tagger_feed(d->tagger, tmp, (size_t)n, d->buf)
+					   : evbuffer_add(d->buf, tmp, (size_t)n);
+			if (rc < 0) {
+				fail(d, "relay", ENOMEM);
+				return -2;
+			}
+		}
+	}
+	if (n > 0) {
+		d->bytes += (uint64_t)n;
+		return n;
+	}
+	if (n == 0)
+		return 0;
+	if (errno == EAGAIN || errno == EINTR)
+		return -1;
+	fail(d, d == &d->r->up ? "read from client" : "read from server", errno);
+	return -2;
+}
+
+static void pump(struct relay_dir *d)
+{
+	struct relay *r = d->r;
+	int rounds = 0;
+
+	while (!r->finished) {
+		int rc = drain(d);
+
+		if (rc < 0)
+			return;
+		if (rc == 0) {               /* wait for `to`; stop reading */
+			event_del(d->rd);
+			event_add(d->wr, NULL);
+			return;
+		}
+		event_del(d->wr);
+		if (d->eof) {
+			if (d->tagger && http_tagger_flush(d->tagger, d->buf) == 0 &&
+			    evbuffer_get_length(d->buf))
+				continue;
+			if (!d->shut) {
+				shutdown(d->to, SHUT_WR);
+				d->shut = 1;
+			}
+			maybe_done(r);
+			return;
+		}
+		if (++rounds > MAX_ROUNDS) {
+			event_add(d->rd, NULL);
+			return;
+		}
+		ssize_t n = take(d);
+
+		if (n == -2)
+			return;
+		if (n == -1) {
+			event_add(d->rd, NULL);
+			return;
+		}
+		if (n == 0) {
+			event_del(d->rd);
+			d->eof = 1;
+		}
+	}
+}
+
+static int dir_init(struct relay *r, struct relay_dir *d, struct event_base *base,
+		    int from, int to)
+{
+	d->r = r;
+	d->from = from;
+	d->to = to;
+	d->pipe[0] = d->pipe[1] = -1;
+	d->buf = evbuffer_new();
+	d->rd = event_new(base, from, EV_READ | EV_PERSIST, on_read, d);
+	d->wr = event_new(base, to, EV_WRITE | EV_PERSIST, on_read, d);
+	return d->buf && d->rd && d->wr ? 0 : -1;
+}
+
+int relay_start(struct relay *r, struct event_base *base, int client, int server,
+		struct http_tagger *up_tagger, int use_splice, relay_done_cb done,
+		void *arg)
+{
+	memset(r, 0, sizeof(*r));
+	r->up.pipe[0] = r->up.pipe[1] = r->down.pipe[0] = r->down.pipe[1] = -1;
+	r->done = done;
+	r->arg = arg;
+	r->use_splice = use_splice;
+	r->up.tagger = up_tagger;
+	if (dir_init(r, &r->up, base, client, server) < 0 ||
+	    dir_init(r, &r->down, base, server, client) < 0)
+		return -1;
+	event_add(r->up.rd, NULL);
+	event_add(r->down.rd, NULL);
+	return 0;
+}
+
+static void dir_free(struct relay_dir *d)
+{
+	if (d->rd)
+		event_free(d->rd);
+	if (d->wr)
+		event_free(d->wr);
+	if (d->buf)
+		evbuffer_free(d->buf);
+	if (d->pipe[0] >= 0) {
+		close(d->pipe[0]);
+		close(d->pipe[1]);
+	}
+	if (d->tagger)
+		http_tagger_free(d->tagger);
+	memset(d, 0, sizeof(*d));
+	d->pipe[0] = d->pipe[1] = -1;
+}
+
+void relay_free(struct relay *r)
+{
+	dir_free(&r->up);
+	dir_free(&r->down);
+}
