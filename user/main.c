@@ -388,6 +388,27 @@ static int run(struct options *o)
 		log_err("cannot open log %s: %s", o->log_path, strerror(errno));
 		return EXIT_USAGE;
 	}
+	/* The getsockopt hook runs in the cgroup of the proxy's sockets: the
+	 * one the daemon is in when it makes its listeners.  Inside the target
+	 * that is covered already; elsewhere the daemon gets a cgroup of its
+	 * own first, never the root's. */
+	if (cg_self(d.cg_mount, self_cg, sizeof(self_cg)) < 0) {
+		log_err("cannot read /proc/self/cgroup");
+		goto out;
+	}
+	if (cg_within(self_cg, d.target)) {
+		proxy_cg = d.target;
+	} else {
+		if (cg_own_create(d.cg_mount, own_cg, sizeof(own_cg), err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			goto out;
+		}
+		if (cg_move_self(own_cg) < 0) {
+			log_err("cannot move into %s: %s", own_cg, strerror(errno));
+			goto out;
+		}
+		proxy_cg = own_cg;
+	}
 	signal(SIGPIPE, SIG_IGN);
 	raise_nofile();
 	setup_listeners(o);
@@ -495,26 +516,6 @@ static int run(struct options *o)
 		goto out;
 	}
 
-	/* The getsockopt hook runs in the proxy's cgroup.  Inside the target
-	 * it is already covered; elsewhere the daemon gets a cgroup of its
-	 * own, never the root's. */
-	if (cg_self(d.cg_mount, self_cg, sizeof(self_cg)) < 0) {
-		log_err("cannot read /proc/self/cgroup");
-		goto out;
-	}
-	if (cg_within(self_cg, d.target)) {
-		proxy_cg = d.target;
-	} else {
-		if (cg_own_create(d.cg_mount, own_cg, sizeof(own_cg), err, sizeof(err)) < 0) {
-			log_err("%s", err);
-			goto out;
-		}
-		if (cg_move_self(own_cg) < 0) {
-			log_err("cannot move into %s: %s", own_cg, strerror(errno));
-			goto out;
-		}
-		proxy_cg = own_cg;
-	}
 	if (loader_attach(&d.bpf, d.target, proxy_cg, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		goto out;
