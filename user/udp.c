@@ -338,7 +338,13 @@ static void on_slot_read(evutil_socket_t fd, short what, void *arg)
 				  slot->port);
 			continue;
 		}
-		f->app = from;
+		/* A flow is one application socket: anything else writing to
+		 * its port is not let in. */
+		if (!addr_equal((struct sockaddr *)&from, (struct sockaddr *)&f->app)) {
+			log_debug("UDP datagram on pool port %u from a stranger: dropped",
+				  slot->port);
+			continue;
+		}
 		f->up += (uint64_t)n;
 		f->last = time(NULL);
 		if (f->refused)
