@@ -51,6 +51,8 @@ DAEMON_PIDS=()		# every daemon started: their own cgroups are removed at exit
 MADE_CGROUPS=()
 MADE_NETNS=()
 WHY=""
+RUN_RC=0
+RUN_PID=""
 CASE_LOGS=()		# more files whose tails a failing case shows (server logs)
 LAST_RUN=""
 
@@ -92,6 +94,17 @@ expect() {
 	return 1
 }
 
+# ran app_run|client_run NAME CMD...: the run, and on failure WHY names the
+# command, its exit status and the last line it printed.
+ran() {
+	"$@" && return 0
+	local last
+	last=$(tail -n 1 "$TMP/$LAST_RUN.err" 2>/dev/null)
+	[ -n "$last" ] || last=$(tail -n 1 "$TMP/$LAST_RUN.out" 2>/dev/null)
+	WHY="${3##*/} ($2) failed with exit $RUN_RC: $last"
+	return 1
+}
+
 # run_case NAME FUNCTION [ARGS...]: runs the case in this shell (it may start
 # and stop daemons) and prints its PASS/FAIL line. On failure, the tails of
 # the daemon's stderr and connection log and of the server logs follow.
@@ -121,7 +134,7 @@ wait_for() {
 	local tries=$(($1 * 10))
 	shift
 	while [ "$tries" -gt 0 ]; do
-		"$@" 2>/dev/null && return 0
+		"$@" >/dev/null 2>&1 && return 0
 		sleep 0.1
 		tries=$((tries - 1))
 	done
@@ -355,6 +368,8 @@ start_bg() {
 	ns=$(_where_ns "$where") || return 1
 	local resolv=$RESOLV_CONF
 	[ "$where" = server ] && resolv=""
+	: >"$TMP/$name.out"
+	: >"$TMP/$name.err"
 	# A simple command in the background: $! is the process itself, which
 	# execs its way to CMD.
 	bash -c "$_ENTER" _ "$where" "$CG" "$ns" "" "$resolv" "$@" \
@@ -399,7 +414,10 @@ start_daemon() {
 		WHY="daemon binary $SPROXY_BIN not found (run 'make')"
 		return 1
 	fi
+	# Emptied here, not by the child's redirection, which may come too late:
+	# the previous daemon's "ready" must not count for this one.
 	: >"$TMP/conn.log"
+	: >"$TMP/daemon.err"
 	bash -c "$_ENTER" _ "$where" "$CG" "$NS_C" "" "$RESOLV_CONF" \
 		"$SPROXY_BIN" attach "$CG" --log "$TMP/conn.log" "$@" \
 		>"$TMP/daemon.out" 2>"$TMP/daemon.err" </dev/null &

@@ -281,7 +281,13 @@ static int connect_timeout(const struct sockaddr_storage *ss, socklen_t len, int
 		}
 		getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &elen);
 		if (err) {
-			printf("connect: %s\n", strerror(err));
+			struct sockaddr_storage local = { 0 };
+			socklen_t llen = sizeof(local);
+			char l[80];
+
+			/* The local address tells which log line is ours. */
+			getsockname(fd, (struct sockaddr *)&local, &llen);
+			printf("connect: %s local=%s\n", strerror(err), fmt_addr(&local, l, sizeof(l)));
 			close(fd);
 			return -1;
 		}
