@@ -488,7 +488,11 @@ restart_daemon() {
 # daemon_running: for cases that need it; sets WHY.
 daemon_running() {
 	[ -n "$DAEMON_PID" ] && alive "$DAEMON_PID" && return 0
-	WHY="daemon not running: $(tail -n 2 "$TMP/daemon.err" 2>/dev/null | tr '\n' ' ')"
+	if [ -z "$DAEMON_PID" ]; then
+		WHY="no daemon running (it did not start, see above)"
+	else
+		WHY="the daemon (pid $DAEMON_PID) died: $(tail -n 2 "$TMP/daemon.err" 2>/dev/null | tr '\n' ' ')"
+	fi
 	return 1
 }
 

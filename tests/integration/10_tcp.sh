@@ -339,6 +339,9 @@ t_sigterm() {
 	pid=$DAEMON_PID
 	expect "bpftool lists nothing on $CG while the daemon runs" \
 		eval '[ -n "$(attached_progs "$CG")" ]' || return 1
+	# Started from the cgroup v2 root, it lives in a cgroup of its own.
+	expect "the daemon is in '$(grep '^0::' "/proc/$pid/cgroup")', want 0::/sproxy-bpf/$pid" \
+		grep -qx "0::/sproxy-bpf/$pid" "/proc/$pid/cgroup" || return 1
 	stop_daemon || return 1
 	after_detach after-sigterm || return 1
 	expect "the daemon's own cgroup $CG2/sproxy-bpf/$pid stayed after a clean exit" \
