@@ -1,7 +1,6 @@
 # shellcheck shell=bash
 # Integration test library, sourced by every tests/integration/*.sh and by
-# tests/demo.sh. Read tests/TESTING.md's rules first; this file is where they
-# are kept:
+# tests/demo.sh. The project's testing rules (TESTING.md) live here:
 #   - the only cgroups touched are <cg2>/sproxy-bpf-test-<pid>-*, made here
 #     and removed by the EXIT trap;
 #   - every process runs in the namespaces sbt<pid>c (client: apps and the
@@ -405,7 +404,8 @@ stop_bg() {
 # start_daemon [--in-app] [ARGS...]: `sproxy-bpf attach $CG --log $TMP/conn.log
 # ARGS` in the client namespace (in the app cgroup with --in-app), stderr in
 # $TMP/daemon.err. Waits up to 10 s for "ready". DAEMON_PID is its pid.
-# The log file starts empty.
+# The log file starts empty. ATTACH_TARGET, if set, replaces $CG on the
+# command line (another spelling of the same cgroup).
 start_daemon() {
 	local where=client
 	if [ "${1:-}" = --in-app ]; then
@@ -422,7 +422,7 @@ start_daemon() {
 	: >"$TMP/conn.log"
 	: >"$TMP/daemon.err"
 	bash -c "$_ENTER" _ "$where" "$CG" "$NS_C" "" "$RESOLV_CONF" \
-		"$SPROXY_BIN" attach "$CG" --log "$TMP/conn.log" "$@" \
+		"$SPROXY_BIN" attach "${ATTACH_TARGET:-$CG}" --log "$TMP/conn.log" "$@" \
 		>"$TMP/daemon.out" 2>"$TMP/daemon.err" </dev/null &
 	DAEMON_PID=$!
 	DAEMON_PIDS+=("$DAEMON_PID")
@@ -533,10 +533,10 @@ cleanup() {
 		cg=${MADE_CGROUPS[i]}
 		[ -d "$cg" ] || continue
 		local d
-		for d in $(find "$cg" -mindepth 1 -depth -type d 2>/dev/null); do
+		while read -r d; do
 			_empty_cgroup "$d"
 			rmdir "$d" 2>/dev/null
-		done
+		done < <(find "$cg" -mindepth 1 -depth -type d 2>/dev/null)
 		_empty_cgroup "$cg"
 		wait_for 5 rmdir "$cg" || echo "cleanup: could not remove $cg" >&2
 	done

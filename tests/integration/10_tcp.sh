@@ -348,6 +348,32 @@ t_sigterm() {
 		[ ! -d "$CG2/sproxy-bpf/$pid" ]
 }
 
+# SIGINT (Ctrl-C) detaches like SIGTERM: exit status 0.
+t_sigint() {
+	local pid
+	restart_daemon || return 1
+	pid=$DAEMON_PID
+	kill -INT "$pid"
+	if ! wait_for 10 eval '! alive '"$pid"; then
+		WHY="daemon still running 10 s after SIGINT"
+		kill_daemon
+		return 1
+	fi
+	wait "$pid"
+	DAEMON_RC=$?
+	DAEMON_PID=""
+	expect "daemon exited with status $DAEMON_RC after SIGINT" [ "$DAEMON_RC" = 0 ] || return 1
+	after_detach after-sigint
+}
+
+# CGROUP relative to the cgroup v2 mount.
+t_relative_path() {
+	ATTACH_TARGET=sproxy-bpf-test-$TEST_ID-app restart_daemon || return 1
+	ran app_run rel curl -sS -m 10 -o /dev/null "http://$V4:8080/relative" || return 1
+	tagged /relative curl "$RUN_PID" "curl/$CURL_VER" || return 1
+	stop_daemon
+}
+
 t_sigkill() {
 	local pid
 	restart_daemon || return 1
@@ -479,6 +505,8 @@ run_case bypass t_bypass
 run_case listen t_listen
 run_case daemon-in-cgroup t_daemon_in_cgroup
 run_case sigterm-detach t_sigterm
+run_case sigint-detach t_sigint
+run_case relative-cgroup-path t_relative_path
 run_case sigkill-detach t_sigkill
 [ -n "$DAEMON_PID" ] && { stop_daemon || fail final-stop "$WHY" "$TMP/daemon.err"; }
 run_case attach-root-refused t_attach_root

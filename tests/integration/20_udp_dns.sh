@@ -78,7 +78,7 @@ expand6() {
 in_cidr6() {
 	local chars
 	[[ $1 =~ ^[0-9a-fA-F:]+$ && $1 == *:* ]] || return 1
-	chars=$((${2#*/} / 16 * 5))
+	chars=$((${2#*/} / 16 * 5))	# "xxxx:" per 16 bits
 	[ "$(expand6 "$1" | cut -c1-$chars)" = "$(expand6 "${2%/*}" | cut -c1-$chars)" ]
 }
 
@@ -102,7 +102,7 @@ fake_answer() {
 	query "$name" "$@"
 	ADDR=$Q
 	expect "dig $* failed (exit $RUN_RC): $(head -n 1 "$TMP/$name.out")" [ "$RUN_RC" = 0 ] || return 1
-	expect "dig $* answered '$(echo $Q)', want one address" [ "$(echo "$Q" | grep -c .)" = 1 ] || return 1
+	expect "dig $* answered '$(tr '\n' ' ' <<<"$Q")', want one address" [ "$(echo "$Q" | grep -c .)" = 1 ] || return 1
 	if [ $six = 1 ]; then
 		expect "dig $* answered $Q, not in $RANGE6" in_cidr6 "$Q" "$RANGE6"
 	else
