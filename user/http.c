@@ -1,0 +1,708 @@
+/* HTTP/1.x User-Agent tagging: an incremental parser of the request side of
+ * a connection that rewrites one header line per request and leaves every
+ * other byte alone.  Anything it is unsure about sends the stream to raw
+ * pass-through for good: an untagged request is harmless, a corrupted
+ * stream is not. */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <event2/buffer.h>
+
+#include "http.h"
+
+#define MAX_METHOD	 24	/* longest registered method is 17 bytes */
+#define MAX_CHUNK_LINE	 4096	/* chunk-size line, extensions included */
+#define MAX_BODY	 (UINT64_MAX >> 1) /* keeps UINT64_MAX meaning "raw" */
+
+enum state {
+	ST_IDLE,	  /* between requests; stray CR/LF pass */
+	ST_REQLINE,	  /* request line, held */
+	ST_HEADERS,	  /* header fields, held */
+	ST_BODY,	  /* Content-Length body, remain bytes left */
+	ST_CHUNK_SIZE,	  /* hex digits of a chunk-size line */
+	ST_CHUNK_EXT,	  /* rest of a chunk-size line */
+	ST_CHUNK_SIZE_LF, /* LF after the chunk-size line's CR */
+	ST_CHUNK_DATA,	  /* chunk data, remain bytes left */
+	ST_CHUNK_END,	  /* CRLF after chunk data */
+	ST_CHUNK_END_LF,
+	ST_TRAILER,	  /* trailer fields up to the blank line */
+	ST_RAW,		  /* verbatim for good */
+};
+
+enum rl_phase { RL_METHOD, RL_TARGET, RL_VERSION, RL_LF };
+
+enum field { F_OTHER, F_UA, F_CLEN, F_TE, F_CONNECTION, F_UPGRADE };
+
+struct http_tagger {
+	char *tag;
+	size_t tag_len;
+	enum state state;
+	uint64_t requests;
+
+	/* The header block being collected: held[0..held_len). */
+	char *held;
+	size_t held_len, held_cap;
+	size_t line_start;	/* offset of the header line not yet ended */
+	enum rl_phase rl_phase;
+	size_t rl_n;		/* bytes in the current request-line part */
+
+	/* What the header block said so far. */
+	size_t ua_pos;		/* where the tag goes; 0: no User-Agent yet */
+	int64_t clen;		/* -1: no Content-Length */
+	bool te_seen, te_chunked, upgrade, connect, seen_field;
+	enum field last_field;
+
+	/* Body framing. */
+	uint64_t remain;	/* body or chunk bytes left */
+	size_t line_len;	/* chunk-size or trailer line length so far */
+	bool cr;		/* trailer line: last byte was CR */
+};
+
+static bool is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c >= '0' && c <= '9'))
+		return true;
+	return c && strchr("!#$%&'*+-.^_`|~", c);
+}
+
+static bool is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+struct http_tagger *http_tagger_new(const char *tag)
+{
+	struct http_tagger *t;
+	const char *c;
+
+	for (c = tag; *c; c++) {
+		if ((unsigned char)*c < 0x20 || *c == 0x7f) {
+			errno = EINVAL;
+			return NULL;
+		}
+	}
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	t->tag = strdup(tag);
+	if (!t->tag) {
+		free(t);
+		return NULL;
+	}
+	t->tag_len = strlen(tag);
+	t->state = ST_IDLE;
+	return t;
+}
+
+void http_tagger_free(struct http_tagger *t)
+{
+	if (!t)
+		return;
+	free(t->held);
+	free(t->tag);
+	free(t);
+}
+
+static void begin_request(struct http_tagger *t)
+{
+	t->state = ST_REQLINE;
+	t->held_len = 0;
+	t->line_start = 0;
+	t->rl_phase = RL_METHOD;
+	t->rl_n = 0;
+	t->ua_pos = 0;
+	t->clen = -1;
+	t->te_seen = t->te_chunked = t->upgrade = t->connect = false;
+	t->seen_field = false;
+	t->last_field = F_OTHER;
+}
+
+/* Emits what is held verbatim and stops parsing for good. */
+static int go_raw(struct http_tagger *t, struct evbuffer *out)
+{
+	t->state = ST_RAW;
+	if (t->held_len && evbuffer_add(out, t->held, t->held_len))
+		return -1;
+	t->held_len = 0;
+	return 0;
+}
+
+/* Appends to the held block; false when the block would outgrow the
+ * limit (the caller goes raw) or on ENOMEM (*err set). */
+static bool hold(struct http_tagger *t, const void *p, size_t n, bool *err)
+{
+	size_t need = t->held_len + n, cap;
+	char *nb;
+
+	if (need > HTTP_MAX_HEADER)
+		return false;
+	if (need > t->held_cap) {
+		cap = t->held_cap ? t->held_cap : 512;
+		while (cap < need)
+			cap *= 2;
+		if (cap > HTTP_MAX_HEADER)
+			cap = HTTP_MAX_HEADER;
+		nb = realloc(t->held, cap);
+		if (!nb) {
+			*err = true;
+			return false;
+		}
+		t->held = nb;
+		t->held_cap = cap;
+	}
+	memcpy(t->held + t->held_len, p, n);
+	t->held_len = need;
+	return true;
+}
+
+/* One request-line byte: 1 keep going, 2 line complete, 0 not HTTP/1.x.
+ * Checked byte by byte so that TLS, SSH and binary protocols go raw at
+ * once instead of being held while waiting for a newline. */
+static int reqline_step(struct http_tagger *t, unsigned char c)
+{
+	static const char version[] = "HTTP/1.";
+
+	switch (t->rl_phase) {
+	case RL_METHOD:
+		if (c == ' ' && t->rl_n) {
+			t->rl_phase = RL_TARGET;
+			t->rl_n = 0;
+			return 1;
+		}
+		/* Methods are uppercase in practice; anything else is
+		 * more likely another protocol than an odd client. */
+		if (!((c >= 'A' && c <= 'Z') || c == '-' || c == '_') ||
+		    ++t->rl_n > MAX_METHOD)
+			return 0;
+		return 1;
+	case RL_TARGET:
+		if (c == ' ' && t->rl_n) {
+			t->rl_phase = RL_VERSION;
+			t->rl_n = 0;
+			return 1;
+		}
+		if (c <= ' ' || c == 0x7f)
+			return 0;
+		t->rl_n++;
+		return 1;
+	case RL_VERSION:
+		if (t->rl_n < sizeof(version) - 1)
+			return c == version[t->rl_n++];
+		if (t->rl_n == sizeof(version) - 1) {
+			t->rl_n++;
+			return c >= '0' && c <= '9';
+		}
+		if (c == '\n')
+			return 2;
+		if (c != '\r')
+			return 0;
+		t->rl_phase = RL_LF;
+		return 1;
+	case RL_LF:
+		return c == '\n' ? 2 : 0;
+	}
+	return 0;
+}
+
+/* Field values: visible ASCII, SP, HTAB, obs-text.  Bare CR, NUL and other
+ * controls are where request smuggling lives; leave such streams alone. */
+static bool value_ok(const char *v, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = v[i];
+
+		if ((c < ' ' && c != '\t') || c == 0x7f)
+			return false;
+	}
+	return true;
+}
+
+static bool name_is(const char *name, size_t n, const char *want)
+{
+	return strlen(want) == n && !strncasecmp(name, want, n);
+}
+
+static enum field field_kind(const char *name, size_t n)
+{
+	if (name_is(name, n, "user-agent"))
+		return F_UA;
+	if (name_is(name, n, "content-length"))
+		return F_CLEN;
+	if (name_is(name, n, "transfer-encoding"))
+		return F_TE;
+	if (name_is(name, n, "connection"))
+		return F_CONNECTION;
+	if (name_is(name, n, "upgrade"))
+		return F_UPGRADE;
+	return F_OTHER;
+}
+
+/* Next element of a comma-separated list in [*p, end): its leading token
+ * (parameters after ';' dropped), OWS trimmed.  False at the end. */
+static bool list_next(const char **p, const char *end, const char **tok,
+		      size_t *len)
+{
+	const char *s, *e;
+
+	while (*p < end) {
+		s = *p;
+		e = memchr(s, ',', end - s);
+		if (!e)
+			e = end;
+		*p = e < end ? e + 1 : end;
+		while (s < e && is_ows(*s))
+			s++;
+		*tok = s;
+		while (s < e && *s != ';' && !is_ows(*s))
+			s++;
+		*len = s - *tok;
+		if (*len)
+			return true;
+	}
+	return false;
+}
+
+static int parse_clen(const char *v, size_t n, int64_t *out)
+{
+	int64_t x = 0;
+	size_t i;
+
+	if (!n || n > 18)
+		return -1;
+	for (i = 0; i < n; i++) {
+		if (v[i] < '0' || v[i] > '9')
+			return -1;
+		x = x * 10 + (v[i] - '0');
+	}
+	*out = x;
+	return 0;
+}
+
+/* Records what one field says about tagging and framing; -1 if the field
+ * is malformed or makes the framing uncertain. */
+static int header_field(struct http_tagger *t, size_t off, size_t n)
+{
+	const char *l = t->held + off, *v, *ve, *tok;
+	size_t colon, tl;
+	enum field kind;
+	int64_t clen;
+
+	if (is_ows(l[0])) {
+		/* obs-fold: only harmless on a field we do not interpret. */
+		if (!t->seen_field ||
+		    (t->last_field != F_OTHER && t->last_field != F_UA))
+			return -1;
+		return value_ok(l, n) ? 0 : -1;
+	}
+	for (colon = 0; colon < n && is_tchar(l[colon]); colon++)
+		;
+	if (!colon || colon == n || l[colon] != ':')
+		return -1;
+	if (!value_ok(l + colon + 1, n - colon - 1))
+		return -1;
+	v = l + colon + 1;
+	ve = l + n;
+	while (v < ve && is_ows(*v))
+		v++;
+	while (ve > v && is_ows(ve[-1]))
+		ve--;
+
+	kind = field_kind(l, colon);
+	switch (kind) {
+	case F_UA:
+		/* The tag goes after the value, before trailing OWS; right
+		 * after the colon when the value is empty. */
+		if (!t->ua_pos)
+			t->ua_pos = v < ve ? (size_t)(ve - t->held)
+					   : off + colon + 1;
+		break;
+	case F_CLEN:
+		if (parse_clen(v, ve - v, &clen) ||
+		    (t->clen >= 0 && t->clen != clen))
+			return -1;
+		t->clen = clen;
+		break;
+	case F_TE:
+		/* Only a final "chunked" frames a request body. */
+		t->te_seen = true;
+		while (list_next(&v, ve, &tok, &tl))
+			t->te_chunked = name_is(tok, tl, "chunked");
+		break;
+	case F_CONNECTION:
+		while (list_next(&v, ve, &tok, &tl))
+			if (name_is(tok, tl, "upgrade"))
+				t->upgrade = true;
+		break;
+	case F_UPGRADE:
+		t->upgrade = true;
+		break;
+	case F_OTHER:
+		break;
+	}
+	t->seen_field = true;
+	t->last_field = kind;
+	return 0;
+}
+
+/* The blank line at line_start ended the block: send it tagged and pick
+ * the body framing. */
+static int headers_done(struct http_tagger *t, struct evbuffer *out)
+{
+	size_t at = t->ua_pos ? t->ua_pos : t->line_start;
+	int err = 0;
+
+	err |= evbuffer_add(out, t->held, at);
+	if (t->ua_pos) {
+		err |= evbuffer_add(out, " ", 1);
+		err |= evbuffer_add(out, t->tag, t->tag_len);
+	} else {
+		err |= evbuffer_add(out, "User-Agent: ", 12);
+		err |= evbuffer_add(out, t->tag, t->tag_len);
+		/* The new line ends the way the blank line does. */
+		err |= evbuffer_add(out, t->held + at, t->held_len - at);
+	}
+	err |= evbuffer_add(out, t->held + at, t->held_len - at);
+	if (err)
+		return -1;
+	t->requests++;
+	t->held_len = 0;
+	if (t->held_cap > 8192) {
+		/* A rare big header: do not keep 64 KiB per connection. */
+		free(t->held);
+		t->held = NULL;
+		t->held_cap = 0;
+	}
+
+	if (t->connect || t->upgrade) {
+		t->state = ST_RAW; /* a tunnel or another protocol follows */
+	} else if (t->te_seen) {
+		if (t->clen >= 0 || !t->te_chunked) {
+			t->state = ST_RAW;
+		} else {
+			t->state = ST_CHUNK_SIZE;
+			t->remain = 0;
+			t->line_len = 0;
+		}
+	} else if (t->clen > 0) {
+		t->state = ST_BODY;
+		t->remain = t->clen;
+	} else {
+		t->state = ST_IDLE;
+	}
+	return 0;
+}
+
+/* Request line bytes.  Returns how many of p[] were taken, (size_t)-1 on
+ * ENOMEM.  When it goes raw it takes none of p[]: the raw state sends them. */
+static size_t feed_reqline(struct http_tagger *t, const unsigned char *p,
+			   size_t len, struct evbuffer *out)
+{
+	bool err = false;
+	size_t i;
+	int r = 1;
+
+	for (i = 0; i < len && r == 1; i++)
+		r = reqline_step(t, p[i]);
+	if (r == 0) {
+		if (go_raw(t, out))
+			return (size_t)-1;
+		return 0;
+	}
+	if (!hold(t, p, i, &err)) {
+		if (err || go_raw(t, out))
+			return (size_t)-1;
+		return 0;
+	}
+	if (r == 2) {
+		t->connect = !strncmp(t->held, "CONNECT ", 8);
+		t->state = ST_HEADERS;
+		t->line_start = t->held_len;
+	}
+	return i;
+}
+
+/* Header field bytes, up to and including the next LF. */
+static size_t feed_headers(struct http_tagger *t, const unsigned char *p,
+			   size_t len, struct evbuffer *out)
+{
+	const unsigned char *nl = memchr(p, '\n', len);
+	size_t n = nl ? (size_t)(nl - p) + 1 : len, line;
+	bool err = false;
+
+	if (!hold(t, p, n, &err)) {
+		if (err || go_raw(t, out))
+			return (size_t)-1;
+		return 0;
+	}
+	if (!nl)
+		return n;
+
+	line = t->held_len - 1 - t->line_start;
+	if (line && t->held[t->line_start + line - 1] == '\r')
+		line--;
+	if (!line) {
+		if (headers_done(t, out))
+			return (size_t)-1;
+	} else if (header_field(t, t->line_start, line)) {
+		if (go_raw(t, out))
+			return (size_t)-1;
+	} else {
+		t->line_start = t->held_len;
+	}
+	return n;
+}
+
+static bool bad(struct http_tagger *t)
+{
+	t->state = ST_RAW;
+	return false;
+}
+
+static void chunk_line_done(struct http_tagger *t)
+{
+	t->line_len = 0;
+	t->cr = false;
+	t->state = t->remain ? ST_CHUNK_DATA : ST_TRAILER;
+}
+
+/* One byte of framing that passes unchanged: CR/LF between requests, the
+ * chunk-size line, the CRLF after chunk data, trailers.  False when the
+ * byte belongs to the next state (request line, or raw). */
+static bool frame_step(struct http_tagger *t, unsigned char c)
+{
+	int h;
+
+	switch (t->state) {
+	case ST_IDLE:
+		/* RFC 9112 2.2: ignore empty lines before a request line. */
+		if (c == '\r' || c == '\n')
+			return true;
+		begin_request(t);
+		return false;
+	case ST_CHUNK_SIZE:
+		h = hexval(c);
+		if (h >= 0) {
+			if (t->remain > (MAX_BODY >> 4) ||
+			    ++t->line_len > MAX_CHUNK_LINE)
+				return bad(t);
+			t->remain = t->remain << 4 | h;
+			return true;
+		}
+		if (!t->line_len)
+			return bad(t);
+		if (c == ';' || is_ows(c)) {
+			t->state = ST_CHUNK_EXT;
+			return true;
+		}
+		if (c != '\r' && c != '\n')
+			return bad(t);
+		/* fallthrough */
+	case ST_CHUNK_EXT:
+		if (c == '\r') {
+			t->state = ST_CHUNK_SIZE_LF;
+			return true;
+		}
+		if (c == '\n') {
+			chunk_line_done(t);
+			return true;
+		}
+		if ((c < ' ' && c != '\t') || c == 0x7f ||
+		    ++t->line_len > MAX_CHUNK_LINE)
+			return bad(t);
+		return true;
+	case ST_CHUNK_SIZE_LF:
+		if (c != '\n')
+			return bad(t);
+		chunk_line_done(t);
+		return true;
+	case ST_CHUNK_END:
+		if (c == '\r') {
+			t->state = ST_CHUNK_END_LF;
+			return true;
+		}
+		/* fallthrough */
+	case ST_CHUNK_END_LF:
+		if (c != '\n')
+			return bad(t);
+		t->state = ST_CHUNK_SIZE;
+		t->remain = 0;
+		t->line_len = 0;
+		return true;
+	case ST_TRAILER:
+		if (t->cr && c != '\n')
+			return bad(t);
+		if (c == '\r') {
+			t->cr = true;
+		} else if (c == '\n') {
+			if (!t->line_len)
+				t->state = ST_IDLE;
+			t->line_len = 0;
+			t->cr = false;
+		} else {
+			t->line_len = 1;
+		}
+		return true;
+	default:
+		return false;
+	}
+}
+
+static bool is_frame_state(enum state s)
+{
+	return s == ST_IDLE || s == ST_CHUNK_SIZE || s == ST_CHUNK_EXT ||
+	       s == ST_CHUNK_SIZE_LF || s == ST_CHUNK_END ||
+	       s == ST_CHUNK_END_LF || s == ST_TRAILER;
+}
+
+/* Framing bytes up to the first one that belongs to another state; they
+ * pass unchanged. */
+static size_t scan_frame(struct http_tagger *t, const unsigned char *p,
+			 size_t len)
+{
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		if (!frame_step(t, p[i]))
+			return i;
+		if (!is_frame_state(t->state))
+			return i + 1;
+	}
+	return len;
+}
+
+static void body_done(struct http_tagger *t)
+{
+	t->state = t->state == ST_BODY ? ST_IDLE : ST_CHUNK_END;
+}
+
+int http_tagger_feed(struct http_tagger *t, const void *data, size_t len,
+		     struct evbuffer *out)
+{
+	const unsigned char *p = data;
+	size_t n;
+
+	while (len) {
+		switch (t->state) {
+		case ST_RAW:
+			/* held_len is non-zero only after a bad skip. */
+			if (go_raw(t, out) || evbuffer_add(out, p, len))
+				return -1;
+			return 0;
+		case ST_BODY:
+		case ST_CHUNK_DATA:
+			n = len < t->remain ? len : t->remain;
+			if (evbuffer_add(out, p, n))
+				return -1;
+			t->remain -= n;
+			if (!t->remain)
+				body_done(t);
+			break;
+		case ST_REQLINE:
+			n = feed_reqline(t, p, len, out);
+			break;
+		case ST_HEADERS:
+			n = feed_headers(t, p, len, out);
+			break;
+		default:
+			n = scan_frame(t, p, len);
+			if (evbuffer_add(out, p, n))
+				return -1;
+			break;
+		}
+		if (n == (size_t)-1)
+			return -1;
+		p += n;
+		len -= n;
+	}
+	return 0;
+}
+
+uint64_t http_tagger_verbatim(const struct http_tagger *t)
+{
+	if (t->held_len)
+		return 0;
+	switch (t->state) {
+	case ST_RAW:
+		return UINT64_MAX;
+	case ST_BODY:
+	case ST_CHUNK_DATA:
+		return t->remain;
+	default:
+		return 0;
+	}
+}
+
+void http_tagger_skip(struct http_tagger *t, uint64_t n)
+{
+	if (!n || t->state == ST_RAW)
+		return;
+	if ((t->state != ST_BODY && t->state != ST_CHUNK_DATA) ||
+	    n > t->remain || t->held_len) {
+		/* The caller sent bytes we did not vouch for: framing lost. */
+		t->state = ST_RAW;
+		return;
+	}
+	t->remain -= n;
+	if (!t->remain)
+		body_done(t);
+}
+
+int http_tagger_flush(struct http_tagger *t, struct evbuffer *out)
+{
+	if (!t->held_len)
+		return 0;
+	return go_raw(t, out);
+}
+
+size_t http_tagger_held(const struct http_tagger *t)
+{
+	return t->held_len;
+}
+
+uint64_t http_tagger_requests(const struct http_tagger *t)
+{
+	return t->requests;
+}
+
+int http_tagger_is_raw(const struct http_tagger *t)
+{
+	return t->state == ST_RAW;
+}
+
+char *http_format_tag(char *buf, size_t size, const char *comm, unsigned pid)
+{
+	char safe[HTTP_TAG_MAX];
+	size_t i;
+
+	if (!size)
+		return buf;
+	if (!comm)
+		comm = "";
+	for (i = 0; comm[i] && i < sizeof(safe) - 1; i++) {
+		unsigned char c = comm[i];
+		bool odd = c < 0x20 || c > 0x7e || strchr("();\\", c);
+
+		safe[i] = odd ? '_' : c;
+	}
+	safe[i] = '\0';
+	snprintf(buf, size, "sproxy-bpf (comm=%s; pid=%u)", safe, pid);
+	return buf;
+}
