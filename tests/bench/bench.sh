@@ -9,6 +9,8 @@
 #   --reps N   repetitions per cell (default 5; medians and spread)
 #   --only     a subset of workloads: iperf1_up iperf1_down iperf8_up
 #              curl_bulk conn_close keepalive dns mem ready
+#   --with-copy  one more configuration, "copy": sproxy-bpf --relay copy
+#              (user-space copy instead of splice), to compare relay modes
 #   SPROXY_BPF=path  the daemon to measure (default ./sproxy-bpf)
 #
 # Topology (every name carries this script's pid; all removed on exit):
@@ -25,6 +27,7 @@
 #   direct       client in ns C, no programs attached anywhere
 #   sproxy       client in <cg2>/sproxy-bpf-test-PID-bench, sproxy-bpf attached
 #                to it (direct relay); the daemon runs in ns C
+#   copy         (--with-copy) the same with --relay copy
 #   out          programs attached, client outside the cgroup
 #   bypass       programs attached, client inside the cgroup, destination in
 #                the --bypass CIDR 198.51.100.0/24 (same server, other address)
@@ -39,12 +42,13 @@ set -u
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$PWD
 
-SMOKE=0 REPS="" ONLY=""
+SMOKE=0 REPS="" ONLY="" WITH_COPY=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--smoke) SMOKE=1 ;;
 	--reps) REPS=$2; shift ;;
 	--only) ONLY=$2; shift ;;
+	--with-copy) WITH_COPY=1 ;;
 	-h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -104,11 +108,11 @@ ulimit -Hn 65536 2>/dev/null
 ulimit -Sn "$(ulimit -Hn)"
 FD_LIMIT=$(ulimit -Hn)
 [ "$FD_LIMIT" = unlimited ] && FD_LIMIT=1048576
-# a proxy holds up to 4 fds per connection (2 sockets + a splice pipe)
-MEM_FIT=$(( (FD_LIMIT - 500) / 4 / 500 * 500 ))
+# a splicing relay holds up to 6 fds per connection (2 sockets, 2 pipes: redsocks)
+MEM_FIT=$(( (FD_LIMIT - 500) / 6 / 500 * 500 ))
 MEM_NOTE=""
 if [ "$MEM_FIT" -lt "$MEM_N" ]; then
-	MEM_NOTE="$MEM_N idle connections requested, $MEM_FIT held: the fd hard limit is $FD_LIMIT (no CAP_SYS_RESOURCE to raise it) and a relay may need 4 fds per connection"
+	MEM_NOTE="$MEM_N idle connections requested, $MEM_FIT held: the fd hard limit is $FD_LIMIT (no CAP_SYS_RESOURCE to raise it) and a splicing relay may need 6 fds per connection"
 	MEM_N=$MEM_FIT
 fi
 
@@ -203,22 +207,22 @@ wait_for() {
 http_up() { nsx $NS_C curl -sf -m 1 -o /dev/null "http://$DST:$HTTP_PORT/"; }
 
 start_servers() {
-	nsx $NS_S "$BIN/httpd" -t 2 -p $HTTP_PORT >"$TMP/httpd.log" 2>&1 &
+	nsenter --net="$NSP_S" "$BIN/httpd" -t 2 -p $HTTP_PORT >"$TMP/httpd.log" 2>&1 &
 	PIDS+=($!)
-	nsx $NS_S iperf3 -s -p $IPERF_PORT --idle-timeout 20 >"$TMP/iperf3-server.log" 2>&1 &
+	nsenter --net="$NSP_S" iperf3 -s -p $IPERF_PORT --idle-timeout 20 >"$TMP/iperf3-server.log" 2>&1 &
 	PIDS+=($!)
-	nsx $NS_S microsocks -i 0.0.0.0 -p 1080 >"$TMP/microsocks.log" 2>&1 &
+	nsenter --net="$NSP_S" microsocks -i 0.0.0.0 -p 1080 >"$TMP/microsocks.log" 2>&1 &
 	MSOCKS_PID=$!
 	PIDS+=($!)
 	# DNS: an "authoritative" dnsmasq (:5353, 1000 names) behind a caching one (:53)
 	local i
 	for i in $(seq 0 999); do echo "203.0.113.$((10 + i % 200)) h$i.bench.test"; done >"$TMP/hosts"
 	for i in $(seq 0 999); do echo "h$i.bench.test A"; done >"$TMP/queries"
-	nsx $NS_S dnsmasq -k -C /dev/null --pid-file= -u root -g root --no-resolv --no-hosts \
+	nsenter --net="$NSP_S" dnsmasq -k -C /dev/null --pid-file= -u root -g root --no-resolv --no-hosts \
 		--bind-interfaces --listen-address=192.0.2.2 --port=5353 \
 		--addn-hosts="$TMP/hosts" --local-ttl=3600 --log-facility="$TMP/dnsmasq-auth.log" &
 	PIDS+=($!)
-	nsx $NS_S dnsmasq -k -C /dev/null --pid-file= -u root -g root --no-resolv --no-hosts \
+	nsenter --net="$NSP_S" dnsmasq -k -C /dev/null --pid-file= -u root -g root --no-resolv --no-hosts \
 		--bind-interfaces --listen-address=192.0.2.2 --port=53 \
 		--server=192.0.2.2#5353 --cache-size=10000 --log-facility="$TMP/dnsmasq.log" &
 	DNS_FRONT_PID=$!
@@ -268,7 +272,7 @@ start_servers() {
 }
 
 redsocks_start() {
-	nsx $NS_R redsocks -c "$TMP/redsocks.conf" >>"$TMP/redsocks.out" 2>&1 &
+	nsenter --net="$NSP_R" redsocks -c "$TMP/redsocks.conf" >>"$TMP/redsocks.out" 2>&1 &
 	REDSOCKS_PID=$!
 	PIDS+=($!)
 	wait_for 10 nsx $NS_R bash -c "exec 3<>/dev/tcp/127.0.0.1/12345"
@@ -284,7 +288,7 @@ redsocks_stop() {
 
 # --- the daemon ---------------------------------------------------------------------
 DAEMON_NOTE="" # why the daemon is unusable, if it is
-daemon_start() {
+daemon_start() { # extra daemon options...
 	DAEMON_PID=""
 	if [ ! -x "$SPROXY" ]; then
 		DAEMON_NOTE="$SPROXY not built (make sproxy-bpf failed?)"
@@ -292,7 +296,7 @@ daemon_start() {
 	fi
 	: >"$TMP/launch.out"
 	"$BIN/launch" -n "$NSP_C" -t 20 -o "$TMP/daemon.log" -- \
-		"$SPROXY" attach "$CG_SP" --bypass 198.51.100.0/24 --resolver 192.0.2.2 --log "$TMP/conn.log" \
+		"$SPROXY" attach "$CG_SP" --bypass 198.51.100.0/24 --resolver 192.0.2.2 --log "$TMP/conn.log" "$@" \
 		>"$TMP/launch.out" 2>&1 &
 	LAUNCH_PID=$!
 	PIDS+=($!)
@@ -302,11 +306,12 @@ daemon_start() {
 		[ -n "$line" ] && break
 		sleep 0.1
 	done
+	local extra="$*"
 	set -- $line
 	if [ "${1:-}" = ready ]; then
 		DAEMON_PID=$2
 		DAEMON_PIDS+=($2)
-		sample ready sproxy 0 ms "$(awk -v u="$3" 'BEGIN { printf "%.1f", u / 1000 }')"
+		[ -z "$extra" ] && sample ready sproxy 0 ms "$(awk -v u="$3" 'BEGIN { printf "%.1f", u / 1000 }')"
 		return 0
 	fi
 	DAEMON_NOTE="daemon not ready (${line:-no output from launch}): $(tail -c 400 "$TMP/daemon.log" | tr '\n' ' ')"
@@ -334,14 +339,14 @@ daemon_stop() {
 	DAEMON_PID=""
 }
 # The cells of the daemon's configurations fail if it cannot start.
-daemon_cfg() { case $1 in sproxy | out | bypass) return 0 ;; esac; return 1; }
+daemon_cfg() { case $1 in sproxy | copy | out | bypass) return 0 ;; esac; return 1; }
 
 # --- running a client in a configuration -----------------------------------------
 # prefix CFG: sets PFX, the command prefix that runs a client as CFG does
 prefix() {
 	case $1 in
 	direct | out | microsocks) PFX=(nsenter --net="$NSP_C") ;;
-	sproxy | bypass)
+	sproxy | copy | bypass)
 		PFX=(bash -c 'echo $$ >"$1/cgroup.procs" && exec nsenter --net="$2" "${@:3}"' _ "$CG_SP" "$NSP_C") ;;
 	redsocks)
 		PFX=(bash -c 'echo $$ >"$1/cgroup.procs" && exec nsenter --net="$2" "${@:3}"' _ "$CG_RS" "$NSP_R") ;;
@@ -363,6 +368,7 @@ na_reason() { # wl cfg
 	conn_close:microsocks | keepalive:microsocks) echo "wrk has no SOCKS client" ;;
 	dns:redsocks | dns:proxychains | dns:microsocks) echo "no DNS relay in this setup" ;;
 	dns:bypass) echo "port 53 is always captured" ;;
+	dns:copy) echo "same FakeIP server as sproxy" ;;
 	mem:direct | mem:out | mem:bypass | mem:proxychains | mem:microsocks) echo "sproxy-bpf and redsocks only" ;;
 	ready:*) [ "$2" = sproxy ] || echo "sproxy-bpf only" ;;
 	esac
@@ -383,7 +389,7 @@ nfds() { ls /proc/"$1"/fd 2>/dev/null | wc -l; }
 rss_kib() { awk '$1 == "VmRSS:" { print $2 }' /proc/"$1"/status 2>/dev/null; }
 proxy_pid() { # the relay process of a configuration, for CPU accounting
 	case $1 in
-	sproxy) echo "$DAEMON_PID" ;;
+	sproxy | copy) echo "$DAEMON_PID" ;;
 	redsocks) echo "$REDSOCKS_PID" ;;
 	esac
 }
@@ -484,7 +490,7 @@ wl_dns() {
 wl_mem() {
 	local cfg=$1 rep=$2 pid extra=""
 	case $cfg in
-	sproxy) pid=$DAEMON_PID ;;
+	sproxy | copy) pid=$DAEMON_PID ;;
 	redsocks) pid=$REDSOCKS_PID ;;
 	esac
 	[ -n "$pid" ] || { echo "no process to measure" >&2; return 1; }
@@ -556,38 +562,48 @@ run_cell() {
 CONFIGS=(direct sproxy out bypass redsocks proxychains microsocks)
 PLAIN_CFGS=(direct redsocks proxychains microsocks)
 DAEMON_CFGS=(sproxy out bypass)
+CFG_GROUPS=(plain daemon)
+if [ $WITH_COPY = 1 ]; then
+	CONFIGS=(direct sproxy copy out bypass redsocks proxychains microsocks)
+	CFG_GROUPS=(plain daemon copy)
+fi
 ALL_WLS=(iperf1_up iperf1_down iperf8_up curl_bulk conn_close keepalive dns mem ready)
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 
 # The cells of one workload, REPS times; the two groups of configurations
 # alternate in order so that drift does not favour one side.
 run_workload() {
-	local wl=$1 rep cfg group first
+	local wl=$1 rep cfg gi g cfgs
 	want $wl || return 0
 	log "workload $wl"
 	for rep in $(seq "$REPS"); do
-		for group in 0 1; do
-			first=$(((rep + group) % 2))
-			if [ $first = 0 ]; then
-				for cfg in "${PLAIN_CFGS[@]}"; do
-					[ -z "$(na_reason $wl $cfg)" ] && run_cell $wl $cfg $rep
-				done
-			else
-				daemon_start
-				for cfg in "${DAEMON_CFGS[@]}"; do
-					[ -z "$(na_reason $wl $cfg)" ] && run_cell $wl $cfg $rep
-				done
-				daemon_stop
-			fi
+		for gi in $(seq 0 $((${#CFG_GROUPS[@]} - 1))); do
+			g=${CFG_GROUPS[$(((rep + gi) % ${#CFG_GROUPS[@]}))]}
+			case $g in
+			plain) cfgs=("${PLAIN_CFGS[@]}") ;;
+			daemon) cfgs=("${DAEMON_CFGS[@]}") ;;
+			copy) cfgs=(copy) ;;
+			esac
+			local any=0
+			for cfg in "${cfgs[@]}"; do [ -z "$(na_reason $wl $cfg)" ] && any=1; done
+			[ $any = 1 ] || continue
+			case $g in
+			daemon) daemon_start ;;
+			copy) daemon_start --relay copy ;;
+			esac
+			for cfg in "${cfgs[@]}"; do
+				[ -z "$(na_reason $wl $cfg)" ] && run_cell $wl $cfg $rep
+			done
+			daemon_stop
 		done
 	done
 }
 
 # --- checks: each configuration does what it claims ------------------------------
 # who CFG: what the server sees, and which process owns the socket to the server
-verify_configs() {
+verify_configs() { # configurations...
 	local cfg out dst extra
-	for cfg in "${CONFIGS[@]}"; do
+	for cfg in "$@"; do
 		daemon_cfg $cfg && [ -z "$DAEMON_PID" ] && continue
 		dst=$(dst_of $cfg) extra=()
 		[ $cfg = microsocks ] && extra=(--socks5 "$SOCKS")
@@ -596,9 +612,9 @@ verify_configs() {
 		case $cfg in redsocks | proxychains | microsocks) want_peer="192.0.2.2:" ;; esac
 		[[ $out == *"peer=$want_peer"* ]] || { ok=0; why="server saw: ${out:-nothing}"; }
 		[[ $out == *sproxy-bpf* ]] && tagged=1
-		if [ $cfg = sproxy ]; then
+		if [ $cfg = sproxy ] || [ $cfg = copy ]; then
 			# who owns the connection to the server: the daemon, if captured
-			prefix sproxy
+			prefix $cfg
 			timeout -k 2 15 "${PFX[@]}" "$BIN/holdconn" -a $DST -p $HTTP_PORT -n 1 -t 5 -H 10 >"$TMP/hold1.out" 2>&1 &
 			local hp=$!
 			wait_for 6 grep -q '^ready' "$TMP/hold1.out"
@@ -606,7 +622,7 @@ verify_configs() {
 			owner=$(nsx $NS_C ss -tnpH state established dst $DST:$HTTP_PORT | grep -o 'pid=[0-9]*' | sort -u | tr '\n' ' ')
 			kill -TERM $hp 2>/dev/null; wait $hp 2>/dev/null
 			if [[ " $owner " == *" pid=$DAEMON_PID "* ]]; then
-				check capture-sproxy ok "connection to the server owned by the daemon ($owner); User-Agent tagged: $tagged"
+				check capture-$cfg ok "connection to the server owned by the daemon ($owner); User-Agent tagged: $tagged"
 			else
 				ok=0 why="connection to $DST:$HTTP_PORT not owned by the daemon (pid=$DAEMON_PID): ${owner:-none}; $why"
 			fi
@@ -622,7 +638,7 @@ verify_configs() {
 			log "configuration $cfg broken: $why"
 		fi
 	done
-	if [ -n "$DAEMON_PID" ]; then
+	if [ -n "$DAEMON_PID" ] && [[ " $* " == *" sproxy "* ]]; then
 		local a
 		a=$(run_in sproxy 10 dig +short +time=2 +tries=1 @$DST h1.bench.test 2>&1 | tail -1)
 		if [[ $a =~ ^198\.(18|19)\. ]]; then
@@ -644,12 +660,16 @@ start_servers
 
 # First start: check every configuration, and the daemon's own contract.
 if daemon_start; then
-	verify_configs
+	verify_configs direct sproxy out bypass redsocks proxychains microsocks
 	daemon_stop
+	if [ $WITH_COPY = 1 ] && daemon_start --relay copy; then
+		verify_configs copy
+		daemon_stop
+	fi
 else
 	log "sproxy-bpf unavailable: $DAEMON_NOTE"
 	check daemon-start failed "$DAEMON_NOTE"
-	verify_configs
+	verify_configs direct redsocks proxychains microsocks
 fi
 
 for wl in iperf1_up iperf1_down iperf8_up curl_bulk conn_close keepalive dns; do
@@ -665,6 +685,14 @@ if want mem; then
 			daemon_stop
 		else
 			fail mem sproxy "$DAEMON_NOTE"
+		fi
+		if [ $WITH_COPY = 1 ]; then
+			if daemon_start --relay copy; then
+				run_cell mem copy $rep
+				daemon_stop
+			else
+				fail mem copy "$DAEMON_NOTE"
+			fi
 		fi
 		if [ -z "${BROKEN[redsocks]:-}" ]; then
 			redsocks_stop
@@ -852,7 +880,10 @@ jq -n \
 
 # Chart of this run: build/bench/bench-latest.png
 chart() {
-	local d=$TMP/plot cols="sproxy out bypass redsocks proxychains microsocks"
+	local d=$TMP/plot cols="${CONFIGS[*]:1}" pcols="sproxy redsocks"
+	[ $WITH_COPY = 1 ] && pcols="sproxy copy redsocks"
+	local nc np
+	nc=$(wc -w <<<"$cols"); np=$(wc -w <<<"$pcols")
 	mkdir -p "$d"
 	# ratio rows: label wl metric
 	dat() { # file cols rows...
@@ -878,9 +909,10 @@ chart() {
 		keep-alive_req/s:keepalive:req_s DNS_qps:dns:qps
 	dat "$d/down.dat" "$cols" new-conn_p50:conn_close:p50_us new-conn_p99:conn_close:p99_us \
 		keep-alive_p99:keepalive:p99_us machine_CPU/GiB:cpu:sys_s_per_gib
-	dat "$d/mem.dat" "sproxy redsocks" RSS_KiB/idle_conn:mem:kib_per_conn:abs
-	dat "$d/cpu.dat" "sproxy redsocks" relay_CPU_s/GiB:cpu:proxy_s_per_gib:abs \
-		microsocks_CPU_s/GiB:cpu:socks_s_per_gib:abs
+	dat "$d/mem.dat" "$pcols" RSS_KiB/idle_conn:mem:kib_per_conn:abs \
+		microsocks_behind_redsocks:mem:socks_kib_per_conn:abs
+	dat "$d/cpu.dat" "$pcols" relay_process:cpu:proxy_s_per_gib:abs \
+		microsocks_behind_redsocks:cpu:socks_s_per_gib:abs
 	cat >"$d/plot.gp" <<-GP
 		set terminal pngcairo size 1500,1000 font ",10"
 		set output "$OUT/bench-latest.png"
@@ -894,14 +926,14 @@ chart() {
 		set yrange [0:*]
 		set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5
 		set title "Ratio to direct, higher is better (bars: median; whiskers: min-max)"
-		plot for [i=0:5] "$d/up.dat" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word("$cols", i+1)
+		plot for [i=0:$((nc - 1))] "$d/up.dat" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word("$cols", i+1)
 		set title "Ratio to direct, lower is better"
-		plot for [i=0:5] "$d/down.dat" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word("$cols", i+1)
+		plot for [i=0:$((nc - 1))] "$d/down.dat" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word("$cols", i+1)
 		unset arrow 1
 		set title "Memory per idle proxied connection (KiB, $MEM_N held)"
-		plot for [i=0:1] "$d/mem.dat" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word("sproxy-bpf redsocks", i+1)
-		set title "CPU seconds per GiB relayed (process utime+stime)"
-		plot for [i=0:1] "$d/cpu.dat" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word("sproxy-bpf redsocks(+chain)", i+1)
+		plot for [i=0:$((np - 1))] "$d/mem.dat" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word("$pcols", i+1)
+		set title "CPU seconds per GiB relayed (process utime+stime, iperf3 runs)"
+		plot for [i=0:$((np - 1))] "$d/cpu.dat" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word("$pcols", i+1)
 		unset multiplot
 	GP
 	gnuplot "$d/plot.gp" 2>"$d/gnuplot.err" || { log "gnuplot failed: $(tail -3 "$d/gnuplot.err")"; return 1; }
