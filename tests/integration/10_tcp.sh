@@ -130,6 +130,51 @@ t_pipelined() {
 	done
 }
 
+# The headers arrive one byte per segment: the proxy must gather them.
+t_slow_request() {
+	daemon_running || return 1
+	ran app_run slow "$TOOLS/netclient" tcp -S -t 20 -g $V4 -P /slow $V4:8080 || return 1
+	tagged /slow netclient "$RUN_PID" netclient/1
+}
+
+# Header names are case-insensitive: "user-agent:" is the User-Agent.
+t_ua_case() {
+	daemon_running || return 1
+	ran app_run uacase curl -sS -m 10 -o /dev/null -H 'user-agent: Lower/1.0' "http://$V4:8080/ua-case" || return 1
+	tagged /ua-case curl "$RUN_PID" Lower/1.0
+}
+
+t_http10() {
+	daemon_running || return 1
+	ran app_run http10 curl -sS -m 10 -0 -o /dev/null "http://$V4:8080/http10" || return 1
+	tagged /http10 curl "$RUN_PID" "curl/$CURL_VER"
+}
+
+# A big Cookie (6 KB, common on real sites) is still a request to tag; a
+# 40 KB header block must at least get through.
+t_large_header() {
+	local cookie
+	daemon_running || return 1
+	cookie="Cookie: c=$(head -c 6000 /dev/zero | tr '\0' a)"
+	ran app_run hdr6k "$TOOLS/netclient" tcp -g $V4 -P /hdr-6k -x "$cookie" $V4:8080 || return 1
+	tagged /hdr-6k netclient "$RUN_PID" netclient/1 || return 1
+	cookie="Cookie: c=$(head -c 40000 /dev/zero | tr '\0' b)"
+	ran app_run hdr40k "$TOOLS/netclient" tcp -g $V4 -P /hdr-40k -x "$cookie" $V4:8080 || return 1
+	expect "the server got no request with a 40 KB header" wait_http 5 /hdr-40k
+}
+
+# A body that looks like HTTP is still a body: not a byte changes.
+t_body_untouched() {
+	daemon_running || return 1
+	printf 'GET /inner HTTP/1.1\r\nHost: x\r\nUser-Agent: inner/1\r\n\r\n' >"$TMP/inner.bin"
+	ran app_run inner curl -sS -m 10 -o /dev/null --data-binary "@$TMP/inner.bin" \
+		"http://$V4:8080/upload/inner.bin" || return 1
+	tagged /upload/inner.bin curl "$RUN_PID" "curl/$CURL_VER" || return 1
+	expect "the body was altered: $(od -c "$TMP/www/inner.bin" | head -n 3 | tr '\n' ' ')" \
+		cmp -s "$TMP/inner.bin" "$TMP/www/inner.bin" || return 1
+	expect "a request inside the body was seen as one" eval '! http_has /inner'
+}
+
 # DESIGN: a request without a User-Agent gets one.
 t_no_user_agent() {
 	daemon_running || return 1
@@ -490,6 +535,11 @@ run_case getpeername-v6 t_getpeername gp6 "[$V6]:8080"
 run_case keepalive t_keepalive
 run_case pipelined t_pipelined
 run_case no-user-agent t_no_user_agent
+run_case slow-request t_slow_request
+run_case user-agent-lowercase t_ua_case
+run_case http-1.0 t_http10
+run_case large-header t_large_header
+run_case body-untouched t_body_untouched
 run_case busybox-wget t_busybox_wget
 run_case outside-cgroup t_outside_cgroup
 run_case direct-listener-v4 t_direct_listener direct-v4 127.0.0.1:3333

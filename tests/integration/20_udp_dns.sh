@@ -169,6 +169,14 @@ t_any_server() {
 	done
 }
 
+# DNS names are case-insensitive: one name, one fake address.
+t_name_case() {
+	daemon_running || return 1
+	expect "no fake A address from the earlier case" [ -n "${FAKE_NAME_V4:-}" ] || return 1
+	fake_answer case1 NaMe.TeSt A || return 1
+	expect "NaMe.TeSt got $ADDR, name.test got $FAKE_NAME_V4" [ "$ADDR" = "$FAKE_NAME_V4" ]
+}
+
 t_outside_cgroup_dns() {
 	daemon_running || return 1
 	client_run dns-out "${DIG[@]}" +short @192.0.2.53 name.test
@@ -251,6 +259,30 @@ t_connect_fake() {
 	logged " tcp " "pid=$RUN_PID " "host=name.test " "result=ok"
 }
 
+# A name the resolver does not know still gets a fake address (no lookup
+# at query time); connecting to it then fails promptly, and the log names it.
+t_fake_unresolvable() {
+	local t0 t1
+	daemon_running || return 1
+	t0=$(date +%s%N)
+	app_run unres curl -sS -m 15 http://nothere.test:8080/unresolvable
+	t1=$(date +%s%N)
+	expect "curl exit $RUN_RC, want 7, 52 or 56 (refused, empty reply, reset): $(cat "$TMP/unres.err")" \
+		eval '[[ $RUN_RC == @(7|52|56) ]]' || return 1
+	expect "curl took $(((t1 - t0) / 1000000)) ms to fail, want < 8 s" [ $(((t1 - t0) / 1000000)) -lt 8000 ] || return 1
+	expect "it reached a server" eval '! http_has /unresolvable' || return 1
+	logged " tcp " "pid=$RUN_PID " "host=nothere.test " "result=error"
+}
+
+# One name the resolver refuses must not take the resolver out of service
+# for the others.
+t_resolver_after_refused() {
+	daemon_running || return 1
+	ran app_run afterref curl -sS -m 10 -o /dev/null http://other.test:8080/after-refused || return 1
+	expect "the server got no request" wait_http 5 /after-refused || return 1
+	logged " tcp " "pid=$RUN_PID " "host=other.test " "result=ok"
+}
+
 # One unconnected socket, several peers: each reply from the right one.
 t_udp_multi() {
 	ran app_run "$1" "$TOOLS/netclient" udp -n 3 "${@:2}" || return 1
@@ -289,11 +321,21 @@ t_udp_fake() {
 	local want_hex
 	daemon_running || return 1
 	expect "no fake A address from the earlier case" [ -n "${FAKE_NAME_V4:-}" ] || return 1
-	ran app_run udpfake "$TOOLS/netclient" udpsend "$FAKE_NAME_V4:7" "$(printf 'fake-udp' | od -An -tx1 | tr -d ' \n')" || return 1
-	want_hex=$(printf '203.0.113.10:7 fake-udp' | od -An -tx1 | tr -d ' \n')
+	ran app_run udpfake "$TOOLS/netclient" udpsend "$FAKE_NAME_V4:7" "$(printf 'fake-udp' | od -An -v -tx1 | tr -d ' \n')" || return 1
+	want_hex=$(printf '203.0.113.10:7 fake-udp' | od -An -v -tx1 | tr -d ' \n')
 	expect "reply: $(tail -n 1 "$TMP/udpfake.out"), want from $FAKE_NAME_V4:7 hex=$want_hex" \
 		grep -qx "reply len=[0-9]* from $FAKE_NAME_V4:7 hex=$want_hex" "$TMP/udpfake.out" || return 1
 	expect_log " udp " "pid=$RUN_PID " "host=name.test "
+}
+
+# A datagram of 8000 bytes goes through whole.
+t_udp_large() {
+	local hex
+	daemon_running || return 1
+	hex=$(head -c 8000 /dev/zero | tr '\0' x | od -An -v -tx1 | tr -d ' \n')
+	ran app_run udpbig "$TOOLS/netclient" udpsend 203.0.113.10:7 "$hex" || return 1
+	expect "reply: $(tail -n 1 "$TMP/udpbig.out" | cut -c1-60), want 8015 bytes from 203.0.113.10:7" \
+		grep -q '^reply len=8015 from 203.0.113.10:7 ' "$TMP/udpbig.out"
 }
 
 t_udp_outside() {
@@ -445,12 +487,15 @@ run_case a-fake t_a_fake
 run_case aaaa-fake t_aaaa_fake
 run_case tcp-dns t_tcp_dns
 run_case any-server t_any_server
+run_case name-case-insensitive t_name_case
 run_case outside-cgroup-dns t_outside_cgroup_dns
 run_case ptr t_ptr
 run_case mx-txt-passthrough t_mx_txt
 run_case getent t_getent
 run_case busybox-nslookup t_busybox_nslookup
 run_case curl-by-name t_curl_name
+run_case fake-unresolvable t_fake_unresolvable
+run_case resolver-after-refused t_resolver_after_refused
 run_case connect-fake-v4 t_connect_fake "${FAKE_NAME_V4:-198.18.0.0}:8080" fake4
 run_case connect-fake-v6 t_connect_fake "[${FAKE_NAME_V6:-fd73:7072:6f78:7900::}]:8080" fake6
 run_case udp-unconnected-v4 t_udp_v4
@@ -459,6 +504,7 @@ run_case udp-unconnected-mapped t_udp_mapped
 run_case udp-connected-v4 t_udp_connected udpc4 203.0.113.10:7
 run_case udp-connected-v6 t_udp_connected udpc6 "[2001:db8::11]:7"
 run_case udp-fake t_udp_fake
+run_case udp-large-datagram t_udp_large
 run_case udp-outside-cgroup t_udp_outside
 run_case fakeip-store t_fakeip_store
 run_case fakeip-stale t_fakeip_stale

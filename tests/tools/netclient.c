@@ -14,6 +14,9 @@
  *           responses=N body=BYTES
  *       (bodies go to FILE with -o). -H shuts the write side down once the
  *       requests are sent (half-close) and then also waits for EOF.
+ *       -x 'Name: value' adds a header line (repeatable); -S sends the
+ *       requests one byte per write, 1 ms apart, so that a proxy sees the
+ *       headers in as many pieces as possible.
  *
  *   netclient udp [-t SEC] [-n ROUNDS] ADDR:PORT ADDR:PORT...
  *       ONE unconnected socket sends "ping-R-I" to each address in turn and
@@ -35,6 +38,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -314,16 +318,18 @@ static void print_connected(int fd)
 static int cmd_tcp(int argc, char **argv)
 {
 	const char *host = NULL, *path = "/", *ua = "netclient/1", *out_path = NULL;
+	const char *extra[8];
 	struct sockaddr_storage ss;
 	static struct reader r;
 	socklen_t len;
-	int opt, fd, count = 1, half = 0, got = 0;
+	int opt, fd, count = 1, half = 0, got = 0, slow = 0, nextra = 0;
 	long long body = 0;
 	FILE *out = NULL;
 	char *req;
-	size_t req_len = 0;
+	size_t req_len = 0, extra_len = 0;
+	ssize_t sent = 0;
 
-	while ((opt = getopt(argc, argv, "t:g:P:u:n:Ho:")) != -1) {
+	while ((opt = getopt(argc, argv, "t:g:P:u:n:Ho:x:S")) != -1) {
 		switch (opt) {
 		case 't': timeout_ms = atoi(optarg) * 1000; break;
 		case 'g': host = optarg; break;
@@ -332,6 +338,13 @@ static int cmd_tcp(int argc, char **argv)
 		case 'n': count = atoi(optarg); break;
 		case 'H': half = 1; break;
 		case 'o': out_path = optarg; break;
+		case 'S': slow = 1; break;
+		case 'x':
+			if (nextra == 8)
+				return 64;
+			extra[nextra++] = optarg;
+			extra_len += strlen(optarg) + 2;
+			break;
 		default: return 64;
 		}
 	}
@@ -351,13 +364,30 @@ static int cmd_tcp(int argc, char **argv)
 	}
 
 	/* All requests in one buffer, one write: a pipelined burst. */
-	req = malloc(count * (strlen(path) + strlen(host) + strlen(ua) + 64));
+	req = malloc(count * (strlen(path) + strlen(host) + strlen(ua) + extra_len + 64));
 	if (!req)
 		return 2;
-	for (int i = 0; i < count; i++)
-		req_len += sprintf(req + req_len, "GET %s HTTP/1.1\r\nHost: %s\r\n%s%s%s\r\n",
+	for (int i = 0; i < count; i++) {
+		req_len += sprintf(req + req_len, "GET %s HTTP/1.1\r\nHost: %s\r\n%s%s%s",
 				   path, host, *ua ? "User-Agent: " : "", ua, *ua ? "\r\n" : "");
-	if (write(fd, req, req_len) != (ssize_t)req_len) {
+		for (int j = 0; j < nextra; j++)
+			req_len += sprintf(req + req_len, "%s\r\n", extra[j]);
+		req_len += sprintf(req + req_len, "\r\n");
+	}
+	if (slow) {
+		struct timespec ms = { .tv_nsec = 1000000 };
+		int one = 1;
+
+		/* No Nagle: every byte leaves in a segment of its own. */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		while (sent < (ssize_t)req_len && write(fd, req + sent, 1) == 1) {
+			sent++;
+			nanosleep(&ms, NULL);
+		}
+	} else {
+		sent = write(fd, req, req_len);
+	}
+	if (sent != (ssize_t)req_len) {
 		printf("responses=0 body=0 error=\"write: %s\"\n", strerror(errno));
 		return 3;
 	}
