@@ -104,7 +104,8 @@ DAEMON_PID="" LAUNCH_PID="" REDSOCKS_PID="" MSOCKS_PID="" DNS_FRONT_PID=""
 # File descriptors for the held connections (this process tree only). Without
 # CAP_SYS_RESOURCE the hard limit cannot be raised: then fewer connections are
 # held, the same number for every proxy, and the output says so.
-ulimit -Hn 65536 2>/dev/null
+h=$(ulimit -Hn)
+[ "$h" != unlimited ] && [ "$h" -lt 65536 ] && ulimit -Hn 65536 2>/dev/null
 ulimit -Sn "$(ulimit -Hn)"
 FD_LIMIT=$(ulimit -Hn)
 [ "$FD_LIMIT" = unlimited ] && FD_LIMIT=1048576
@@ -676,6 +677,18 @@ for wl in iperf1_up iperf1_down iperf8_up curl_bulk conn_close keepalive dns; do
 	run_workload $wl
 done
 
+# dnsmasq's own counters: the dns cells measured cache hits, not forwarding
+if want dns && kill -USR1 "$DNS_FRONT_PID" 2>/dev/null; then
+	sleep 0.5
+	st=$(grep -o 'queries forwarded [0-9]*, queries answered locally [0-9]*' "$TMP/dnsmasq.log" | tail -1)
+	fwd=$(awk '{ print $3 + 0 }' <<<"$st")
+	if [ -n "$st" ] && [ "${fwd:-0}" -le 2000 ]; then
+		check dnsmasq-cache ok "$st (1000 names, cache primed before the runs)"
+	else
+		check dnsmasq-cache failed "${st:-no statistics in $TMP/dnsmasq.log}"
+	fi
+fi
+
 if want mem; then
 	log "workload mem ($MEM_N idle connections)"
 	for rep in $(seq $MEM_REPS); do
@@ -913,6 +926,21 @@ chart() {
 		microsocks_behind_redsocks:mem:socks_kib_per_conn:abs
 	dat "$d/cpu.dat" "$pcols" relay_process:cpu:proxy_s_per_gib:abs \
 		microsocks_behind_redsocks:cpu:socks_s_per_gib:abs
+	panel() { # file titles n: the plot command, or a "no data" placeholder
+		if awk '{ sub(/^"[^"]*"/, ""); if ($0 ~ /[0-9]/) f = 1 } END { exit !f }' "$1"; then
+			local c colors=""
+			for c in $2; do
+				case $c in
+				sproxy) colors+=" #9400d3" ;; copy) colors+=" #4b0082" ;; out) colors+=" #009e73" ;;
+				bypass) colors+=" #56b4e9" ;; redsocks) colors+=" #e69f00" ;; proxychains) colors+=" #f0e442" ;;
+				*) colors+=" #0072b2" ;;
+				esac
+			done
+			echo "plot for [i=0:$(($3 - 1))] \"$1\" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word(\"$2\", i+1) lc rgb word(\"$colors\", i+1)"
+		else
+			echo "set label 9 \"no data\" at graph 0.5, graph 0.5 center; plot [0:1] [0:1] NaN notitle; unset label 9"
+		fi
+	}
 	cat >"$d/plot.gp" <<-GP
 		set terminal pngcairo size 1500,1000 font ",10"
 		set output "$OUT/bench-latest.png"
@@ -926,14 +954,14 @@ chart() {
 		set yrange [0:*]
 		set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5
 		set title "Ratio to direct, higher is better (bars: median; whiskers: min-max)"
-		plot for [i=0:$((nc - 1))] "$d/up.dat" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word("$cols", i+1)
+		$(panel "$d/up.dat" "$cols" $nc)
 		set title "Ratio to direct, lower is better"
-		plot for [i=0:$((nc - 1))] "$d/down.dat" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word("$cols", i+1)
+		$(panel "$d/down.dat" "$cols" $nc)
 		unset arrow 1
 		set title "Memory per idle proxied connection (KiB, $MEM_N held)"
-		plot for [i=0:$((np - 1))] "$d/mem.dat" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word("$pcols", i+1)
+		$(panel "$d/mem.dat" "$pcols" $np)
 		set title "CPU seconds per GiB relayed (process utime+stime, iperf3 runs)"
-		plot for [i=0:$((np - 1))] "$d/cpu.dat" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word("$pcols", i+1)
+		$(panel "$d/cpu.dat" "$pcols" $np)
 		unset multiplot
 	GP
 	gnuplot "$d/plot.gp" 2>"$d/gnuplot.err" || { log "gnuplot failed: $(tail -3 "$d/gnuplot.err")"; return 1; }
