@@ -1,8 +1,15 @@
 #!/bin/bash
 # TCP capture: the daemon attached to a test cgroup relays every TCP
 # connection of the cgroup's processes (curl, busybox wget, our netclient;
-# IPv4, IPv6, IPv4-mapped), tags HTTP User-Agents with the process, logs one
-# line per connection, leaves everything else alone, and detaches cleanly.
+# IPv4, IPv6, IPv4-mapped), tags HTTP User-Agents with the process (keep-
+# alive, pipelined, chunked, slow, HTTP/1.0, lowercase header, none at all,
+# big headers; bodies untouched), relays non-HTTP byte for byte, large
+# transfers intact with matching byte counts, half-close, a closed port;
+# logs one line per connection (text and --json); leaves alone processes
+# outside the cgroup, --bypass destinations and direct connections to its
+# listener (refused); works with --listen, from inside the cgroup, with a
+# relative cgroup path; detaches on SIGTERM, SIGINT and SIGKILL; refuses the
+# cgroup v2 root (tried in a sandbox first) and paths that are not cgroup v2.
 # What the server saw (tests/tools/httpd log), what the client saw
 # (getpeername, bodies) and the daemon's log are all checked.
 . "$(dirname "$0")/../lib.sh"

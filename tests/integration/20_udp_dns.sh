@@ -2,13 +2,26 @@
 # UDP capture and the FakeIP DNS server. dnsmasq in the server namespace
 # (198.51.100.53) is the real resolver the daemon is given; the client
 # namespace's resolv.conf names 192.0.2.53, where nothing listens, so every
-# answer a captured app gets comes from the daemon. Covers: fake A/AAAA over
-# UDP and TCP (stable, in range, TTL 1), PTR of a fake address, other types
-# passed through, glibc (getent), busybox nslookup, curl to a name (the
-# server sees the name, the log shows it), UDP with one unconnected socket
-# and several peers (IPv4, IPv6, v4-mapped), connected UDP getpeername,
-# --fakeip-store across restarts, stale fake addresses, --disable-fakeip,
-# --fakeip-exclude, --fakeip-range, malformed queries, a dead resolver.
+# answer a captured app gets comes from the daemon. Covers:
+#   DNS: fake A/AAAA over UDP and TCP (stable, in range, TTL 1, one address
+#     per name whatever its case), any server address on port 53 (loopback
+#     included), nothing for processes outside the cgroup, PTR of fake
+#     addresses, other types passed through unchanged, glibc (getent),
+#     busybox nslookup;
+#   FakeIP connections: curl to a name (Host, tag, host= in the log), a
+#     fake address used directly (getpeername shows it), a name the
+#     resolver refuses (prompt failure, logged) without taking the resolver
+#     out of service, --fakeip-store across restarts, stale fake addresses
+#     without it, --disable-fakeip (real answers, their TTL, no host=),
+#     --fakeip-exclude, --fakeip-range;
+#   UDP: one unconnected socket to several peers (IPv4, IPv6, v4-mapped),
+#     each reply from the right source; connected UDP getpeername; UDP to a
+#     fake address; an 8000-byte datagram; flows logged with byte counts;
+#     nothing for processes outside the cgroup; the IPv6 token pool running
+#     dry and refilling;
+#   bad input: malformed queries over UDP and TCP (the daemon lives on and
+#     answers; each is logged as an error), a resolver that never answers
+#     (SERVFAIL in bounded time, logged with the resolver's address).
 . "$(dirname "$0")/../lib.sh"
 
 CURL_VER=$(curl --version 2>/dev/null | awk 'NR == 1 { print $2 }')
@@ -35,7 +48,8 @@ start_bg dnsmasq server dnsmasq --keep-in-foreground --conf-file=/dev/null --no-
 start_bg web server "$TOOLS/httpd" -o "$HTTP_LOG" \
 	203.0.113.10:8080 203.0.113.11:8080 "[2001:db8::10]:8080" "[2001:db8::11]:8080" || finish
 start_bg echo server "$TOOLS/echod" -o "$TMP/echo.log" \
-	203.0.113.10:7 203.0.113.11:7 $RESOLVER:7 "[2001:db8::10]:7" "[2001:db8::11]:7" || finish
+	203.0.113.10:7 203.0.113.11:7 $RESOLVER:7 "[2001:db8::10]:7" "[2001:db8::11]:7" \
+	"[2001:db8::10]:17" || finish
 if ! wait_for 5 in_client "${DIG[@]}" +short @$RESOLVER name.test; then
 	_setup_fail "dnsmasq does not answer on $RESOLVER: $(tail -n 3 "$TMP/dnsmasq.err")"
 	finish
@@ -291,7 +305,9 @@ t_udp_multi() {
 t_udp_v4() {
 	daemon_running || return 1
 	t_udp_multi udp4 203.0.113.10:7 203.0.113.11:7 $RESOLVER:7 || return 1
-	wait_udp_flows "$RUN_PID" 203.0.113.10:7 203.0.113.11:7 $RESOLVER:7
+	wait_udp_flows "$RUN_PID" 203.0.113.10:7 203.0.113.11:7 $RESOLVER:7 || return 1
+	# Three rounds: "ping-R-0" (8 bytes) out, "203.0.113.10:7 ping-R-0" (23) back.
+	expect_log " udp " "pid=$RUN_PID " "dst=203.0.113.10:7 " "up=24 " "down=69 "
 }
 
 t_udp_v6() {
@@ -336,6 +352,17 @@ t_udp_large() {
 	ran app_run udpbig "$TOOLS/netclient" udpsend 203.0.113.10:7 "$hex" || return 1
 	expect "reply: $(tail -n 1 "$TMP/udpbig.out" | cut -c1-60), want 8015 bytes from 203.0.113.10:7" \
 		grep -q '^reply len=8015 from 203.0.113.10:7 ' "$TMP/udpbig.out"
+}
+
+# DESIGN: the pool of IPv6 UDP tokens bounds concurrent flows; running dry
+# gets a log line, and the pool refills when flows end.
+t_udp_pool_dry() {
+	restart_daemon --resolver $RESOLVER --udp-flows 2 --udp-timeout 2 || return 1
+	app_run dry "$TOOLS/netclient" udp -t 2 "[2001:db8::10]:7" "[2001:db8::11]:7" "[2001:db8::10]:17"
+	expect "three IPv6 flows with --udp-flows 2 all worked" [ "$RUN_RC" != 0 ] || return 1
+	expect "no log line says that the UDP pool ran dry" \
+		grep -qi 'pool.*dry\|dry.*pool' "$TMP/daemon.err" "$TMP/conn.log" || return 1
+	ran app_run undry "$TOOLS/netclient" udp "[2001:db8::10]:7" "[2001:db8::11]:7"
 }
 
 t_udp_outside() {
@@ -506,6 +533,7 @@ run_case udp-connected-v6 t_udp_connected udpc6 "[2001:db8::11]:7"
 run_case udp-fake t_udp_fake
 run_case udp-large-datagram t_udp_large
 run_case udp-outside-cgroup t_udp_outside
+run_case udp-pool-dry t_udp_pool_dry
 run_case fakeip-store t_fakeip_store
 run_case fakeip-stale t_fakeip_stale
 run_case disable-fakeip t_disable_fakeip
