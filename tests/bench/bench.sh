@@ -311,7 +311,7 @@ daemon_start() { # extra daemon options...
 	set -- $line
 	if [ "${1:-}" = ready ]; then
 		DAEMON_PID=$2
-		DAEMON_PIDS+=($2)
+		DAEMON_PIDS+=("$2")
 		[ -z "$extra" ] && sample ready sproxy 0 ms "$(awk -v u="$3" 'BEGIN { printf "%.1f", u / 1000 }')"
 		return 0
 	fi
@@ -489,7 +489,7 @@ wl_dns() {
 
 # RSS growth per idle proxied connection: N connections, one request each, held.
 wl_mem() {
-	local cfg=$1 rep=$2 pid extra=""
+	local cfg=$1 rep=$2 pid
 	case $cfg in
 	sproxy | copy) pid=$DAEMON_PID ;;
 	redsocks) pid=$REDSOCKS_PID ;;
@@ -570,6 +570,9 @@ if [ $WITH_COPY = 1 ]; then
 fi
 ALL_WLS=(iperf1_up iperf1_down iperf8_up curl_bulk conn_close keepalive dns mem ready)
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
+for w in ${ONLY//,/ }; do
+	[[ " ${ALL_WLS[*]} " == *" $w "* ]] || die "unknown workload '$w' (known: ${ALL_WLS[*]})"
+done
 
 # The cells of one workload, REPS times; the two groups of configurations
 # alternate in order so that drift does not favour one side.
