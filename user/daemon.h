@@ -54,6 +54,9 @@ struct daemon {
 
 /* Sets the socket mark that the BPF side skips.  Logs a failure. */
 void daemon_mark(const struct daemon *d, int fd);
+/* Replaces the thread name the hooks saw with the process's. */
+struct sproxy_proc;
+void daemon_process_comm(struct sproxy_proc *p);
 /* The cgroup path of a connection's process, for the log. */
 const char *daemon_cgroup_name(const struct daemon *d, uint64_t id);
 

@@ -1,6 +1,7 @@
 /* sproxy-bpf: the command line and the daemon's life: attach, serve,
  * detach. */
 #include <errno.h>
+#include <libgen.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -329,6 +330,36 @@ static void on_ringbuf(evutil_socket_t fd, short what, void *arg)
 	ring_buffer__consume(arg);
 }
 
+/* libevent's own messages (evdns: "nameserver ... has failed") go
+ * through our log, with its prefix and levels. */
+static void on_libevent_log(int severity, const char *msg)
+{
+	int level = severity == EVENT_LOG_ERR ? SLOG_ERR :
+		    severity == EVENT_LOG_WARN ? SLOG_WARN :
+		    severity == EVENT_LOG_MSG ? SLOG_INFO : SLOG_DEBUG;
+
+	slog(level, "libevent: %s", msg);
+}
+
+/* The store is written long after start: say now if it cannot be. */
+static int check_store(const char *path)
+{
+	char copy[PATH_MAX];
+	const char *dir;
+
+	snprintf(copy, sizeof(copy), "%s", path);
+	dir = dirname(copy);
+	if (access(dir, W_OK | X_OK) < 0) {
+		log_err("--fakeip-store %s: directory %s: %s", path, dir, strerror(errno));
+		return -1;
+	}
+	if (access(path, F_OK) == 0 && access(path, R_OK | W_OK) < 0) {
+		log_err("--fakeip-store %s: %s", path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	(void)what;
@@ -372,6 +403,9 @@ static int run(struct options *o)
 	if (geteuid() != 0)
 		log_warn("not running as root: loading BPF programs needs CAP_BPF, "
 			 "CAP_NET_ADMIN and CAP_SYS_ADMIN");
+	if (o->fakeip_store && check_store(o->fakeip_store) < 0)
+		return EXIT_USAGE;
+	event_set_log_callback(on_libevent_log);
 	if (connlog_open(o->log_path, o->json) < 0) {
 		log_err("cannot open log %s: %s", o->log_path, strerror(errno));
 		return EXIT_USAGE;

@@ -152,6 +152,7 @@ static int take_record(struct session *s, const struct sockaddr_storage *local)
 	bpf_map_delete_elem(s->d->tuples_fd, &k);
 	s->proc = c.proc;
 	s->have_proc = 1;
+	daemon_process_comm(&s->proc);
 	return 0;
 }
 

@@ -285,6 +285,7 @@ static struct udp_flow *flow_new(struct udp_slot *slot, const struct sockaddr_st
 		free(f);
 		return NULL;      /* a late datagram of a flow that ended */
 	}
+	daemon_process_comm(&f->rec.proc);
 	f->slot = slot;
 	f->out_fd = -1;
 	f->app = *from;
