@@ -1,3 +1,4 @@
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -24,6 +25,7 @@ struct dnstcp {
 	uint64_t up, down;
 	struct timespec start;
 	int closing;
+	char dns_err[200];             /* the last query that failed, and why */
 };
 
 static void next_query(struct dnstcp *s);
@@ -31,6 +33,7 @@ static void next_query(struct dnstcp *s);
 static void end(struct dnstcp *s, const char *err)
 {
 	struct timespec now;
+	size_t left;
 	struct conn_log c = {
 		.proto = "dns",
 		.proc = s->have_proc ? &s->proc : NULL,
@@ -42,6 +45,21 @@ static void end(struct dnstcp *s, const char *err)
 		.result = err ? "error" : "ok",
 		.error = err,
 	};
+
+	left = evbuffer_get_length(bufferevent_get_input(s->bev));
+	c.up += left;
+	if (!err && left) {
+		uint8_t hdr[2] = { 0, 0 };
+
+		evbuffer_copyout(bufferevent_get_input(s->bev), hdr, 2);
+		snprintf(s->dns_err, sizeof(s->dns_err), "connection closed inside a "
+			 "query: %zu bytes of a %u-byte message", left < 2 ? 0 : left - 2,
+			 (unsigned)hdr[0] << 8 | hdr[1]);
+	}
+	if (!err && s->dns_err[0]) {
+		c.result = "error";
+		c.error = s->dns_err;
+	}
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	c.duration = (double)(now.tv_sec - s->start.tv_sec) +
@@ -62,7 +80,10 @@ static void on_reply(const uint8_t *reply, size_t len, void *arg)
 	struct dnstcp *s = arg;
 	int sync = s->pending == STARTING;
 	uint16_t n = htons((uint16_t)len);
+	const char *why = dns_server_reply_error(s->d->dns);
 
+	if (why)
+		snprintf(s->dns_err, sizeof(s->dns_err), "%s", why);
 	s->pending = NULL;
 	if (reply && len && len <= 65535) {
 		bufferevent_write(s->bev, &n, 2);
@@ -92,8 +113,11 @@ static void next_query(struct dnstcp *s)
 			return;
 		evbuffer_drain(in, 2);
 		s->up += len + 2;
-		if (len == 0)
+		if (len == 0) {
+			snprintf(s->dns_err, sizeof(s->dns_err), "malformed query: a "
+				 "zero-length message");
 			continue;
+		}
 		q = malloc(len);
 		if (!q) {
 			end(s, "out of memory");

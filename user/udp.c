@@ -54,6 +54,7 @@ struct udp_flow {
 	int is_dns;
 	const char *refused;         /* set: datagrams are dropped, this says why */
 	char why[160];
+	char dns_err[200];           /* the last query that failed, and why */
 	int out_fd;
 	struct event *out_ev;
 	struct connect_req *creq;
@@ -103,6 +104,10 @@ static void port_free(struct udp_pool *p, int family, uint32_t port,
 
 static void flow_end(struct udp_flow *f, const char *result, const char *err)
 {
+	if (!err && f->dns_err[0]) {
+		result = "error";
+		err = f->dns_err;
+	}
 	struct udp_pool *p = f->slot->pool;
 	struct timespec now;
 	struct conn_log c = {
@@ -226,8 +231,11 @@ static void on_dns_reply(const uint8_t *reply, size_t len, void *arg)
 {
 	struct dns_query *dq = arg;
 	struct udp_flow *f = dq->flow;
+	const char *why = dns_server_reply_error(f->slot->pool->d->dns);
 	int i;
 
+	if (why)
+		snprintf(f->dns_err, sizeof(f->dns_err), "%s", why);
 	if (reply && len)
 		send_to_app(f, reply, len);
 	if (dq->starting) {      /* answered inside dns_server_query */

@@ -463,7 +463,8 @@ t_malformed() {
 	for hex in '\xff\xff\x12\x34' \
 		'\x00\x10\x12\x34\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c\x00\x01' \
 		'\x00\x00'; do
-		app_run bad-tcp bash -c 'printf "$1" | exec socat -t 2 -T 3 - TCP:192.0.2.53:53' _ "$hex"
+		# exec with no pipe: the logged pid is the one app_run recorded
+		app_run bad-tcp bash -c 'exec socat -t 2 -T 3 - TCP:192.0.2.53:53 < <(printf "$1")' _ "$hex"
 		BAD_PIDS+=("$RUN_PID:tcp '$hex'")
 		expect "daemon died after the TCP message '$hex'" daemon_running || return 1
 	done
