@@ -19,38 +19,49 @@ static int parse_port(const char *s, uint16_t *port)
 	return 0;
 }
 
-int addr_parse(const char *s, uint16_t default_port, struct sockaddr_storage *ss,
-	       char *err, size_t errlen)
+/* Splits "host", "host:port", "[host]" or "[host]:port" (a host with
+ * more than one colon and no brackets is IPv6, with no port). */
+static int split_host_port(const char *s, char *host, size_t hostlen,
+			   const char **port_s)
 {
-	char host[INET6_ADDRSTRLEN + 2];
-	const char *port_s = NULL;
-	uint16_t port = default_port;
 	size_t n;
 
-	memset(ss, 0, sizeof(*ss));
+	*port_s = NULL;
 	if (s[0] == '[') {
 		const char *rb = strchr(s, ']');
 
 		if (!rb || (rb[1] && rb[1] != ':'))
-			goto bad;
+			return -1;
 		n = (size_t)(rb - s - 1);
 		if (rb[1] == ':')
-			port_s = rb + 2;
+			*port_s = rb + 2;
 		s++;
 	} else {
 		const char *colon = strrchr(s, ':');
 
-		if (colon && strchr(s, ':') == colon) {   /* one colon: v4:port */
+		n = strlen(s);
+		if (colon && strchr(s, ':') == colon) {
 			n = (size_t)(colon - s);
-			port_s = colon + 1;
-		} else {
-			n = strlen(s);
+			*port_s = colon + 1;
 		}
 	}
-	if (n == 0 || n >= sizeof(host))
-		goto bad;
+	if (n == 0 || n >= hostlen)
+		return -1;
 	memcpy(host, s, n);
 	host[n] = 0;
+	return 0;
+}
+
+int addr_parse(const char *s, uint16_t default_port, struct sockaddr_storage *ss,
+	       char *err, size_t errlen)
+{
+	char host[INET6_ADDRSTRLEN + 2];
+	const char *port_s;
+	uint16_t port = default_port;
+
+	memset(ss, 0, sizeof(*ss));
+	if (split_host_port(s, host, sizeof(host), &port_s) < 0)
+		goto bad;
 	if (port_s && parse_port(port_s, &port) < 0) {
 		snprintf(err, errlen, "bad port in '%s' (want 1-65535)", s);
 		return -1;
@@ -79,36 +90,15 @@ int cidr_parse(const char *s, struct sproxy_bypass_key *key, uint16_t *port,
 	       char *err, size_t errlen)
 {
 	char buf[INET6_ADDRSTRLEN + 8], *slash;
-	const char *port_s = NULL;
+	const char *port_s;
 	struct in_addr a4;
 	struct in6_addr a6;
 	long bits = -1;
-	size_t n;
 
 	*port = 0;
 	memset(key, 0, sizeof(*key));
-	if (s[0] == '[') {
-		const char *rb = strchr(s, ']');
-
-		if (!rb || (rb[1] && rb[1] != ':'))
-			goto bad;
-		n = (size_t)(rb - s - 1);
-		if (rb[1] == ':')
-			port_s = rb + 2;
-		s++;
-	} else {
-		const char *colon = strrchr(s, ':');
-
-		n = strlen(s);
-		if (colon && strchr(s, ':') == colon) {
-			n = (size_t)(colon - s);
-			port_s = colon + 1;
-		}
-	}
-	if (n == 0 || n >= sizeof(buf))
+	if (split_host_port(s, buf, sizeof(buf), &port_s) < 0)
 		goto bad;
-	memcpy(buf, s, n);
-	buf[n] = 0;
 	if (port_s && parse_port(port_s, port) < 0)
 		goto bad;
 	slash = strchr(buf, '/');
