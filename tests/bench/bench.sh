@@ -401,11 +401,12 @@ iperf_run() { # wl cfg rep extra-args...
 	dst=$(dst_of "$cfg")
 	local pp c0 s0 m0 c1 s1 m1
 	pp=$(proxy_pid "$cfg")
-	c0=$(cpu_of $pp); m0=$(cpu_of "$MSOCKS_PID"); s0=$(cpu_sys)
+	local t0 t1
+	c0=$(cpu_of $pp); m0=$(cpu_of "$MSOCKS_PID"); s0=$(cpu_sys); t0=$(date +%s.%N)
 	run_in "$cfg" $((T_IPERF + 30)) iperf3 -c "$dst" -p $IPERF_PORT -t $T_IPERF \
 		--connect-timeout 3000 --json "$@" >"$TMP/iperf.json" 2>"$TMP/iperf.err"
 	local rc=$?
-	c1=$(cpu_of $pp); m1=$(cpu_of "$MSOCKS_PID"); s1=$(cpu_sys)
+	c1=$(cpu_of $pp); m1=$(cpu_of "$MSOCKS_PID"); s1=$(cpu_sys); t1=$(date +%s.%N)
 	local bps bytes err
 	bps=$(jq -r '.end.sum_received.bits_per_second // empty' "$TMP/iperf.json" 2>/dev/null)
 	bytes=$(jq -r '.end.sum_received.bytes // empty' "$TMP/iperf.json" 2>/dev/null)
@@ -417,12 +418,13 @@ iperf_run() { # wl cfg rep extra-args...
 	sample $wl "$cfg" "$rep" bit_s "$bps"
 	local gib
 	gib=$(awk -v b="$bytes" 'BEGIN { printf "%.6f", b / 1073741824 }')
-	sample cpu "$cfg" "$wl.$rep" sys_s_per_gib "$(awk -v a=$s0 -v b=$s1 -v g=$gib 'BEGIN { printf "%.4f", (b - a) / g }')"
+	sample $wl "$cfg" "$rep" machine_s_per_gib "$(awk -v a=$s0 -v b=$s1 -v g=$gib 'BEGIN { printf "%.4f", (b - a) / g }')"
 	if [ -n "$pp" ]; then
-		sample cpu "$cfg" "$wl.$rep" proxy_s_per_gib "$(awk -v a=$c0 -v b=$c1 -v g=$gib 'BEGIN { printf "%.4f", (b - a) / g }')"
+		sample $wl "$cfg" "$rep" relay_cpu_pct "$(awk -v a=$c0 -v b=$c1 -v s=$t0 -v e=$t1 'BEGIN { printf "%.1f", (b - a) * 100 / (e - s) }')"
+		sample $wl "$cfg" "$rep" relay_s_per_gib "$(awk -v a=$c0 -v b=$c1 -v g=$gib 'BEGIN { printf "%.4f", (b - a) / g }')"
 	fi
 	case $cfg in redsocks | proxychains)
-		sample cpu "$cfg" "$wl.$rep" socks_s_per_gib "$(awk -v a=$m0 -v b=$m1 -v g=$gib 'BEGIN { printf "%.4f", (b - a) / g }')" ;;
+		sample $wl "$cfg" "$rep" socks_s_per_gib "$(awk -v a=$m0 -v b=$m1 -v g=$gib 'BEGIN { printf "%.4f", (b - a) / g }')" ;;
 	esac
 }
 wl_iperf1_up() { iperf_run iperf1_up "$1" "$2"; }
@@ -451,9 +453,13 @@ to_us() { awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) m = 1; else if (v ~ /
 wrk_run() { # wl cfg rep extra-args...
 	local wl=$1 cfg=$2 rep=$3 dst; shift 3
 	dst=$(dst_of "$cfg")
+	local pp c0 c1 t0 t1
+	pp=$(proxy_pid "$cfg")
+	c0=$(cpu_of $pp); t0=$(date +%s.%N)
 	run_in "$cfg" $((T_WRK + 30)) wrk -t 2 -c 32 -d ${T_WRK}s --timeout 5s --latency "$@" \
 		"http://$dst:$HTTP_PORT/" >"$TMP/wrk.out" 2>&1
 	local rc=$? rps p50 p99 errs non2xx
+	c1=$(cpu_of $pp); t1=$(date +%s.%N)
 	rps=$(awk '/^Requests\/sec:/ { print $2 }' "$TMP/wrk.out")
 	p50=$(awk '$1 == "50%" { print $2 }' "$TMP/wrk.out")
 	p99=$(awk '$1 == "99%" { print $2 }' "$TMP/wrk.out")
@@ -467,6 +473,10 @@ wrk_run() { # wl cfg rep extra-args...
 	sample $wl "$cfg" "$rep" p50_us "$(to_us "$p50")"
 	sample $wl "$cfg" "$rep" p99_us "$(to_us "$p99")"
 	sample $wl "$cfg" "$rep" errors "$((${errs:-0} + ${non2xx:-0}))"
+	if [ -n "$pp" ]; then
+		sample $wl "$cfg" "$rep" relay_cpu_pct "$(awk -v a=$c0 -v b=$c1 -v s=$t0 -v e=$t1 'BEGIN { printf "%.1f", (b - a) * 100 / (e - s) }')"
+	fi
+	return 0
 }
 wl_conn_close() { wrk_run conn_close "$1" "$2" -H 'Connection: close'; }
 wl_keepalive() { wrk_run keepalive "$1" "$2"; }
@@ -655,9 +665,18 @@ verify_configs() { # configurations...
 }
 
 # --- main ---------------------------------------------------------------------------
+# CPU busy (% of all CPUs) over 1 s: other people's work, when none of ours runs
+busy_pct() {
+	local a b
+	a=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8; exit }' /proc/stat)
+	sleep 1
+	b=$(awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8, $2 + $3 + $4 + $5 + $6 + $7 + $8; exit }' /proc/stat)
+	awk -v a="$a" -v b="$b" 'BEGIN { split(a, x, " "); split(b, y, " "); printf "%.0f", (y[2] > x[2]) ? (y[1] - x[1]) * 100 / (y[2] - x[2]) : 0 }'
+}
 T_START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
-log "mode $MODE, $REPS repetition(s); work dir $TMP; load average $LOAD_START"
+BUSY_START=$(busy_pct)
+log "mode $MODE, $REPS repetition(s); work dir $TMP; CPUs ${BUSY_START}% busy before start"
 [ -n "$MEM_NOTE" ] && log "$MEM_NOTE"
 setup_net
 start_servers
@@ -727,6 +746,7 @@ if want ready; then
 fi
 T_END=$(date +%s)
 LOAD_END=$(cut -d' ' -f1 /proc/loadavg)
+BUSY_END=$(busy_pct) # our servers are idle now
 
 # --- report -------------------------------------------------------------------------
 # summary.tsv: wl cfg metric n median min max ratio ratio_min ratio_max
@@ -764,17 +784,21 @@ BEGIN {
 	while ((getline line < fails) > 0) { split(line, f, "\t"); failed[f[1], f[2]] = f[3] }
 	# rows: wl metric label unit scale kind (r: ratio to direct, a: absolute only)
 	nr = split("iperf1_up bit_s|iperf3 1 stream up|Gbit/s|1e-9|r;" \
+		"iperf1_up relay_s_per_gib|  relay process CPU s/GiB|s/GiB|1|a;" \
 		"iperf1_down bit_s|iperf3 1 stream down (-R)|Gbit/s|1e-9|r;" \
+		"iperf1_down relay_s_per_gib|  relay process CPU s/GiB|s/GiB|1|a;" \
 		"iperf8_up bit_s|iperf3 8 streams (-P 8)|Gbit/s|1e-9|r;" \
+		"iperf8_up relay_s_per_gib|  relay process CPU s/GiB|s/GiB|1|a;" \
+		"iperf1_up machine_s_per_gib|machine CPU s/GiB, 1 up|s/GiB|1|r;" \
 		"curl_bulk bit_s|curl bulk download|Gbit/s|1e-9|r;" \
 		"conn_close req_s|new conn/s (close, c=32)|conn/s|1|r;" \
 		"conn_close p50_us|  p50 latency (lower=better)|us|1|r;" \
 		"conn_close p99_us|  p99 latency (lower=better)|us|1|r;" \
+		"conn_close relay_cpu_pct|  relay process CPU|%|1|a;" \
 		"keepalive req_s|keep-alive req/s (c=32)|req/s|1|r;" \
 		"keepalive p99_us|  p99 latency (lower=better)|us|1|r;" \
+		"keepalive relay_cpu_pct|  relay process CPU|%|1|a;" \
 		"dns qps|DNS qps (FakeIP vs dnsmasq)|q/s|1|r;" \
-		"cpu sys_s_per_gib|machine CPU s/GiB (iperf3)|s/GiB|1|r;" \
-		"cpu proxy_s_per_gib|relay process CPU s/GiB|s/GiB|1|a;" \
 		"mem kib_per_conn|RSS KiB per idle conn|KiB|1|a;" \
 		"ready ms|exec to ready|ms|1|a", R, ";")
 }
@@ -830,15 +854,19 @@ END {
 	a = M_("mem", "sproxy", "kib_per_conn"); b = M_("mem", "redsocks", "kib_per_conn")
 	target("RSS per idle conn (KiB)", a, sprintf("%.2f", a), "<=4", a != "" && a + 0 <= 4)
 	target("RSS per idle conn below redsocks (KiB vs redsocks)", a != "" && b != "" ? a : "", sprintf("%.2f vs %.2f", a, b), "<redsocks", a + 0 < b + 0)
-	a = M_("cpu", "sproxy", "proxy_s_per_gib"); b = M_("cpu", "redsocks", "proxy_s_per_gib")
-	target("CPU s/GiB relayed below redsocks (s/GiB vs redsocks)", a != "" && b != "" ? a : "", sprintf("%.3f vs %.3f", a, b), "<redsocks", a + 0 < b + 0)
+	split("iperf1_up iperf1_down iperf8_up", W, " ")
+	for (w = 1; w <= 3; w++) {
+		a = M_(W[w], "sproxy", "relay_s_per_gib"); b = M_(W[w], "redsocks", "relay_s_per_gib")
+		target("CPU s/GiB below redsocks, " W[w] " (vs redsocks)", a != "" && b != "" ? a : "", sprintf("%.3f vs %.3f", a, b), "<redsocks", a + 0 < b + 0)
+	}
 	printf "  %d met, %d missed or without data\n", met, missed
 }' "$TMP/summary.tsv" | tee "$TMP/table.txt"
 
 echo
 echo "Memory: $MEM_N idle connections held per proxy.${MEM_NOTE:+ Note: $MEM_NOTE.}"
-busy=$(awk -v a="$LOAD_START" -v b="$LOAD_END" -v n="$(nproc)" 'BEGIN { if (a > n / 2 || b > n + 1) print 1 }')
-[ -n "$busy" ] && echo "Warning: load average $LOAD_START at start, $LOAD_END at end on $(nproc) CPUs: other processes share the CPUs, figures are noisy."
+if [ "$BUSY_START" -gt 15 ] || [ "$BUSY_END" -gt 15 ]; then
+	echo "Warning: other processes kept the CPUs ${BUSY_START}% busy before the run and ${BUSY_END}% after it (of $(nproc) CPUs): figures are noisy."
+fi
 if [ -s "$FAILS" ]; then
 	echo
 	echo "Cells that could not run:"
@@ -863,7 +891,7 @@ jq -n \
 	--arg nproc "$(nproc)" --arg reps "$REPS" --arg git "$GITREV" \
 	--arg daemon "$SPROXY" --arg dver "$DVER" --arg dnote "$DAEMON_NOTE" \
 	--arg secs "$((T_END - T_START))" --arg memn "$MEM_N" --arg memnote "$MEM_NOTE" \
-	--arg load "$LOAD_START $LOAD_END" --arg fdlimit "$FD_LIMIT" \
+	--arg load "$LOAD_START $LOAD_END" --arg busy "$BUSY_START $BUSY_END" --arg fdlimit "$FD_LIMIT" \
 	--arg tools "iperf3 $(iperf3 --version | awk 'NR == 1 { print $2 }'); $(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }'); dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ { print $2 }'); $(dpkg-query -W -f='${Package} ${Version}; ' redsocks proxychains4 microsocks dnsmasq-base curl 2>/dev/null)" \
 	--arg durations "iperf3 ${T_IPERF}s, wrk ${T_WRK}s, curl ${T_CURL}s, dnsperf ${T_DNS}s, mem ${MEM_N} conns x${MEM_REPS}, ready x${READY_N}" \
 	--rawfile samples "$SAMPLES" --rawfile summary "$TMP/summary.tsv" \
@@ -873,7 +901,7 @@ jq -n \
 	{
 	  date: $date, mode: $mode, kernel: $kernel, cpu: $cpu, nproc: ($nproc | tonumber),
 	  repetitions: ($reps | tonumber), durations: $durations, seconds: ($secs | tonumber),
-	  git: $git, tools: $tools, load_average_start_end: $load, fd_hard_limit: ($fdlimit | tonumber),
+	  git: $git, tools: $tools, load_average_start_end: $load, other_cpu_busy_pct_start_end: $busy, fd_hard_limit: ($fdlimit | tonumber),
 	  idle_connections_held: ($memn | tonumber), idle_connections_note: (if $memnote == "" then null else $memnote end),
 	  daemon: { binary: $daemon, version: $dver, problem: (if $dnote == "" then null else $dnote end) },
 	  configs: {
@@ -921,14 +949,14 @@ chart() {
 			}' "$TMP/summary.tsv" >"$f"
 	}
 	dat "$d/up.dat" "$cols" iperf3_1_up:iperf1_up:bit_s iperf3_1_down:iperf1_down:bit_s \
-		iperf3_8_up:iperf8_up:bit_s curl_bulk:curl_bulk:bit_s new_conn/s:conn_close:req_s \
-		keep-alive_req/s:keepalive:req_s DNS_qps:dns:qps
+		iperf3_8_up:iperf8_up:bit_s curl_bulk:curl_bulk:bit_s conn/s:conn_close:req_s \
+		keep-alive:keepalive:req_s DNS_qps:dns:qps
 	dat "$d/down.dat" "$cols" new-conn_p50:conn_close:p50_us new-conn_p99:conn_close:p99_us \
-		keep-alive_p99:keepalive:p99_us machine_CPU/GiB:cpu:sys_s_per_gib
+		keep-alive_p99:keepalive:p99_us machine_CPU/GiB_1_up:iperf1_up:machine_s_per_gib
 	dat "$d/mem.dat" "$pcols" RSS_KiB/idle_conn:mem:kib_per_conn:abs \
-		microsocks_behind_redsocks:mem:socks_kib_per_conn:abs
-	dat "$d/cpu.dat" "$pcols" relay_process:cpu:proxy_s_per_gib:abs \
-		microsocks_behind_redsocks:cpu:socks_s_per_gib:abs
+		microsocks_(redsocks_chain):mem:socks_kib_per_conn:abs
+	dat "$d/cpu.dat" "$pcols" iperf3_1_up:iperf1_up:relay_s_per_gib:abs \
+		iperf3_1_down:iperf1_down:relay_s_per_gib:abs iperf3_8_up:iperf8_up:relay_s_per_gib:abs
 	panel() { # file titles n: the plot command, or a "no data" placeholder
 		if awk '{ sub(/^"[^"]*"/, ""); if ($0 ~ /[0-9]/) f = 1 } END { exit !f }' "$1"; then
 			local c colors=""
@@ -963,7 +991,9 @@ chart() {
 		unset arrow 1
 		set title "Memory per idle proxied connection (KiB, $MEM_N held)"
 		$(panel "$d/mem.dat" "$pcols" $np)
-		set title "CPU seconds per GiB relayed (process utime+stime, iperf3 runs)"
+		set title "Relay process CPU seconds per GiB (utime+stime; log scale)"
+		set logscale y
+		set yrange [*:*]
 		$(panel "$d/cpu.dat" "$pcols" $np)
 		unset multiplot
 	GP
