@@ -11,6 +11,7 @@
 #              curl_bulk conn_close keepalive dns mem ready
 #   --with-copy  one more configuration, "copy": sproxy-bpf --relay copy
 #              (user-space copy instead of splice), to compare relay modes
+#   --plot FILE.json  only draw build/bench/bench-latest.png again from a saved run
 #   SPROXY_BPF=path  the daemon to measure (default ./sproxy-bpf)
 #
 # Topology (every name carries this script's pid; all removed on exit):
@@ -42,13 +43,14 @@ set -u
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$PWD
 
-SMOKE=0 REPS="" ONLY="" WITH_COPY=0
+SMOKE=0 REPS="" ONLY="" WITH_COPY=0 PLOT_JSON=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--smoke) SMOKE=1 ;;
 	--reps) REPS=$2; shift ;;
 	--only) ONLY=$2; shift ;;
 	--with-copy) WITH_COPY=1 ;;
+	--plot) PLOT_JSON=$2; shift ;;
 	-h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench: unknown argument $1" >&2; exit 2 ;;
 	esac
@@ -68,9 +70,106 @@ OUT=$ROOT/build/bench
 BIN=$OUT/bin
 SPROXY=${SPROXY_BPF:-$ROOT/sproxy-bpf}
 mkdir -p "$BIN"
-
 die() { echo "bench: $*" >&2; exit 2; }
 log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
+
+# The chart of a run (reads $TMP/summary.tsv): build/bench/bench-latest.png
+chart() {
+	local d=$TMP/plot cols="${CONFIGS[*]:1}" pcols="sproxy redsocks"
+	[ $WITH_COPY = 1 ] && pcols="sproxy copy redsocks"
+	local nc np
+	nc=$(wc -w <<<"$cols"); np=$(wc -w <<<"$pcols")
+	mkdir -p "$d"
+	# ratio rows: label wl metric
+	dat() { # file cols rows...
+		local f=$1 c=$2; shift 2
+		awk -F'\t' -v cols="$c" -v rows="$*" '
+			{ k = $1 SUBSEP $2 SUBSEP $3; r[k] = $8; lo[k] = $9; hi[k] = $10; m[k] = $5; mn[k] = $6; mx[k] = $7 }
+			END {
+				nc = split(cols, C, " "); nr = split(rows, R, " ")
+				for (i = 1; i <= nr; i++) {
+					split(R[i], p, ":"); gsub(/_/, " ", p[1]); printf "\"%s\"", p[1]
+					for (c = 1; c <= nc; c++) {
+						k = p[2] SUBSEP C[c] SUBSEP p[3]
+						if (p[4] == "abs") { if (k in m) printf " %s %s %s", m[k], mn[k], mx[k]; else printf " ? ? ?" }
+						else if ((k in r) && r[k] != "") printf " %s %s %s", r[k], lo[k], hi[k]
+						else printf " ? ? ?"
+					}
+					printf "\n"
+				}
+			}' "$TMP/summary.tsv" >"$f"
+	}
+	dat "$d/up.dat" "$cols" iperf3_1_up:iperf1_up:bit_s iperf3_1_down:iperf1_down:bit_s \
+		iperf3_8_up:iperf8_up:bit_s curl_bulk:curl_bulk:bit_s conn/s:conn_close:req_s \
+		keep-alive:keepalive:req_s DNS_qps:dns:qps
+	dat "$d/down.dat" "$cols" new-conn_p50:conn_close:p50_us new-conn_p99:conn_close:p99_us \
+		keep-alive_p99:keepalive:p99_us machine_CPU/GiB_1_up:iperf1_up:machine_s_per_gib
+	dat "$d/mem.dat" "$pcols" RSS_KiB/idle_conn:mem:kib_per_conn:abs \
+		microsocks_in_redsocks_chain:mem:socks_kib_per_conn:abs
+	dat "$d/cpu.dat" "$pcols" iperf3_1_up:iperf1_up:relay_s_per_gib:abs \
+		iperf3_1_down:iperf1_down:relay_s_per_gib:abs iperf3_8_up:iperf8_up:relay_s_per_gib:abs
+	panel() { # file titles n: the plot command, or a "no data" placeholder
+		if awk '{ sub(/^"[^"]*"/, ""); if ($0 ~ /[0-9]/) f = 1 } END { exit !f }' "$1"; then
+			local c colors=""
+			for c in $2; do
+				case $c in
+				sproxy) colors+=" #9400d3" ;; copy) colors+=" #4b0082" ;; out) colors+=" #009e73" ;;
+				bypass) colors+=" #56b4e9" ;; redsocks) colors+=" #e69f00" ;; proxychains) colors+=" #f0e442" ;;
+				*) colors+=" #0072b2" ;;
+				esac
+			done
+			echo "plot for [i=0:$(($3 - 1))] \"$1\" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word(\"$2\", i+1) lc rgb word(\"$colors\", i+1)"
+		else
+			echo "set label 9 \"no data\" at graph 0.5, graph 0.5 center; plot [0:1] [0:1] NaN notitle; unset label 9"
+		fi
+	}
+	cat >"$d/plot.gp" <<-GP
+		set terminal pngcairo size 1500,1000 font ",10"
+		set output "$OUT/bench-latest.png"
+		set multiplot layout 2,2 title "sproxy-bpf make bench ($MODE, $DATE, kernel ${PLOT_KERNEL:-$(uname -r)}, ${PLOT_NPROC:-$(nproc)} CPU)"
+		set style data histogram
+		set style histogram errorbars gap 1 lw 1
+		set style fill solid 0.75 border -1
+		set datafile missing '?'
+		set grid y
+		set key top left horizontal
+		set yrange [0:*]
+		set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5
+		set title "Ratio to direct, higher is better (bars: median; whiskers: min-max)"
+		$(panel "$d/up.dat" "$cols" $nc)
+		set title "Ratio to direct, lower is better"
+		$(panel "$d/down.dat" "$cols" $nc)
+		unset arrow 1
+		set title "Memory per idle proxied connection (KiB, $MEM_N held)"
+		$(panel "$d/mem.dat" "$pcols" $np)
+		set title "Relay process CPU seconds per GiB (utime+stime; log scale)"
+		set logscale y
+		set yrange [*:*]
+		$(panel "$d/cpu.dat" "$pcols" $np)
+		unset multiplot
+	GP
+	gnuplot "$d/plot.gp" 2>"$d/gnuplot.err" || { log "gnuplot failed: $(tail -3 "$d/gnuplot.err")"; return 1; }
+	echo "chart: ${OUT#"$ROOT"/}/bench-latest.png"
+}
+
+# --plot JSON: draw the chart of a saved run again, nothing else
+if [ -n "$PLOT_JSON" ]; then
+	[ -r "$PLOT_JSON" ] || { echo "bench: cannot read $PLOT_JSON" >&2; exit 2; }
+	TMP=$(mktemp -d /tmp/sproxy-bench.XXXXXX)
+	trap 'rm -rf "$TMP"' EXIT
+	jq -r '.summary[] | [.workload, .config, .metric, .n, .median, .min, .max,
+		(.ratio // ""), (.ratio_min // ""), (.ratio_max // "")] | @tsv' "$PLOT_JSON" >"$TMP/summary.tsv" || exit 2
+	MODE=$(jq -r .mode "$PLOT_JSON") DATE=$(jq -r .date "$PLOT_JSON")
+	MEM_N=$(jq -r .idle_connections_held "$PLOT_JSON")
+	PLOT_KERNEL=$(jq -r .kernel "$PLOT_JSON") PLOT_NPROC=$(jq -r .nproc "$PLOT_JSON")
+	read -r -a CONFIGS <<<"$(jq -r '[.summary[].config] | unique | . as $c |
+		["direct", "sproxy", "copy", "out", "bypass", "redsocks", "proxychains", "microsocks"] |
+		map(select(. as $x | $c | index($x))) | join(" ")' "$PLOT_JSON")"
+	[[ " ${CONFIGS[*]} " == *" copy "* ]] && WITH_COPY=1
+	chart
+	exit $?
+fi
+
 
 [ "$(id -u)" = 0 ] || die "must run as root (namespaces, cgroups, BPF)"
 for t in ip nsenter iperf3 wrk dnsperf redsocks proxychains4 microsocks dnsmasq \
@@ -922,84 +1021,6 @@ jq -n \
 	  samples: rows($samples) | map({workload: .[0], config: .[1], rep: .[2], metric: .[3], value: (.[4] | num)})
 	}' >"$JSON" && echo && echo "raw figures: ${JSON#"$ROOT"/}"
 
-# Chart of this run: build/bench/bench-latest.png
-chart() {
-	local d=$TMP/plot cols="${CONFIGS[*]:1}" pcols="sproxy redsocks"
-	[ $WITH_COPY = 1 ] && pcols="sproxy copy redsocks"
-	local nc np
-	nc=$(wc -w <<<"$cols"); np=$(wc -w <<<"$pcols")
-	mkdir -p "$d"
-	# ratio rows: label wl metric
-	dat() { # file cols rows...
-		local f=$1 c=$2; shift 2
-		awk -F'\t' -v cols="$c" -v rows="$*" '
-			{ k = $1 SUBSEP $2 SUBSEP $3; r[k] = $8; lo[k] = $9; hi[k] = $10; m[k] = $5; mn[k] = $6; mx[k] = $7 }
-			END {
-				nc = split(cols, C, " "); nr = split(rows, R, " ")
-				for (i = 1; i <= nr; i++) {
-					split(R[i], p, ":"); gsub(/_/, " ", p[1]); printf "\"%s\"", p[1]
-					for (c = 1; c <= nc; c++) {
-						k = p[2] SUBSEP C[c] SUBSEP p[3]
-						if (p[4] == "abs") { if (k in m) printf " %s %s %s", m[k], mn[k], mx[k]; else printf " ? ? ?" }
-						else if ((k in r) && r[k] != "") printf " %s %s %s", r[k], lo[k], hi[k]
-						else printf " ? ? ?"
-					}
-					printf "\n"
-				}
-			}' "$TMP/summary.tsv" >"$f"
-	}
-	dat "$d/up.dat" "$cols" iperf3_1_up:iperf1_up:bit_s iperf3_1_down:iperf1_down:bit_s \
-		iperf3_8_up:iperf8_up:bit_s curl_bulk:curl_bulk:bit_s conn/s:conn_close:req_s \
-		keep-alive:keepalive:req_s DNS_qps:dns:qps
-	dat "$d/down.dat" "$cols" new-conn_p50:conn_close:p50_us new-conn_p99:conn_close:p99_us \
-		keep-alive_p99:keepalive:p99_us machine_CPU/GiB_1_up:iperf1_up:machine_s_per_gib
-	dat "$d/mem.dat" "$pcols" RSS_KiB/idle_conn:mem:kib_per_conn:abs \
-		microsocks_(redsocks_chain):mem:socks_kib_per_conn:abs
-	dat "$d/cpu.dat" "$pcols" iperf3_1_up:iperf1_up:relay_s_per_gib:abs \
-		iperf3_1_down:iperf1_down:relay_s_per_gib:abs iperf3_8_up:iperf8_up:relay_s_per_gib:abs
-	panel() { # file titles n: the plot command, or a "no data" placeholder
-		if awk '{ sub(/^"[^"]*"/, ""); if ($0 ~ /[0-9]/) f = 1 } END { exit !f }' "$1"; then
-			local c colors=""
-			for c in $2; do
-				case $c in
-				sproxy) colors+=" #9400d3" ;; copy) colors+=" #4b0082" ;; out) colors+=" #009e73" ;;
-				bypass) colors+=" #56b4e9" ;; redsocks) colors+=" #e69f00" ;; proxychains) colors+=" #f0e442" ;;
-				*) colors+=" #0072b2" ;;
-				esac
-			done
-			echo "plot for [i=0:$(($3 - 1))] \"$1\" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word(\"$2\", i+1) lc rgb word(\"$colors\", i+1)"
-		else
-			echo "set label 9 \"no data\" at graph 0.5, graph 0.5 center; plot [0:1] [0:1] NaN notitle; unset label 9"
-		fi
-	}
-	cat >"$d/plot.gp" <<-GP
-		set terminal pngcairo size 1500,1000 font ",10"
-		set output "$OUT/bench-latest.png"
-		set multiplot layout 2,2 title "sproxy-bpf make bench ($MODE, $DATE, kernel $(uname -r), $(nproc) CPU)"
-		set style data histogram
-		set style histogram errorbars gap 1 lw 1
-		set style fill solid 0.75 border -1
-		set datafile missing '?'
-		set grid y
-		set key top left horizontal
-		set yrange [0:*]
-		set arrow 1 from graph 0, first 1 to graph 1, first 1 nohead dt 2 lw 1.5
-		set title "Ratio to direct, higher is better (bars: median; whiskers: min-max)"
-		$(panel "$d/up.dat" "$cols" $nc)
-		set title "Ratio to direct, lower is better"
-		$(panel "$d/down.dat" "$cols" $nc)
-		unset arrow 1
-		set title "Memory per idle proxied connection (KiB, $MEM_N held)"
-		$(panel "$d/mem.dat" "$pcols" $np)
-		set title "Relay process CPU seconds per GiB (utime+stime; log scale)"
-		set logscale y
-		set yrange [*:*]
-		$(panel "$d/cpu.dat" "$pcols" $np)
-		unset multiplot
-	GP
-	gnuplot "$d/plot.gp" 2>"$d/gnuplot.err" || { log "gnuplot failed: $(tail -3 "$d/gnuplot.err")"; return 1; }
-	echo "chart: ${OUT#"$ROOT"/}/bench-latest.png"
-}
 chart
 
 # Exit status: non-zero when a workload could not run at all somewhere.
