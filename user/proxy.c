@@ -28,6 +28,8 @@
 
 struct proxy_listener {
 	struct daemon *d;
+	struct sockaddr_storage addr;   /* bound; wildcard: ask each socket */
+	int wildcard;
 	struct evconnlistener *l;
 	struct event *pause;        /* re-enables accepting after EMFILE */
 };
@@ -147,9 +149,8 @@ static int take_record(struct session *s, const struct sockaddr_storage *local)
 	k.netns = s->d->netns;
 	addr_to_sproxy((const struct sockaddr *)&s->src, &k.app);
 	addr_to_sproxy((const struct sockaddr *)local, &k.proxy);
-	if (bpf_map_lookup_elem(s->d->tuples_fd, &k, &c) < 0)
+	if (bpf_map_lookup_and_delete_elem(s->d->tuples_fd, &k, &c) < 0)
 		return -1;
-	bpf_map_delete_elem(s->d->tuples_fd, &k);
 	s->proc = c.proc;
 	s->have_proc = 1;
 	daemon_process_comm(&s->proc);
@@ -170,7 +171,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
 	socklen_t len = sizeof(local), olen;
 	struct session *s;
 	char err[200], a[ADDR_STRLEN];
-	int level, one = 1, in_range = 0;
+	int level, in_range = 0;
 	const char *name;
 
 	(void)lis;
@@ -187,8 +188,10 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
 	clock_gettime(CLOCK_MONOTONIC, &s->start);
 	memcpy(&s->src, peer, (size_t)plen < sizeof(s->src) ? (size_t)plen : sizeof(s->src));
 	addr_unmap(&s->src);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (getsockname(fd, (struct sockaddr *)&local, &len) < 0) {
+	/* TCP_NODELAY comes from the listener. */
+	if (!pl->wildcard) {
+		local = pl->addr;
+	} else if (getsockname(fd, (struct sockaddr *)&local, &len) < 0) {
 		snprintf(err, sizeof(err), "getsockname: %s", strerror(errno));
 		refuse(s, err);
 		return;
@@ -284,6 +287,7 @@ struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *a
 	if (fd < 0)
 		goto fail;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));   /* inherited */
 	if (addr->ss_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	daemon_mark(d, fd);
@@ -292,6 +296,11 @@ struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *a
 		close(fd);
 		goto fail;
 	}
+	pl->addr = *addr;
+	addr_unmap(&pl->addr);
+	pl->wildcard = addr->ss_family == AF_INET
+		? ((struct sockaddr_in *)addr)->sin_addr.s_addr == INADDR_ANY
+		: IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)addr)->sin6_addr);
 	pl->l = evconnlistener_new(d->base, on_accept, pl, LEV_OPT_CLOSE_ON_FREE, -1, fd);
 	if (!pl->l) {
 		close(fd);

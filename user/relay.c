@@ -10,7 +10,8 @@
 #include "http.h"
 #include "relay.h"
 
-#define CHUNK       (64 * 1024)
+#define COPY_BUF    (16 * 1024)
+#define PIPE_SIZE   (1024 * 1024)
 #define MAX_ROUNDS  16          /* reads per wakeup: fairness between sessions */
 
 static void pump(struct relay_dir *d);
@@ -69,29 +70,38 @@ static int drain(struct relay_dir *d)
 	return 1;
 }
 
+/* A direction starts by copying: short exchanges (requests, replies,
+ * handshakes) then cost no pipe.  Once a read fills the whole buffer the
+ * stream is bulk, and from then on bytes that need no rewriting go through
+ * a pipe with splice(2), without entering user space. */
 static int want_splice(struct relay_dir *d)
 {
-	if (!d->r->use_splice)
+	if (!d->r->use_splice || !d->bulk)
 		return 0;
 	if (d->tagger && http_tagger_verbatim(d->tagger) == 0)
 		return 0;
-	if (d->pipe[0] < 0 && pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
-		d->pipe[0] = d->pipe[1] = -1;
-		d->r->use_splice = 0;     /* out of fds: copy instead */
-		return 0;
+	if (d->pipe[0] < 0) {
+		if (pipe2(d->pipe, O_NONBLOCK | O_CLOEXEC) < 0) {
+			d->pipe[0] = d->pipe[1] = -1;
+			d->bulk = 0;      /* out of fds: keep copying */
+			return 0;
+		}
+		/* Fewer, larger splices; the pipe only holds pages while full. */
+		fcntl(d->pipe[1], F_SETPIPE_SZ, PIPE_SIZE);
 	}
 	return 1;
 }
 
-/* Reads once from `from`.  >0 bytes moved, 0 EOF, -1 would block, -2 failed. */
-static ssize_t take(struct relay_dir *d)
+/* Reads once from `from`.  >0 bytes moved, 0 EOF, -1 would block, -2
+ * failed.  *more: the read was full, so more may be waiting. */
+static ssize_t take(struct relay_dir *d, int *more)
 {
-	char tmp[16 * 1024];
+	char tmp[COPY_BUF];
 	ssize_t n;
 
 	if (want_splice(d)) {
 		uint64_t v = d->tagger ? http_tagger_verbatim(d->tagger) : UINT64_MAX;
-		size_t len = v < CHUNK ? (size_t)v : CHUNK;
+		size_t len = v < PIPE_SIZE ? (size_t)v : PIPE_SIZE;
 
 		n = splice(d->from, NULL, d->pipe[1], NULL, len,
 			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
@@ -100,6 +110,7 @@ static ssize_t take(struct relay_dir *d)
 			if (d->tagger)
 				http_tagger_skip(d->tagger, (uint64_t)n);
 		}
+		*more = n == (ssize_t)len;
 	} else {
 		n = read(d->from, tmp, sizeof(tmp));
 		if (n > 0) {
@@ -110,6 +121,9 @@ static ssize_t take(struct relay_dir *d)
 				return -2;
 			}
 		}
+		*more = n == (ssize_t)sizeof(tmp);
+		if (*more)
+			d->bulk = 1;
 	}
 	if (n > 0) {
 		d->bytes += (uint64_t)n;
@@ -126,7 +140,7 @@ static ssize_t take(struct relay_dir *d)
 static void pump(struct relay_dir *d)
 {
 	struct relay *r = d->r;
-	int rounds = 0;
+	int rounds = 0, more = 1;
 
 	while (!r->finished) {
 		int rc = drain(d);
@@ -150,11 +164,13 @@ static void pump(struct relay_dir *d)
 			maybe_done(r);
 			return;
 		}
-		if (++rounds > MAX_ROUNDS) {
+		/* A short read emptied the socket: epoll says when there is
+		 * more, without a read that only returns EAGAIN. */
+		if (!more || ++rounds > MAX_ROUNDS) {
 			event_add(d->rd, NULL);
 			return;
 		}
-		ssize_t n = take(d);
+		ssize_t n = take(d, &more);
 
 		if (n == -2)
 			return;

@@ -23,6 +23,7 @@ struct relay_dir {
 	struct http_tagger *tagger;    /* owned; NULL = plain */
 	uint64_t bytes;                /* read from `from` */
 	int eof, shut;
+	int bulk;                      /* splice from now on */
 };
 
 /* err: NULL when both directions ended cleanly. */
