@@ -683,8 +683,10 @@ for w in ${ONLY//,/ }; do
 	[[ " ${ALL_WLS[*]} " == *" $w "* ]] || die "unknown workload '$w' (known: ${ALL_WLS[*]})"
 done
 
-# The cells of one workload, REPS times; the two groups of configurations
-# alternate in order so that drift does not favour one side.
+# The cells of one workload, REPS times; the groups of configurations (no
+# daemon / daemon / copy daemon) and the configurations inside each group
+# rotate from one repetition to the next, so that neither drift nor
+# position favours one side.
 run_workload() {
 	local wl=$1 rep cfg gi g cfgs
 	want $wl || return 0
@@ -697,6 +699,10 @@ run_workload() {
 			daemon) cfgs=("${DAEMON_CFGS[@]}") ;;
 			copy) cfgs=(copy) ;;
 			esac
+			# rotate the order inside the group too: no configuration always
+			# runs right after the heavy one
+			local k=$(((rep - 1) % ${#cfgs[@]}))
+			cfgs=("${cfgs[@]:k}" "${cfgs[@]:0:k}")
 			local any=0
 			for cfg in "${cfgs[@]}"; do [ -z "$(na_reason $wl $cfg)" ] && any=1; done
 			[ $any = 1 ] || continue
