@@ -120,7 +120,7 @@ chart() {
 			done
 			echo "plot for [i=0:$(($3 - 1))] \"$1\" using (column(2+3*i)):(column(3+3*i)):(column(4+3*i)):xtic(1) title word(\"$2\", i+1) lc rgb word(\"$colors\", i+1)"
 		else
-			echo "set label 9 \"no data\" at graph 0.5, graph 0.5 center; plot [0:1] [0:1] NaN notitle; unset label 9"
+			echo "unset logscale y; set label 9 \"no data\" at graph 0.5, graph 0.5 center; plot [0:1] [0:1] NaN notitle; unset label 9"
 		fi
 	}
 	cat >"$d/plot.gp" <<-GP
@@ -194,6 +194,13 @@ CG_SP=$CG2/sproxy-bpf-test-$ID-bench
 CG_RS=$CG2/sproxy-bpf-test-$ID-redsocks
 TMP=$(mktemp -d /tmp/sproxy-bench.XXXXXX)
 SAMPLES=$TMP/samples.tsv FAILS=$TMP/fails.tsv CHECKS=$TMP/checks.tsv
+# The daemon is started again for every repetition: measure one snapshot of
+# it, even if someone rebuilds ./sproxy-bpf during the run.
+SPROXY_SRC=$SPROXY SPROXY_SUM=""
+if [ -x "$SPROXY" ] && cp "$SPROXY" "$TMP/sproxy-bpf"; then
+	SPROXY=$TMP/sproxy-bpf
+	SPROXY_SUM="sha256 $(sha256sum "$SPROXY" | cut -c1-16), built $(date -u -r "$SPROXY_SRC" +%FT%TZ)"
+fi
 : >"$SAMPLES"; : >"$FAILS"; : >"$CHECKS"
 DST=192.0.2.2 DST_BYPASS=198.51.100.2 SOCKS=192.0.2.2:1080 SOCKS_R=203.0.113.2
 HTTP_PORT=8080 IPERF_PORT=5201
@@ -391,7 +398,7 @@ DAEMON_NOTE="" # why the daemon is unusable, if it is
 daemon_start() { # extra daemon options...
 	DAEMON_PID=""
 	if [ ! -x "$SPROXY" ]; then
-		DAEMON_NOTE="$SPROXY not built (make sproxy-bpf failed?)"
+		DAEMON_NOTE="$SPROXY_SRC not built (make sproxy-bpf failed?)"
 		return 1
 	fi
 	: >"$TMP/launch.out"
@@ -994,7 +1001,7 @@ jq -n \
 	--arg date "$DATE" --arg mode "$MODE" --arg kernel "$(uname -r)" \
 	--arg cpu "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
 	--arg nproc "$(nproc)" --arg reps "$REPS" --arg git "$GITREV" \
-	--arg daemon "$SPROXY" --arg dver "$DVER" --arg dnote "$DAEMON_NOTE" \
+	--arg daemon "$SPROXY_SRC" --arg dver "$DVER" --arg dsum "$SPROXY_SUM" --arg dnote "$DAEMON_NOTE" \
 	--arg secs "$((T_END - T_START))" --arg memn "$MEM_N" --arg memnote "$MEM_NOTE" \
 	--arg load "$LOAD_START $LOAD_END" --arg busy "$BUSY_START $BUSY_END" --arg fdlimit "$FD_LIMIT" \
 	--arg tools "iperf3 $(iperf3 --version | awk 'NR == 1 { print $2 }'); $(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }'); dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ { print $2 }'); $(dpkg-query -W -f='${Package} ${Version}; ' redsocks proxychains4 microsocks dnsmasq-base curl 2>/dev/null)" \
@@ -1008,7 +1015,7 @@ jq -n \
 	  repetitions: ($reps | tonumber), durations: $durations, seconds: ($secs | tonumber),
 	  git: $git, tools: $tools, load_average_start_end: $load, other_cpu_busy_pct_start_end: $busy, fd_hard_limit: ($fdlimit | tonumber),
 	  idle_connections_held: ($memn | tonumber), idle_connections_note: (if $memnote == "" then null else $memnote end),
-	  daemon: { binary: $daemon, version: $dver, problem: (if $dnote == "" then null else $dnote end) },
+	  daemon: { binary: $daemon, version: $dver, snapshot: $dsum, problem: (if $dnote == "" then null else $dnote end) },
 	  configs: {
 	    direct: "client in the client netns, no BPF programs attached",
 	    sproxy: "client in the captured cgroup, sproxy-bpf attach (direct relay)",
