@@ -131,7 +131,7 @@ $(OUTPUT)/asan/$(BIN): $(USER_SRCS) $(SKELS) | $(OUTPUT)/asan
 
 tools: $(TOOL_BINS)
 
-test: deps-test
+test: deps-bench
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(UNIT_BINS) $(TOOL_BINS) $(FUZZ_BINS) \
 		$(patsubst $(OUTPUT)/tests/%,$(OUTPUT)/asan/%,$(UNIT_BINS)) $(OUTPUT)/asan/$(BIN)
 	$(Q)tests/run
