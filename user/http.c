@@ -384,8 +384,9 @@ static int headers_done(struct http_tagger *t, struct evbuffer *out)
 		return -1;
 	t->requests++;
 	t->held_len = 0;
-	if (t->held_cap > 8192) {
-		/* A rare big header: do not keep 64 KiB per connection. */
+	{
+		/* Idle keep-alive connections are the many: they hold no header
+		 * buffer (a malloc per request is cheaper than 512 bytes each). */
 		free(t->held);
 		t->held = NULL;
 		t->held_cap = 0;

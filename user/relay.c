@@ -158,7 +158,12 @@ static void pump(struct relay_dir *d)
 			    evbuffer_get_length(d->buf))
 				continue;
 			if (!d->shut) {
-				shutdown(d->to, SHUT_WR);
+				struct relay_dir *o = d == &r->up ? &r->down : &r->up;
+
+				/* Both ways are done: the close that follows
+				 * sends the FIN, no shutdown needed. */
+				if (!o->shut)
+					shutdown(d->to, SHUT_WR);
 				d->shut = 1;
 			}
 			maybe_done(r);
