@@ -376,115 +376,108 @@ static void setup_listeners(struct options *o)
 	o->n_listen = 2;
 }
 
-static int run(struct options *o)
-{
-	struct daemon d = { .opt = o };
-	struct proxy_listener *lis[8] = { 0 };
-	struct loader_config lc = { 0 };
-	struct dns_config dc = { 0 };
-	struct ring_buffer *rb = NULL;
-	struct event *sigs[2] = { 0 }, *rbev = NULL;
+/* Everything a running daemon made, so that one teardown undoes it. */
+struct run {
+	struct daemon d;
+	struct proxy_listener *lis[8];
+	int n_lis;
+	struct loader_config lc;
 	struct bypass_entry bypass[256 + 8];
-	char err[512], self_cg[PATH_MAX], own_cg[PATH_MAX] = "", a[ADDR_STRLEN];
+	struct ring_buffer *rb;
+	struct event *rbev, *sigs[2];
+	char self_cg[PATH_MAX], own_cg[PATH_MAX];
 	const char *proxy_cg;
-	int i, n_lis = 0, defaults = !o->n_listen, rc = EXIT_RUNTIME;
+	char err[512];
+};
 
-	slog_level = o->verbose ? SLOG_DEBUG : SLOG_INFO;
-	if (cg_mount(d.cg_mount, sizeof(d.cg_mount)) < 0) {
-		log_err("no cgroup v2 hierarchy in /proc/mounts: mount one (mount -t "
-			"cgroup2 none /sys/fs/cgroup) or boot with systemd.unified_cgroup_hierarchy=1");
-		return EXIT_USAGE;
-	}
-	if (cg_resolve(d.cg_mount, o->cgroup, o->allow_root, d.target, sizeof(d.target),
-		       err, sizeof(err)) < 0) {
-		log_err("%s", err);
-		return EXIT_USAGE;
-	}
-	if (geteuid() != 0)
-		log_warn("not running as root: loading BPF programs needs CAP_BPF, "
-			 "CAP_NET_ADMIN and CAP_SYS_ADMIN");
-	if (o->fakeip_store && check_store(o->fakeip_store) < 0)
-		return EXIT_USAGE;
-	event_set_log_callback(on_libevent_log);
-	if (connlog_open(o->log_path, o->json) < 0) {
-		log_err("cannot open log %s: %s", o->log_path, strerror(errno));
-		return EXIT_USAGE;
-	}
-	/* The getsockopt hook runs in the cgroup of the proxy's sockets: the
-	 * one the daemon is in when it makes its listeners.  Inside the target
-	 * that is covered already; elsewhere the daemon gets a cgroup of its
-	 * own first, never the root's. */
-	if (cg_self(d.cg_mount, self_cg, sizeof(self_cg)) < 0) {
+/* The getsockopt hook runs in the cgroup of the proxy's sockets: the one
+ * the daemon is in when it makes its listeners.  Inside the target that is
+ * covered already; elsewhere the daemon gets a cgroup of its own first,
+ * never the root's. */
+static int enter_proxy_cgroup(struct run *r)
+{
+	struct daemon *d = &r->d;
+
+	if (cg_self(d->cg_mount, r->self_cg, sizeof(r->self_cg)) < 0) {
 		log_err("cannot read /proc/self/cgroup");
-		goto out;
+		return -1;
 	}
-	if (cg_within(self_cg, d.target)) {
-		proxy_cg = d.target;
-	} else {
-		if (cg_own_create(d.cg_mount, own_cg, sizeof(own_cg), err, sizeof(err)) < 0) {
-			log_err("%s", err);
-			goto out;
-		}
-		if (cg_move_self(own_cg) < 0) {
-			log_err("cannot move into %s: %s", own_cg, strerror(errno));
-			goto out;
-		}
-		proxy_cg = own_cg;
+	if (cg_within(r->self_cg, d->target)) {
+		r->proxy_cg = d->target;
+		return 0;
 	}
-	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
-	setup_listeners(o);
-	if (!o->n_resolvers)
-		default_resolvers(o);
+	if (cg_own_create(d->cg_mount, r->own_cg, sizeof(r->own_cg), r->err,
+			  sizeof(r->err)) < 0) {
+		r->own_cg[0] = 0;
+		log_err("%s", r->err);
+		return -1;
+	}
+	if (cg_move_self(r->own_cg) < 0) {
+		log_err("cannot move into %s: %s", r->own_cg, strerror(errno));
+		return -1;
+	}
+	r->proxy_cg = r->own_cg;
+	return 0;
+}
 
-	d.base = event_base_new();
-	if (!d.base) {
-		log_err("cannot create the event loop");
-		goto out;
-	}
-	d.netns = netns_cookie();
-	dc.fakeip_enabled = !o->disable_fakeip;
-	dc.v4_range = o->fakeip_range[0];
-	dc.v6_range = o->fakeip_range[1];
-	dc.ttl = o->fakeip_ttl;
-	dc.exclude = o->fakeip_exclude;
-	dc.n_exclude = (size_t)o->n_fakeip_exclude;
-	dc.resolvers = o->resolvers;
-	dc.n_resolvers = (size_t)o->n_resolvers;
-	dc.store_path = o->fakeip_store;
-	dc.mark = o->mark;
-	dc.verbose = o->verbose;
-	d.dns = dns_server_new(d.base, &dc, err, sizeof(err));
-	if (!d.dns) {
-		log_err("DNS: %s", err);
-		rc = EXIT_USAGE;
-		goto out;
-	}
+static int start_dns(struct run *r)
+{
+	const struct options *o = r->d.opt;
+	struct dns_config dc = {
+		.fakeip_enabled = !o->disable_fakeip,
+		.v4_range = o->fakeip_range[0],
+		.v6_range = o->fakeip_range[1],
+		.ttl = o->fakeip_ttl,
+		.exclude = (const char **)o->fakeip_exclude,
+		.n_exclude = (size_t)o->n_fakeip_exclude,
+		.resolvers = o->resolvers,
+		.n_resolvers = (size_t)o->n_resolvers,
+		.store_path = o->fakeip_store,
+		.mark = o->mark,
+		.verbose = o->verbose,
+	};
 
-	/* Listen before attaching: a captured connection must find us. */
-	for (i = 0; i < o->n_listen; i++) {
-		struct proxy_listener *l = proxy_listen(&d, &o->listen[i], err, sizeof(err));
+	r->d.dns = dns_server_new(r->d.base, &dc, r->err, sizeof(r->err));
+	if (!r->d.dns) {
+		log_err("DNS: %s", r->err);
+		return -1;
+	}
+	return 0;
+}
+
+/* Listen before attaching: a captured connection must find us.  Without
+ * --listen, a machine with no IPv6 loopback still runs, IPv4 only. */
+static int open_listeners(struct run *r, struct options *o, int defaults)
+{
+	for (int i = 0; i < o->n_listen; i++) {
+		struct proxy_listener *l = proxy_listen(&r->d, &o->listen[i], r->err,
+							sizeof(r->err));
 		int fam = o->listen[i].ss_family;
 
 		if (!l) {
 			if (defaults && fam == AF_INET6) {
-				log_warn("%s; IPv6 connections will not be captured", err);
+				log_warn("%s; IPv6 connections will not be captured", r->err);
 				continue;
 			}
-			log_err("%s", err);
-			goto out;
+			log_err("%s", r->err);
+			return -1;
 		}
-		lis[n_lis++] = l;
-		if (fam == AF_INET && !lc.listen4)
-			lc.listen4 = (struct sockaddr *)&o->listen[i];
-		if (fam == AF_INET6 && !lc.listen6)
-			lc.listen6 = (struct sockaddr *)&o->listen[i];
+		r->lis[r->n_lis++] = l;
+		if (fam == AF_INET && !r->lc.listen4)
+			r->lc.listen4 = (struct sockaddr *)&o->listen[i];
+		if (fam == AF_INET6 && !r->lc.listen6)
+			r->lc.listen6 = (struct sockaddr *)&o->listen[i];
 	}
-	/* A wildcard listener is reached on loopback; any other address of
-	 * ours is never redirected. */
-	memcpy(bypass, o->bypass, sizeof(o->bypass[0]) * (size_t)o->n_bypass);
-	lc.n_bypass = (size_t)o->n_bypass;
-	for (i = 0; i < o->n_listen; i++) {
+	return 0;
+}
+
+/* The user's --bypass, and our own listeners: a wildcard listener is
+ * reached on loopback; any other address of ours is never redirected. */
+static void fill_bypass(struct run *r, struct options *o)
+{
+	memcpy(r->bypass, o->bypass, sizeof(o->bypass[0]) * (size_t)o->n_bypass);
+	r->lc.n_bypass = (size_t)o->n_bypass;
+	for (int i = 0; i < o->n_listen; i++) {
 		struct sockaddr_storage *ss = &o->listen[i];
 
 		if (ss->ss_family == AF_INET) {
@@ -499,99 +492,191 @@ static int run(struct options *o)
 				s6->sin6_addr = in6addr_loopback;
 		}
 		if (!addr_is_loopback((struct sockaddr *)ss)) {
-			struct bypass_entry *e = &bypass[lc.n_bypass++];
+			struct bypass_entry *e = &r->bypass[r->lc.n_bypass++];
 
 			addr_to_sproxy((struct sockaddr *)ss, (struct sproxy_addr *)e->key.ip);
 			e->key.prefixlen = 128;
 			e->port = htons(addr_port((struct sockaddr *)ss));
 		}
 	}
-	lc.bypass = bypass;
-	lc.tgid = (uint32_t)getpid();
-	lc.mark = o->mark;
-	lc.netns = d.netns;
-	lc.map_size = o->map_size;
-	lc.pool_size = o->udp_flows;
-	lc.capture_udp = 1;
-	if (loader_load(&d.bpf, &lc, err, sizeof(err)) < 0) {
-		log_err("%s", err);
-		goto out;
-	}
-	d.tuples_fd = bpf_map__fd(d.bpf.skel->maps.tuples);
-	d.udp = udp_pool_new(&d, o->udp_flows, err, sizeof(err));
-	if (!d.udp) {
-		log_err("%s", err);
-		goto out;
-	}
-	rb = ring_buffer__new(bpf_map__fd(d.bpf.skel->maps.events), on_bpf_event, &d, NULL);
-	if (!rb) {
+	r->lc.bypass = r->bypass;
+}
+
+/* Ring buffer events from the BPF side, and the signals that stop us. */
+static int start_events(struct run *r)
+{
+	struct daemon *d = &r->d;
+
+	r->rb = ring_buffer__new(bpf_map__fd(d->bpf.skel->maps.events), on_bpf_event,
+				 d, NULL);
+	if (!r->rb) {
 		log_err("ring buffer: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
-	rbev = event_new(d.base, ring_buffer__epoll_fd(rb), EV_READ | EV_PERSIST,
-			 on_ringbuf, rb);
-	sigs[0] = evsignal_new(d.base, SIGINT, on_signal, d.base);
-	sigs[1] = evsignal_new(d.base, SIGTERM, on_signal, d.base);
-	if (!rbev || !sigs[0] || !sigs[1] || event_add(rbev, NULL) < 0 ||
-	    event_add(sigs[0], NULL) < 0 || event_add(sigs[1], NULL) < 0) {
+	r->rbev = event_new(d->base, ring_buffer__epoll_fd(r->rb), EV_READ | EV_PERSIST,
+			    on_ringbuf, r->rb);
+	r->sigs[0] = evsignal_new(d->base, SIGINT, on_signal, d->base);
+	r->sigs[1] = evsignal_new(d->base, SIGTERM, on_signal, d->base);
+	if (!r->rbev || !r->sigs[0] || !r->sigs[1] || event_add(r->rbev, NULL) < 0 ||
+	    event_add(r->sigs[0], NULL) < 0 || event_add(r->sigs[1], NULL) < 0) {
 		log_err("cannot set up events");
-		goto out;
+		return -1;
 	}
+	return 0;
+}
 
-	if (loader_attach(&d.bpf, d.target, proxy_cg, err, sizeof(err)) < 0) {
-		log_err("%s", err);
-		goto out;
-	}
-	log_info("ready: capturing %s (pid %d); listening on %s%s%s", d.target,
-		 (int)getpid(),
-		 lc.listen4 ? addr_str(lc.listen4, a, sizeof(a)) : "",
-		 lc.listen4 && lc.listen6 ? " and " : "",
-		 lc.listen6 ? addr_str(lc.listen6, err, sizeof(err)) : "");
-	notify_ready();
-	event_base_dispatch(d.base);
-	rc = 0;
-out:
-	/* Detach first: from here on, traffic goes direct. */
-	if (d.bpf.skel) {
-		uint64_t st[SPROXY_STAT__MAX];
+static void log_stats(struct loader *l)
+{
+	uint64_t st[SPROXY_STAT__MAX];
 
-		if (loader_stats(&d.bpf, st) == 0)
-			log_info("captured %llu TCP, %llu UDP flows, %llu DNS; bypassed %llu; "
-				 "no record %llu; UDP pool dry %llu; map full %llu",
-				 (unsigned long long)st[SPROXY_STAT_TCP_REDIRECTED],
-				 (unsigned long long)st[SPROXY_STAT_UDP_REDIRECTED],
-				 (unsigned long long)st[SPROXY_STAT_DNS_REDIRECTED],
-				 (unsigned long long)st[SPROXY_STAT_BYPASSED],
-				 (unsigned long long)st[SPROXY_STAT_ORIGDST_MISS],
-				 (unsigned long long)st[SPROXY_STAT_POOL_EMPTY],
-				 (unsigned long long)st[SPROXY_STAT_MAP_FULL]);
-		for (size_t k = 0; k < d.bpf.n_links; k++)
-			bpf_link__destroy(d.bpf.links[k]);
-		d.bpf.n_links = 0;
+	if (loader_stats(l, st) < 0)
+		return;
+	log_info("captured %llu TCP, %llu UDP flows, %llu DNS; bypassed %llu; "
+		 "no record %llu; UDP pool dry %llu; map full %llu",
+		 (unsigned long long)st[SPROXY_STAT_TCP_REDIRECTED],
+		 (unsigned long long)st[SPROXY_STAT_UDP_REDIRECTED],
+		 (unsigned long long)st[SPROXY_STAT_DNS_REDIRECTED],
+		 (unsigned long long)st[SPROXY_STAT_BYPASSED],
+		 (unsigned long long)st[SPROXY_STAT_ORIGDST_MISS],
+		 (unsigned long long)st[SPROXY_STAT_POOL_EMPTY],
+		 (unsigned long long)st[SPROXY_STAT_MAP_FULL]);
+}
+
+/* Detach first: from then on, traffic goes direct.  Then free, leave our
+ * own cgroup and remove it. */
+static void teardown(struct run *r)
+{
+	struct daemon *d = &r->d;
+	int i;
+
+	if (d->bpf.skel) {
+		log_stats(&d->bpf);
+		for (size_t k = 0; k < d->bpf.n_links; k++)
+			bpf_link__destroy(d->bpf.links[k]);
+		d->bpf.n_links = 0;
 	}
-	udp_pool_free(d.udp);
-	for (i = 0; i < n_lis; i++)
-		proxy_listener_free(lis[i]);
-	if (rbev)
-		event_free(rbev);
+	udp_pool_free(d->udp);
+	for (i = 0; i < r->n_lis; i++)
+		proxy_listener_free(r->lis[i]);
+	if (r->rbev)
+		event_free(r->rbev);
 	for (i = 0; i < 2; i++)
-		if (sigs[i])
-			event_free(sigs[i]);
-	ring_buffer__free(rb);
-	if (d.dns)
-		dns_server_free(d.dns);
-	if (d.bpf.skel)
-		loader_free(&d.bpf);
-	if (own_cg[0]) {
-		if (cg_move_self(self_cg) < 0)
-			log_warn("cannot move back to %s: %s", self_cg, strerror(errno));
-		cg_own_remove(d.cg_mount, own_cg);
+		if (r->sigs[i])
+			event_free(r->sigs[i]);
+	ring_buffer__free(r->rb);
+	if (d->dns)
+		dns_server_free(d->dns);
+	if (d->bpf.skel)
+		loader_free(&d->bpf);
+	if (r->own_cg[0]) {
+		if (cg_move_self(r->self_cg) < 0)
+			log_warn("cannot move back to %s: %s", r->self_cg, strerror(errno));
+		cg_own_remove(d->cg_mount, r->own_cg);
 	}
-	if (d.base) {
-		event_base_loop(d.base, EVLOOP_NONBLOCK);  /* evdns's cancellations */
-		event_base_free(d.base);
+	if (d->base) {
+		event_base_loop(d->base, EVLOOP_NONBLOCK);  /* evdns's cancellations */
+		event_base_free(d->base);
 	}
 	connlog_close();
+}
+
+/* Checks that need no privilege and change nothing.  0, or an exit code. */
+static int check_args(struct run *r, struct options *o)
+{
+	struct daemon *d = &r->d;
+
+	slog_level = o->verbose ? SLOG_DEBUG : SLOG_INFO;
+	if (cg_mount(d->cg_mount, sizeof(d->cg_mount)) < 0) {
+		log_err("no cgroup v2 hierarchy in /proc/mounts: mount one (mount -t "
+			"cgroup2 none /sys/fs/cgroup) or boot with systemd.unified_cgroup_hierarchy=1");
+		return EXIT_USAGE;
+	}
+	if (cg_resolve(d->cg_mount, o->cgroup, o->allow_root, d->target,
+		       sizeof(d->target), r->err, sizeof(r->err)) < 0) {
+		log_err("%s", r->err);
+		return EXIT_USAGE;
+	}
+	if (geteuid() != 0)
+		log_warn("not running as root: loading BPF programs needs CAP_BPF, "
+			 "CAP_NET_ADMIN and CAP_SYS_ADMIN");
+	if (o->fakeip_store && check_store(o->fakeip_store) < 0)
+		return EXIT_USAGE;
+	if (connlog_open(o->log_path, o->json) < 0) {
+		log_err("cannot open log %s: %s", o->log_path, strerror(errno));
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int serve(struct run *r, struct options *o)
+{
+	struct daemon *d = &r->d;
+	struct loader_config *lc = &r->lc;
+	int defaults = !o->n_listen;
+	char a[ADDR_STRLEN], b[ADDR_STRLEN];
+
+	if (enter_proxy_cgroup(r) < 0)
+		return EXIT_RUNTIME;
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	setup_listeners(o);
+	if (!o->n_resolvers)
+		default_resolvers(o);
+	d->base = event_base_new();
+	if (!d->base) {
+		log_err("cannot create the event loop");
+		return EXIT_RUNTIME;
+	}
+	d->netns = netns_cookie();
+	if (start_dns(r) < 0)
+		return EXIT_USAGE;
+	if (open_listeners(r, o, defaults) < 0)
+		return EXIT_RUNTIME;
+	fill_bypass(r, o);
+	lc->tgid = (uint32_t)getpid();
+	lc->mark = o->mark;
+	lc->netns = d->netns;
+	lc->map_size = o->map_size;
+	lc->pool_size = o->udp_flows;
+	lc->capture_udp = 1;
+	if (loader_load(&d->bpf, lc, r->err, sizeof(r->err)) < 0) {
+		log_err("%s", r->err);
+		return EXIT_RUNTIME;
+	}
+	d->tuples_fd = bpf_map__fd(d->bpf.skel->maps.tuples);
+	d->udp = udp_pool_new(d, o->udp_flows, r->err, sizeof(r->err));
+	if (!d->udp) {
+		log_err("%s", r->err);
+		return EXIT_RUNTIME;
+	}
+	if (start_events(r) < 0)
+		return EXIT_RUNTIME;
+	if (loader_attach(&d->bpf, d->target, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
+		log_err("%s", r->err);
+		return EXIT_RUNTIME;
+	}
+	log_info("ready: capturing %s (pid %d); listening on %s%s%s", d->target,
+		 (int)getpid(), lc->listen4 ? addr_str(lc->listen4, a, sizeof(a)) : "",
+		 lc->listen4 && lc->listen6 ? " and " : "",
+		 lc->listen6 ? addr_str(lc->listen6, b, sizeof(b)) : "");
+	notify_ready();
+	event_base_dispatch(d->base);
+	return 0;
+}
+
+static int run(struct options *o)
+{
+	static struct run r;     /* large: not on the stack */
+	int rc;
+
+	memset(&r, 0, sizeof(r));
+	r.d.opt = o;
+	rc = check_args(&r, o);
+	if (rc)
+		return rc;
+	event_set_log_callback(on_libevent_log);
+	rc = serve(&r, o);
+	teardown(&r);
 	return rc;
 }
 
