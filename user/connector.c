@@ -22,7 +22,8 @@ struct connect_req {
 	int fd;
 	struct event *ev;
 	struct dns_resolving *res;
-	int resolving;
+	int family;                    /* the one being resolved */
+	int other_tried;
 	int result;                    /* the connected fd, or -1 */
 	char err[512];
 };
@@ -129,13 +130,36 @@ static void do_connect(struct connect_req *r)
 }
 
 static void on_resolved(int err, const char *errmsg, const struct sockaddr *addr,
+			socklen_t addrlen, void *arg);
+
+/* 0: resolving (the callback comes from the loop), -1: could not start. */
+static int start_resolve(struct connect_req *r, int family)
+{
+	struct dns_resolving *res;
+
+	r->family = family;
+	res = dns_server_resolve(r->d->dns, r->t.host, family, on_resolved, r);
+	if (!res)
+		return -1;
+	r->res = res;
+	return 0;
+}
+
+static void on_resolved(int err, const char *errmsg, const struct sockaddr *addr,
 			socklen_t addrlen, void *arg)
 {
 	struct connect_req *r = arg;
 	uint16_t port = addr_port((struct sockaddr *)&r->t.addr);
 
 	r->res = NULL;
-	r->resolving = 0;
+	/* An app that took the name's IPv6 fake address still reaches a name
+	 * with only IPv4 addresses (and the other way round): the leg to the
+	 * server is ours to choose. */
+	if ((err || !addr) && !r->other_tried) {
+		r->other_tried = 1;
+		if (start_resolve(r, r->family == AF_INET6 ? AF_INET : AF_INET6) == 0)
+			return;
+	}
 	if (err || !addr) {
 		snprintf(r->err, sizeof(r->err), "resolve %s: %s", r->t.host,
 			 errmsg ? errmsg : "no address");
@@ -166,16 +190,8 @@ struct connect_req *connector_start(struct daemon *d, const struct target *t,
 	r->arg = arg;
 	r->fd = -1;
 	if (t->host[0]) {
-		/* Ask for the family the application asked for (A or AAAA). */
-		int fam = t->addr.ss_family == AF_INET6 ? AF_INET6 : AF_INET;
-
-		struct dns_resolving *res;
-
-		r->resolving = 1;
-		res = dns_server_resolve(d->dns, t->host, fam, on_resolved, r);
-		if (r->resolving)
-			r->res = res;
-		if (r->resolving && !res)
+		/* The family the application asked for (A or AAAA) first. */
+		if (start_resolve(r, t->addr.ss_family == AF_INET6 ? AF_INET6 : AF_INET) < 0)
 			finish(r, -1, "cannot start resolving (out of memory)");
 		return r;
 	}

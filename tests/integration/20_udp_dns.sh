@@ -273,6 +273,24 @@ t_connect_fake() {
 	logged " tcp " "pid=$RUN_PID " "host=name.test " "result=ok"
 }
 
+# A dual-stack app that takes the IPv6 fake address of a name with only
+# IPv4 addresses (other.test) still gets through: the daemon picks the leg
+# to the server.
+t_connect_fake_v6_v4only() {
+	local fake
+	daemon_running || return 1
+	app_run aaaa-other dig +short +time=3 +tries=1 other.test AAAA
+	fake=$(head -n 1 "$TMP/aaaa-other.out")
+	expect "AAAA for other.test: '$fake', want a FakeIP address" \
+		eval '[[ $fake == fd73:7072:6f78:7900:* ]]' || return 1
+	ran app_run v6v4 "$TOOLS/netclient" tcp -g other.test -P /v6-to-v4only "[$fake]:8080" || return 1
+	expect "server saw User-Agent '$(http_get /v6-to-v4only ua)'" \
+		[ "$(http_get /v6-to-v4only ua)" = "netclient/1 $(tag netclient "$RUN_PID")" ] || return 1
+	expect "the server saw the request from $(http_get /v6-to-v4only peer), want the client's IPv4 address" \
+		eval '[[ $(http_get /v6-to-v4only peer) == 203.0.113.1:* ]]' || return 1
+	logged " tcp " "pid=$RUN_PID " "host=other.test " "result=ok"
+}
+
 # A name the resolver does not know still gets a fake address (no lookup
 # at query time); connecting to it then fails promptly, and the log names it.
 t_fake_unresolvable() {
@@ -526,6 +544,7 @@ run_case fake-unresolvable t_fake_unresolvable
 run_case resolver-after-refused t_resolver_after_refused
 run_case connect-fake-v4 t_connect_fake "${FAKE_NAME_V4:-198.18.0.0}:8080" fake4
 run_case connect-fake-v6 t_connect_fake "[${FAKE_NAME_V6:-fd73:7072:6f78:7900::}]:8080" fake6
+run_case connect-fake-v6-to-v4-only t_connect_fake_v6_v4only
 run_case udp-unconnected-v4 t_udp_v4
 run_case udp-unconnected-v6 t_udp_v6
 run_case udp-unconnected-mapped t_udp_mapped
