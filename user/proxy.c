@@ -162,63 +162,45 @@ static void refuse(struct session *s, const char *why)
 	session_end(s, "refused", why);
 }
 
-static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
-		      struct sockaddr *peer, int plen, void *arg)
+/* Where the application was going: SO_ORIGINAL_DST, as any REDIRECT-style
+ * proxy asks it, answered by the getsockopt hook; then the process from
+ * the record.  0, or -1 with err saying why the connection is refused. */
+static int original_destination(struct session *s, const struct sockaddr_storage *local,
+				char *err, size_t errlen)
 {
-	struct proxy_listener *pl = arg;
-	struct daemon *d = pl->d;
-	struct sockaddr_storage local;
-	socklen_t len = sizeof(local), olen;
-	struct session *s;
-	char err[200], a[ADDR_STRLEN];
-	int level, in_range = 0;
-	const char *name;
+	int level = local->ss_family == AF_INET ? SOL_IP : SOL_IPV6;
+	socklen_t olen = sizeof(s->t.addr);
+	char a[ADDR_STRLEN];
 
-	(void)lis;
-	s = calloc(1, sizeof(*s));
-	if (!s) {
-		log_err("out of memory accepting a connection: reset");
-		close_reset(fd);
-		return;
-	}
-	s->d = d;
-	s->cfd = fd;
-	s->sfd = -1;
-	d->n_conns++;
-	clock_gettime(CLOCK_MONOTONIC, &s->start);
-	memcpy(&s->src, peer, (size_t)plen < sizeof(s->src) ? (size_t)plen : sizeof(s->src));
-	addr_unmap(&s->src);
-	/* TCP_NODELAY comes from the listener. */
-	if (!pl->wildcard) {
-		local = pl->addr;
-	} else if (getsockname(fd, (struct sockaddr *)&local, &len) < 0) {
-		snprintf(err, sizeof(err), "getsockname: %s", strerror(errno));
-		refuse(s, err);
-		return;
-	}
-	addr_unmap(&local);
-	/* SO_ORIGINAL_DST, as any REDIRECT-style proxy asks it: answered by
-	 * the getsockopt hook. */
-	level = local.ss_family == AF_INET ? SOL_IP : SOL_IPV6;
-	olen = sizeof(s->t.addr);
-	if (getsockopt(fd, level, SO_ORIGINAL_DST, &s->t.addr, &olen) < 0) {
+	if (getsockopt(s->cfd, level, SO_ORIGINAL_DST, &s->t.addr, &olen) < 0) {
 		if (errno == ENOENT)
-			snprintf(err, sizeof(err), "no original destination for %s: not a "
+			snprintf(err, errlen, "no original destination for %s: not a "
 				 "connection captured from the cgroup (the listener is not "
 				 "an open relay)", addr_str((struct sockaddr *)&s->src, a, sizeof(a)));
 		else
-			snprintf(err, sizeof(err), "SO_ORIGINAL_DST: %s (is the getsockopt "
+			snprintf(err, errlen, "SO_ORIGINAL_DST: %s (is the getsockopt "
 				 "hook attached?)", strerror(errno));
 		memset(&s->t.addr, 0, sizeof(s->t.addr));
-		refuse(s, err);
-		return;
+		return -1;
 	}
 	addr_unmap(&s->t.addr);
-	if (take_record(s, &local) < 0)
+	if (take_record(s, local) < 0)
 		log_debug("no process record for %s (aged out of the map?)",
 			  addr_str((struct sockaddr *)&s->src, a, sizeof(a)));
+	return 0;
+}
+
+/* DNS goes to the built-in server; a FakeIP address to its name; the rest
+ * to where it was going. */
+static void route(struct session *s)
+{
+	struct daemon *d = s->d;
+	char err[200], a[ADDR_STRLEN];
+	const char *name;
+	int in_range = 0;
+
 	if (addr_port((struct sockaddr *)&s->t.addr) == 53) {
-		if (dnstcp_start(d, fd, &s->proc, s->have_proc, &s->src, &s->t.addr) < 0) {
+		if (dnstcp_start(d, s->cfd, &s->proc, s->have_proc, &s->src, &s->t.addr) < 0) {
 			refuse(s, "out of memory");
 			return;
 		}
@@ -239,6 +221,45 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
 	s->creq = connector_start(d, &s->t, SOCK_STREAM, on_connected, s);
 	if (!s->creq)
 		session_end(s, "error", "out of memory");
+}
+
+static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
+		      struct sockaddr *peer, int plen, void *arg)
+{
+	struct proxy_listener *pl = arg;
+	struct sockaddr_storage local;
+	socklen_t len = sizeof(local);
+	struct session *s;
+	char err[200];
+
+	(void)lis;
+	s = calloc(1, sizeof(*s));
+	if (!s) {
+		log_err("out of memory accepting a connection: reset");
+		close_reset(fd);
+		return;
+	}
+	s->d = pl->d;
+	s->cfd = fd;
+	s->sfd = -1;
+	s->d->n_conns++;
+	clock_gettime(CLOCK_MONOTONIC, &s->start);
+	memcpy(&s->src, peer, (size_t)plen < sizeof(s->src) ? (size_t)plen : sizeof(s->src));
+	addr_unmap(&s->src);
+	/* TCP_NODELAY comes from the listener. */
+	if (!pl->wildcard) {
+		local = pl->addr;
+	} else if (getsockname(fd, (struct sockaddr *)&local, &len) < 0) {
+		snprintf(err, sizeof(err), "getsockname: %s", strerror(errno));
+		refuse(s, err);
+		return;
+	}
+	addr_unmap(&local);
+	if (original_destination(s, &local, err, sizeof(err)) < 0) {
+		refuse(s, err);
+		return;
+	}
+	route(s);
 }
 
 static void on_accept_error(struct evconnlistener *lis, void *arg)
