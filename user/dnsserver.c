@@ -939,6 +939,18 @@ static void resolve_timer_cb(evutil_socket_t fd, short what, void *arg)
 	resolve_deliver(r);
 }
 
+/* Fails r with err (r->msg already says why) from the loop, never before
+ * dns_server_resolve returns. */
+static void fail_soon(struct dns_resolving *r, int err)
+{
+	struct timeval now = { 0, 0 };
+
+	r->err = err;
+	r->ready = 1;
+	evtimer_del(r->timer);
+	evtimer_add(r->timer, &now);
+}
+
 struct dns_resolving *dns_server_resolve(struct dns_server *srv,
 					 const char *name, int family,
 					 dns_resolve_cb cb, void *arg)
@@ -971,13 +983,9 @@ struct dns_resolving *dns_server_resolve(struct dns_server *srv,
 
 	if (!nl || nl > FAKEIP_NAME_MAX + 1 ||
 	    (family != AF_INET && family != AF_INET6 && family != AF_UNSPEC)) {
-		struct timeval now = { 0, 0 };
-		r->err = EINVAL;
 		snprintf(r->msg, sizeof(r->msg), "cannot resolve '%.260s': bad "
 			 "name or address family", r->name);
-		r->ready = 1;
-		evtimer_del(r->timer);
-		evtimer_add(r->timer, &now);
+		fail_soon(r, EINVAL);
 		return r;
 	}
 	memset(&hints, 0, sizeof(hints));
@@ -991,14 +999,10 @@ struct dns_resolving *dns_server_resolve(struct dns_server *srv,
 		if (req) {
 			r->req = req;
 		} else { /* failed without calling back: never seen */
-			struct timeval now = { 0, 0 };
 			r->in_evdns = 0;
-			r->err = EAGAIN;
 			snprintf(r->msg, sizeof(r->msg), "cannot resolve %s: "
 				 "evdns refused the request", r->name);
-			r->ready = 1;
-			evtimer_del(r->timer);
-			evtimer_add(r->timer, &now);
+			fail_soon(r, EAGAIN);
 		}
 	}
 	return r;
