@@ -322,7 +322,9 @@ struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *a
 	pl->wildcard = addr->ss_family == AF_INET
 		? ((struct sockaddr_in *)addr)->sin_addr.s_addr == INADDR_ANY
 		: IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)addr)->sin6_addr);
-	pl->l = evconnlistener_new(d->base, on_accept, pl, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	/* Backlog 0: the socket listens already, with ours; -1 would have
+	 * libevent listen again with 128. */
+	pl->l = evconnlistener_new(d->base, on_accept, pl, LEV_OPT_CLOSE_ON_FREE, 0, fd);
 	if (!pl->l) {
 		close(fd);
 		goto fail;
