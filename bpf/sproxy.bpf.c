@@ -12,6 +12,8 @@
  *              sockets the proxy holds on loopback; the datagram goes there.
  * recvmsg4|6   replies from a pool port show the original peer.
  * getpeername4|6  the same for connected sockets.
+ * setsockopt   TCP keepalive and user timeout an application sets go
+ *              into its record, for the proxy to set on its leg out.
  * sock_release drops the records of a closing socket.
  */
 #include "vmlinux.h"
@@ -639,6 +641,112 @@ int sproxy_getsockopt(struct bpf_sockopt *ctx)
 	}
 	stat_inc(SPROXY_STAT_ORIGDST_HIT);
 	ctx->retval = 0;
+	return 1;
+}
+
+/* The application's TCP keepalive and user timeout, carried to the
+ * proxy's leg out: on the application's leg (loopback to the proxy) they
+ * only ever probe the proxy.  Each socket that sets one gets a per-socket
+ * state (freed with the socket); once it is captured and connecting, that
+ * state names its record, the options go into the record (conns), and
+ * user space hears of every later change. */
+#define SOL_SOCKET       1
+#define SO_KEEPALIVE     9
+#define SOL_TCP          6
+#define TCP_KEEPIDLE     4
+#define TCP_KEEPINTVL    5
+#define TCP_KEEPCNT      6
+#define TCP_USER_TIMEOUT 18
+
+struct sockopt_state {
+	__u64 cookie;        /* the socket's record in conns; 0: none yet */
+	struct sproxy_sockopts opts;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sockopt_state);
+} sockopt_states SEC(".maps");
+
+static __always_inline __u32 *opt_field(struct sproxy_sockopts *o, __u32 bit)
+{
+	switch (bit) {
+	case SPROXY_OPT_KEEPALIVE: return &o->keepalive;
+	case SPROXY_OPT_KEEPIDLE: return &o->keepidle;
+	case SPROXY_OPT_KEEPINTVL: return &o->keepintvl;
+	case SPROXY_OPT_KEEPCNT: return &o->keepcnt;
+	default: return &o->user_timeout;
+	}
+}
+
+SEC("cgroup/setsockopt")
+int sproxy_setsockopt(struct bpf_sockopt *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct sockopt_state *st;
+	struct sproxy_conn *c;
+	__u32 *val = ctx->optval, bit, v;
+
+	if (ctx->level == SOL_SOCKET && ctx->optname == SO_KEEPALIVE)
+		bit = SPROXY_OPT_KEEPALIVE;
+	else if (ctx->level == SOL_TCP && ctx->optname == TCP_KEEPIDLE)
+		bit = SPROXY_OPT_KEEPIDLE;
+	else if (ctx->level == SOL_TCP && ctx->optname == TCP_KEEPINTVL)
+		bit = SPROXY_OPT_KEEPINTVL;
+	else if (ctx->level == SOL_TCP && ctx->optname == TCP_KEEPCNT)
+		bit = SPROXY_OPT_KEEPCNT;
+	else if (ctx->level == SOL_TCP && ctx->optname == TCP_USER_TIMEOUT)
+		bit = SPROXY_OPT_USER_TIMEOUT;
+	else
+		return 1;
+	if (!sk || sk->type != SOCK_STREAM || (void *)(val + 1) > ctx->optval_end)
+		return 1;
+	if ((bpf_get_current_pid_tgid() >> 32) == daemon_tgid ||
+	    (sock_mark && sk->mark == sock_mark))
+		return 1;
+	v = *val;
+	if (bit == SPROXY_OPT_KEEPALIVE)
+		v = v != 0;
+	st = bpf_sk_storage_get(&sockopt_states, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return 1;
+	st->opts.set |= bit;
+	*opt_field(&st->opts, bit) = v;
+	if (!st->cookie)
+		return 1;
+	c = bpf_map_lookup_elem(&conns, &st->cookie);
+	if (!c)
+		return 1;
+	c->opts = st->opts;
+	emit(SPROXY_EV_SOCKOPT, c->family, st->cookie, &c->proc);
+	return 1;
+}
+
+/* A captured socket is connecting: what it set before connect() goes into
+ * its record, and its state learns the record for what it sets later. */
+SEC("sockops")
+int sproxy_sockops_opts(struct bpf_sock_ops *skops)
+{
+	struct sockopt_state *st;
+	struct sproxy_conn *c;
+	struct bpf_sock *sk;
+	__u64 cookie;
+
+	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
+		return 1;
+	cookie = bpf_get_socket_cookie(skops);
+	c = bpf_map_lookup_elem(&conns, &cookie);
+	sk = skops->sk;
+	if (!c || !sk)
+		return 1;
+	st = bpf_sk_storage_get(&sockopt_states, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return 1;
+	st->cookie = cookie;
+	c->opts = st->opts;
 	return 1;
 }
 

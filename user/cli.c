@@ -10,6 +10,7 @@
 #include "addr.h"
 #include "cli.h"
 #include "daemon.h"
+#include "http.h"
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
@@ -44,6 +45,16 @@ static const char usage_text[] =
 "                             stay in the kernel) or copy (always through a buffer)\n"
 "      --mark N               SO_MARK of the daemon's own sockets, which are never\n"
 "                             captured (default 0x5350)\n"
+"      --tag off|on|TEMPLATE  what HTTP User-Agents get appended: on (default) is\n"
+"                             'sproxy-bpf (comm=%c; pid=%p)'; a TEMPLATE may use\n"
+"                             %c comm, %p pid, %u uid, %g gid, %% a percent sign\n"
+"      --header-timeout SEC   a request header not complete after SEC seconds\n"
+"                             ends its connection (default 30; 0: never)\n"
+"      --header-budget KIB    memory for unfinished request headers, all\n"
+"                             connections together (default 16384); past it a\n"
+"                             connection is relayed untagged\n"
+"      --idle-timeout SEC     end a TCP connection after SEC seconds without a\n"
+"                             byte either way (default 0: never)\n"
 "DNS:\n"
 "      --resolver ADDR[:PORT] real resolver; repeatable (default: the nameservers\n"
 "                             of /etc/resolv.conf)\n"
@@ -87,7 +98,8 @@ static void parse(int argc, char **argv, struct options *o)
 {
 	enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
 	       O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
-	       O_FSTORE, O_FEXCL, O_FTTL };
+	       O_FSTORE, O_FEXCL, O_FTTL, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET,
+	       O_IDLETIMEOUT };
 	static const struct option lo[] = {
 		{ "listen", required_argument, 0, 'l' },
 		{ "bypass", required_argument, 0, 'b' },
@@ -107,6 +119,10 @@ static void parse(int argc, char **argv, struct options *o)
 		{ "fakeip-store", required_argument, 0, O_FSTORE },
 		{ "fakeip-exclude", required_argument, 0, O_FEXCL },
 		{ "fakeip-ttl", required_argument, 0, O_FTTL },
+		{ "tag", required_argument, 0, O_TAG },
+		{ "header-timeout", required_argument, 0, O_HDRTIMEOUT },
+		{ "header-budget", required_argument, 0, O_HDRBUDGET },
+		{ "idle-timeout", required_argument, 0, O_IDLETIMEOUT },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
@@ -120,6 +136,9 @@ static void parse(int argc, char **argv, struct options *o)
 	o->udp_flows = 1024;
 	o->mark = SPROXY_MARK_DEFAULT;
 	o->fakeip_ttl = 1;
+	o->tag = HTTP_TAG_DEFAULT;
+	o->header_timeout = 30;
+	o->header_budget = 16384 * 1024;
 	while ((c = getopt_long(argc, argv, "l:b:vhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'l':
@@ -184,6 +203,25 @@ static void parse(int argc, char **argv, struct options *o)
 			break;
 		case O_FTTL:
 			o->fakeip_ttl = (unsigned)number(optarg, "--fakeip-ttl", 0, 86400);
+			break;
+		case O_TAG:
+			if (strcmp(optarg, "off") == 0)
+				o->tag = NULL;
+			else if (strcmp(optarg, "on") == 0)
+				o->tag = HTTP_TAG_DEFAULT;
+			else if (http_tag_template_check(optarg, err, sizeof(err)) < 0)
+				usage_error("--tag: %s", err);
+			else
+				o->tag = optarg;
+			break;
+		case O_HDRTIMEOUT:
+			o->header_timeout = (unsigned)number(optarg, "--header-timeout", 0, 3600);
+			break;
+		case O_HDRBUDGET:
+			o->header_budget = number(optarg, "--header-budget", 64, 1u << 22) * 1024;
+			break;
+		case O_IDLETIMEOUT:
+			o->idle_timeout = (unsigned)number(optarg, "--idle-timeout", 0, 7 * 86400);
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

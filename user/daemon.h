@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "loader.h"
+#include "relay.h"
 
 struct event_base;
 struct dns_server;
@@ -37,6 +38,10 @@ struct options {
 	struct sockaddr_storage resolvers[8];
 	int n_resolvers;
 	unsigned fakeip_ttl;
+	unsigned header_timeout;      /* seconds to finish a request header; 0 = none */
+	unsigned idle_timeout;        /* seconds without a byte either way; 0 = none */
+	size_t header_budget;         /* bytes of header buffers, all connections */
+	const char *tag;              /* User-Agent tag template; NULL = off */
 };
 
 struct daemon {
@@ -50,6 +55,7 @@ struct daemon {
 	uint64_t netns;
 	int tuples_fd;
 	uint64_t n_conns;             /* open TCP sessions */
+	struct relay_limits limits;   /* shared by every relay */
 };
 
 /* Sets the socket mark that the BPF side skips.  Logs a failure. */

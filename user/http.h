@@ -19,6 +19,11 @@ struct http_tagger;
 #define HTTP_MAX_HEADER 65536
 /* Room http_format_tag() needs for a 16-byte comm and any pid. */
 #define HTTP_TAG_MAX 64
+/* The tag a connection gets unless --tag says otherwise. */
+#define HTTP_TAG_DEFAULT "sproxy-bpf (comm=%c; pid=%p)"
+/* Longest --tag template, and room for any expansion of one. */
+#define HTTP_TAG_TEMPLATE_MAX 128
+#define HTTP_TAG_BUF 1024
 
 /* tag: the text appended, e.g. "sproxy-bpf (comm=curl; pid=4242)".  Copied.
  * NULL on ENOMEM, or with errno EINVAL if tag holds control bytes (it would
@@ -48,9 +53,13 @@ void http_tagger_skip(struct http_tagger *t, uint64_t n);
  * If anything was held the tagger is raw afterwards.  0, or -1 on ENOMEM. */
 int http_tagger_flush(struct http_tagger *t, struct evbuffer *out);
 
-/* Bytes currently held (an incomplete header block).  A caller may flush
- * them after an idle timeout, for a client that waits for the server. */
+/* Bytes currently held (an incomplete header block): non-zero while a
+ * request header is being collected, which is what a header deadline
+ * times. */
 size_t http_tagger_held(const struct http_tagger *t);
+/* Bytes of memory the held block takes (its allocation), for a budget
+ * over all connections; 0 between requests and once raw. */
+size_t http_tagger_mem(const struct http_tagger *t);
 
 /* Requests tagged so far; whether the stream is raw for good. */
 uint64_t http_tagger_requests(const struct http_tagger *t);
@@ -61,5 +70,15 @@ int http_tagger_is_raw(const struct http_tagger *t);
  * '_').  Truncated, always NUL-terminated, when size is too small (size 0
  * writes nothing).  Returns buf. */
 char *http_format_tag(char *buf, size_t size, const char *comm, unsigned pid);
+
+/* A --tag template: printable ASCII, at most HTTP_TAG_TEMPLATE_MAX bytes,
+ * with %c (comm), %p (pid), %u (uid), %g (gid) and %% (a '%').  0, or -1
+ * with err saying what is wrong. */
+int http_tag_template_check(const char *tpl, char *err, size_t errlen);
+/* Expands a checked template into buf (comm sanitized as above);
+ * truncated, always NUL-terminated.  Returns buf. */
+char *http_format_tag_template(char *buf, size_t size, const char *tpl,
+			       const char *comm, unsigned pid, unsigned uid,
+			       unsigned gid);
 
 #endif

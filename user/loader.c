@@ -176,6 +176,7 @@ int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
 		s->progs.sproxy_recvmsg4, s->progs.sproxy_recvmsg6,
 		s->progs.sproxy_getpeername4, s->progs.sproxy_getpeername6,
 		s->progs.sproxy_sockops, s->progs.sproxy_sock_release,
+		s->progs.sproxy_setsockopt, s->progs.sproxy_sockops_opts,
 	};
 	size_t n = sizeof(app) / sizeof(app[0]), i;
 	int tfd, pfd = -1, rc = -1;
