@@ -10,7 +10,7 @@
 #include "addr.h"
 #include "cli.h"
 #include "daemon.h"
-#include "http.h"
+#include "tag.h"
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
@@ -136,7 +136,7 @@ static void parse(int argc, char **argv, struct options *o)
 	o->udp_flows = 1024;
 	o->mark = SPROXY_MARK_DEFAULT;
 	o->fakeip_ttl = 1;
-	o->tag = HTTP_TAG_DEFAULT;
+	o->tag = TAG_DEFAULT;
 	o->header_timeout = 30;
 	o->header_budget = 16384 * 1024;
 	while ((c = getopt_long(argc, argv, "l:b:vhV", lo, NULL)) != -1) {
@@ -208,8 +208,8 @@ static void parse(int argc, char **argv, struct options *o)
 			if (strcmp(optarg, "off") == 0)
 				o->tag = NULL;
 			else if (strcmp(optarg, "on") == 0)
-				o->tag = HTTP_TAG_DEFAULT;
-			else if (http_tag_template_check(optarg, err, sizeof(err)) < 0)
+				o->tag = TAG_DEFAULT;
+			else if (tag_template_check(optarg, err, sizeof(err)) < 0)
 				usage_error("--tag: %s", err);
 			else
 				o->tag = optarg;

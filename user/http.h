@@ -19,11 +19,6 @@ struct http_tagger;
 #define HTTP_MAX_HEADER 65536
 /* Room http_format_tag() needs for a 16-byte comm and any pid. */
 #define HTTP_TAG_MAX 64
-/* The tag a connection gets unless --tag says otherwise. */
-#define HTTP_TAG_DEFAULT "sproxy-bpf (comm=%c; pid=%p)"
-/* Longest --tag template, and room for any expansion of one. */
-#define HTTP_TAG_TEMPLATE_MAX 128
-#define HTTP_TAG_BUF 1024
 
 /* tag: the text appended, e.g. "sproxy-bpf (comm=curl; pid=4242)".  Copied.
  * NULL on ENOMEM, or with errno EINVAL if tag holds control bytes (it would
@@ -65,20 +60,10 @@ size_t http_tagger_mem(const struct http_tagger *t);
 uint64_t http_tagger_requests(const struct http_tagger *t);
 int http_tagger_is_raw(const struct http_tagger *t);
 
-/* Builds the tag text "sproxy-bpf (comm=COMM; pid=PID)" into buf; COMM is
+/* Builds the default tag (tag.h) "sproxy-bpf (comm=COMM; pid=PID)" into buf; COMM is
  * sanitized (bytes outside printable ASCII and any of "();\\\r\n" become
  * '_').  Truncated, always NUL-terminated, when size is too small (size 0
  * writes nothing).  Returns buf. */
 char *http_format_tag(char *buf, size_t size, const char *comm, unsigned pid);
-
-/* A --tag template: printable ASCII, at most HTTP_TAG_TEMPLATE_MAX bytes,
- * with %c (comm), %p (pid), %u (uid), %g (gid) and %% (a '%').  0, or -1
- * with err saying what is wrong. */
-int http_tag_template_check(const char *tpl, char *err, size_t errlen);
-/* Expands a checked template into buf (comm sanitized as above);
- * truncated, always NUL-terminated.  Returns buf. */
-char *http_format_tag_template(char *buf, size_t size, const char *tpl,
-			       const char *comm, unsigned pid, unsigned uid,
-			       unsigned gid);
 
 #endif

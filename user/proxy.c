@@ -17,6 +17,7 @@
 #include "dnsserver.h"
 #include "dnstcp.h"
 #include "http.h"
+#include "tag.h"
 #include "log.h"
 #include "proxy.h"
 #include "relay.h"
@@ -240,7 +241,7 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 	struct session *s = arg;
 	struct http_tagger *tagger = NULL;
 	const char *tpl = s->d->opt->tag;
-	char tag[HTTP_TAG_BUF];
+	char tag[TAG_BUF];
 
 	s->creq = NULL;
 	if (fd < 0) {
@@ -250,7 +251,7 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 	s->sfd = fd;
 	apply_sockopts(s);
 	if (s->have_proc && tpl) {
-		http_format_tag_template(tag, sizeof(tag), tpl, s->proc.comm, s->proc.tgid,
+		tag_format(tag, sizeof(tag), tpl, s->proc.comm, s->proc.tgid,
 					 s->proc.uid, s->proc.gid);
 		tagger = http_tagger_new(tag);
 		if (!tagger) {
@@ -438,7 +439,7 @@ static void on_over_budget(struct relay *r, size_t held, void *arg)
 	static time_t last;
 	static unsigned long more;
 	time_t now = time(NULL);
-	char a[ADDR_STRLEN];
+	char a[ADDR_STRLEN], also[64];
 
 	(void)r;
 	if (now == last) {
@@ -446,12 +447,13 @@ static void on_over_budget(struct relay *r, size_t held, void *arg)
 		return;
 	}
 	last = now;
+	snprintf(also, sizeof(also), " (and %lu more since the last such line)", more);
 	log_warn("header budget of %zu KiB used up by unfinished request headers: a "
-		 "request of %.16s (pid %u) to %s (%zu bytes so far) goes untagged, and "
-		 "%lu more since the last such line; raise --header-budget, or lower "
-		 "--header-timeout if slow clients hold it", lim->header_budget / 1024,
-		 s->proc.comm, s->proc.tgid,
-		 addr_str((struct sockaddr *)&s->t.addr, a, sizeof(a)), held, more);
+		 "request of %.16s (pid %u) to %s (%zu bytes so far) goes untagged%s; "
+		 "raise --header-budget, or lower --header-timeout if slow clients "
+		 "hold it", lim->header_budget / 1024, s->proc.comm, s->proc.tgid,
+		 addr_str((struct sockaddr *)&s->t.addr, a, sizeof(a)), held,
+		 more ? also : "");
 	more = 0;
 }
 

@@ -68,8 +68,12 @@ t_header_budget() {
 	sleep 1
 	after=$(rss_kib "$DAEMON_PID")
 	stop_bg loris
-	expect "daemon RSS grew from $before to $after KiB for $n slow headers (budget 1024 KiB)" \
-		[ $((after - before)) -lt 4096 ] || return 1
+	echo "daemon RSS $before -> $after KiB with $n slow headers of 60 KB (budget 1024 KiB)" >&2
+	# ASan's quarantine keeps freed memory: RSS says nothing there.
+	if ! grep -qa __asan_init "$SPROXY_BIN"; then
+		expect "daemon RSS grew from $before to $after KiB for $n slow headers (budget 1024 KiB)" \
+			[ $((after - before)) -lt 4096 ] || return 1
+	fi
 	expect "no log line about the header budget: $(tail -n 2 "$TMP/daemon.err")" \
 		grep -q "header budget of 1024 KiB" "$TMP/daemon.err" || return 1
 	# Once the slow clients are gone, requests are tagged again.

@@ -565,46 +565,6 @@ static void mem_between_requests(void)
 	evbuffer_free(out);
 }
 
-static void tag_template(void)
-{
-	char buf[HTTP_TAG_BUF], err[200];
-
-	CHECK_STREQ(http_format_tag_template(buf, sizeof(buf), HTTP_TAG_DEFAULT,
-					     "curl", 4242, 1000, 100), TAG);
-	CHECK_STREQ(http_format_tag_template(buf, sizeof(buf),
-					     "app/%c uid=%u gid=%g pid=%p 100%%",
-					     "a(b)\r", 7, 1000, 100),
-		    "app/a_b__ uid=1000 gid=100 pid=7 100%");
-	CHECK_STREQ(http_format_tag_template(buf, sizeof(buf), "fixed", "x", 1, 2, 3),
-		    "fixed");
-	CHECK_STREQ(http_format_tag_template(buf, 6, "%c-%p", "curl", 4242, 0, 0),
-		    "curl-");
-	CHECK(http_tag_template_check(HTTP_TAG_DEFAULT, err, sizeof(err)) == 0);
-	CHECK(http_tag_template_check("x %c %p %u %g %%", err, sizeof(err)) == 0);
-	CHECK(http_tag_template_check("x %q", err, sizeof(err)) < 0);
-	CHECK(strstr(err, "%q") != NULL);
-	CHECK(http_tag_template_check("x %", err, sizeof(err)) < 0);
-	CHECK(http_tag_template_check("a\r\nX-Injected: 1", err, sizeof(err)) < 0);
-	CHECK(strstr(err, "0x0d") != NULL);
-	CHECK(http_tag_template_check("caf\xc3\xa9", err, sizeof(err)) < 0);
-	CHECK(http_tag_template_check("", err, sizeof(err)) < 0);
-	memset(buf, 'a', HTTP_TAG_TEMPLATE_MAX + 1);
-	buf[HTTP_TAG_TEMPLATE_MAX + 1] = 0;
-	CHECK(http_tag_template_check(buf, err, sizeof(err)) < 0);
-	/* The longest expansion of the longest template still fits. */
-	for (int i = 0; i < HTTP_TAG_TEMPLATE_MAX; i += 2)
-		memcpy(buf + i, "%c", 2);
-	buf[HTTP_TAG_TEMPLATE_MAX] = 0;
-	CHECK(http_tag_template_check(buf, err, sizeof(err)) == 0);
-	{
-		char out[HTTP_TAG_BUF];
-
-		http_format_tag_template(out, sizeof(out), buf, "0123456789abcde",
-					 1, 2, 3);
-		CHECK(strlen(out) == 15 * HTTP_TAG_TEMPLATE_MAX / 2);
-	}
-}
-
 int main(void)
 {
 	RUN("http", get_with_ua);
@@ -625,6 +585,5 @@ int main(void)
 	RUN("http", flush_held);
 	RUN("http", format_tag);
 	RUN("http", mem_between_requests);
-	RUN("http", tag_template);
 	CHECK_EXIT();
 }
