@@ -661,7 +661,6 @@ int sproxy_getsockopt(struct bpf_sockopt *ctx)
 struct sockopt_state {
 	__u64 cookie;        /* the socket's record in conns; 0: none yet */
 	struct sproxy_sockopts opts;
-	__u32 pad;
 };
 
 struct {

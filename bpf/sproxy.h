@@ -60,7 +60,6 @@ struct sproxy_conn {
 	/* Kept current in the record keyed by cookie (conns) for as long as
 	 * the socket lives; the copy keyed by 4-tuple may be older. */
 	struct sproxy_sockopts opts;
-	__u32 pad2;
 };
 
 /* The proxy's accepted socket finds its record by this 4-tuple: the
