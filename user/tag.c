@@ -43,8 +43,14 @@ int tag_template_check(const char *tpl, char *err, size_t errlen)
 		if (c != '%')
 			continue;
 		if (!tpl[i + 1] || !strchr("cpug%", tpl[i + 1])) {
-			snprintf(err, errlen, "'%%%c' at %zu: a template knows %%c (comm), "
-				 "%%p (pid), %%u (uid), %%g (gid) and %%%%", tpl[i + 1] ? tpl[i + 1] : ' ', i);
+			char what[8];
+
+			if (tpl[i + 1])
+				snprintf(what, sizeof(what), "'%%%c'", tpl[i + 1]);
+			else
+				snprintf(what, sizeof(what), "'%%'");
+			snprintf(err, errlen, "%s at %zu: a template knows %%c (comm), %%p "
+				 "(pid), %%u (uid), %%g (gid) and %%%% (a '%%')", what, i);
 			return -1;
 		}
 		i++;
