@@ -251,8 +251,8 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 	s->sfd = fd;
 	apply_sockopts(s);
 	if (s->have_proc && tpl) {
-		tag_format(tag, sizeof(tag), tpl, s->proc.comm, s->proc.tgid,
-					 s->proc.uid, s->proc.gid);
+		tag_format(tag, sizeof(tag), tpl, s->proc.comm, s->proc.tgid, s->proc.uid,
+			   s->proc.gid);
 		tagger = http_tagger_new(tag);
 		if (!tagger) {
 			session_end(s, "error", "out of memory");
