@@ -4,8 +4,9 @@
 # header budget relayed untagged, with memory that stays bounded); idle
 # relays cut at --idle-timeout; connections open at SIGTERM logged as
 # result=shutdown and reset; the application's TCP keepalive carried to the
-# leg out, so that a server that vanished is noticed (set before and after
-# connect); --tag off and a --tag template.
+# leg out, so that a server that vanished is noticed (set before connect,
+# right after it, and long after the proxy accepted); --tag off and a --tag
+# template.
 . "$(dirname "$0")/../lib.sh"
 
 CURL_VER=$(curl --version 2>/dev/null | awk 'NR == 1 { print $2 }')
@@ -146,6 +147,12 @@ t_keepalive_after() {
 	expect_log "pid=$KA_PID " "dst=$V4:7 " "result=error" "timed out"
 }
 
+# Set once the proxy has long accepted: the BPF side tells the daemon.
+t_keepalive_late() {
+	keepalive_case ka-late app -L || return 1
+	expect_log "pid=$KA_PID " "dst=$V4:7 " "result=error" "timed out"
+}
+
 t_tag_off() {
 	restart_daemon --tag off || return 1
 	ran app_run tagoff curl -sS -m 10 "http://$V4:8080/tag-off" || return 1
@@ -187,6 +194,7 @@ run_case shutdown-logged t_shutdown
 run_case keepalive-direct t_keepalive_direct
 run_case keepalive-before-connect t_keepalive_before
 run_case keepalive-after-connect t_keepalive_after
+run_case keepalive-after-exchange t_keepalive_late
 run_case tag-off t_tag_off
 run_case tag-template t_tag_template
 run_case tag-bad-refused t_tag_bad

@@ -15,10 +15,11 @@
  *       30) for the peer to end it and prints "ended after SEC: WHAT".
  *       Exit status 0 when it ended, 3 if it was still open.
  *
- *   hostile keepalive [-a] [-i IDLE] [-t INTVL] [-c CNT] [-u MS] [-H HOLD] ADDR:PORT
+ *   hostile keepalive [-a|-L] [-i IDLE] [-t INTVL] [-c CNT] [-u MS] [-H HOLD] ADDR:PORT
  *       Sets SO_KEEPALIVE with TCP_KEEPIDLE/TCP_KEEPINTVL/TCP_KEEPCNT
  *       (default 1/1/2) and, with -u, TCP_USER_TIMEOUT before connect (-a:
- *       after), exchanges "ping\n" with an echo server, prints "connected",
+ *       right after connect; -L: after the first echo, when a proxy has
+ *       surely accepted), exchanges "ping\n" with an echo server, prints "connected",
  *       then waits (blocking read) up to HOLD seconds (default 30) for the
  *       connection to end: "ended after SEC: ERROR" (or "EOF").
  *       Exit status 0 when it ended, 3 if it was still open, 2 on failure
@@ -211,14 +212,15 @@ static void set_keepalive(int fd, int idle, int intvl, int cnt, int ut)
 
 static int cmd_keepalive(int argc, char **argv)
 {
-	int after = 0, idle = 1, intvl = 1, cnt = 2, ut = 0, hold = 30, c, fd;
+	int after = 0, late = 0, idle = 1, intvl = 1, cnt = 2, ut = 0, hold = 30, c, fd;
 	struct sockaddr_storage ss;
 	socklen_t len;
 	char buf[16];
 
-	while ((c = getopt(argc, argv, "ai:t:c:u:H:")) != -1) {
+	while ((c = getopt(argc, argv, "aLi:t:c:u:H:")) != -1) {
 		switch (c) {
 		case 'a': after = 1; break;
+		case 'L': late = 1; break;
 		case 'i': idle = atoi(optarg); break;
 		case 't': intvl = atoi(optarg); break;
 		case 'c': cnt = atoi(optarg); break;
@@ -232,7 +234,7 @@ static int cmd_keepalive(int argc, char **argv)
 	fd = socket(ss.ss_family, SOCK_STREAM, 0);
 	if (fd < 0)
 		return 2;
-	if (!after)
+	if (!after && !late)
 		set_keepalive(fd, idle, intvl, cnt, ut);
 	if (connect(fd, (struct sockaddr *)&ss, len) < 0) {
 		fprintf(stderr, "connect %s: %s\n", argv[optind], strerror(errno));
@@ -244,6 +246,8 @@ static int cmd_keepalive(int argc, char **argv)
 		fprintf(stderr, "no echo: %s\n", strerror(errno));
 		return 2;
 	}
+	if (late)
+		set_keepalive(fd, idle, intvl, cnt, ut);
 	printf("connected\n");
 	fflush(stdout);
 	return wait_end(fd, hold, now());
