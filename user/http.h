@@ -44,8 +44,9 @@ uint64_t http_tagger_verbatim(const struct http_tagger *t);
  * feeding them.  A larger n means the framing is lost: the tagger goes raw. */
 void http_tagger_skip(struct http_tagger *t, uint64_t n);
 
-/* Flush whatever is held (connection closing): appended verbatim to out.
- * If anything was held the tagger is raw afterwards.  0, or -1 on ENOMEM. */
+/* Flush whatever is held (the connection is closing, or its header went
+ * over a budget): appended verbatim to out.  If anything was held the
+ * tagger is raw afterwards, and holds no memory.  0, or -1 on ENOMEM. */
 int http_tagger_flush(struct http_tagger *t, struct evbuffer *out);
 
 /* Bytes currently held (an incomplete header block): non-zero while a
@@ -60,9 +61,9 @@ size_t http_tagger_mem(const struct http_tagger *t);
 uint64_t http_tagger_requests(const struct http_tagger *t);
 int http_tagger_is_raw(const struct http_tagger *t);
 
-/* Builds the default tag (tag.h) "sproxy-bpf (comm=COMM; pid=PID)" into buf; COMM is
- * sanitized (bytes outside printable ASCII and any of "();\\\r\n" become
- * '_').  Truncated, always NUL-terminated, when size is too small (size 0
+/* Builds the default tag (TAG_DEFAULT in tag.h), "sproxy-bpf (comm=COMM;
+ * pid=PID)", into buf; COMM is sanitized (bytes outside printable ASCII and
+ * any of "();\\\r\n" become '_').  Truncated, always NUL-terminated, when size is too small (size 0
  * writes nothing).  Returns buf. */
 char *http_format_tag(char *buf, size_t size, const char *comm, unsigned pid);
 
