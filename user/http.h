@@ -63,8 +63,8 @@ int http_tagger_is_raw(const struct http_tagger *t);
 
 /* Builds the default tag (TAG_DEFAULT in tag.h), "sproxy-bpf (comm=COMM;
  * pid=PID)", into buf; COMM is sanitized (bytes outside printable ASCII and
- * any of "();\\\r\n" become '_').  Truncated, always NUL-terminated, when size is too small (size 0
- * writes nothing).  Returns buf. */
+ * any of "();\\\r\n" become '_').  Truncated, always NUL-terminated,
+ * when size is too small (size 0 writes nothing).  Returns buf. */
 char *http_format_tag(char *buf, size_t size, const char *comm, unsigned pid);
 
 #endif
