@@ -689,6 +689,13 @@ int sproxy_setsockopt(struct bpf_sockopt *ctx)
 	struct sproxy_conn *c;
 	__u32 *val = ctx->optval, bit, v;
 
+	/* A longer value shows only its first page here; before 6.5 the
+	 * kernel fails such a call (iptables' rule tables) unless optlen 0
+	 * says "use the application's own buffer". */
+	if (ctx->optlen > 4096) {
+		ctx->optlen = 0;
+		return 1;
+	}
 	if (ctx->level == SOL_SOCKET && ctx->optname == SO_KEEPALIVE)
 		bit = SPROXY_OPT_KEEPALIVE;
 	else if (ctx->level == SOL_TCP && ctx->optname == TCP_KEEPIDLE)
@@ -701,7 +708,9 @@ int sproxy_setsockopt(struct bpf_sockopt *ctx)
 		bit = SPROXY_OPT_USER_TIMEOUT;
 	else
 		return 1;
-	if (!sk || sk->type != SOCK_STREAM || (void *)(val + 1) > ctx->optval_end)
+	if (!sk || sk->type != SOCK_STREAM ||
+	    (sk->family != AF_INET && sk->family != AF_INET6) ||
+	    (void *)(val + 1) > ctx->optval_end)
 		return 1;
 	if ((bpf_get_current_pid_tgid() >> 32) == daemon_tgid ||
 	    (sock_mark && sk->mark == sock_mark))
