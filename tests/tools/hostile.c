@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -114,6 +115,15 @@ static int cmd_slowhdr(int argc, char **argv)
 	}
 	if (optind != argc - 1 || n < 1 || bytes < 64)
 		return 64;
+	{
+		/* Room for N descriptors, as far as the hard limit allows. */
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < (rlim_t)n + 16) {
+			rl.rlim_cur = (rlim_t)n + 16 < rl.rlim_max ? (rlim_t)n + 16 : rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	fds = calloc((size_t)n, sizeof(*fds));
 	done = calloc((size_t)n, sizeof(*done));
 	hdr = malloc((size_t)bytes + 1);
