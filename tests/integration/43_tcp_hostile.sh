@@ -16,7 +16,7 @@ CASE_LOGS=("$HTTP_LOG")
 
 setup_topology || finish
 setup_cgroup || finish
-if ! need curl ss iptables "$TOOLS/httpd" "$TOOLS/echod" "$HOSTILE"; then
+if ! need curl ss "$TOOLS/httpd" "$TOOLS/echod" "$HOSTILE"; then
 	fail setup "$WHY"
 	finish
 fi
@@ -117,6 +117,7 @@ blackhole() {
 keepalive_case() { # NAME WHERE ARGS...
 	local name=$1 where=$2 rc
 	shift 2
+	need iptables || return 1
 	start_bg "$name" "$where" "$HOSTILE" keepalive "$@" -H 15 $V4:7 || return 1
 	KA_PID=$(cat "$TMP/$name.pid")
 	expect "$name did not connect: $(cat "$TMP/$name.err")" \
