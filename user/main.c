@@ -125,10 +125,19 @@ static int on_bpf_event(void *ctx, void *data, size_t size)
 		udp_pool_dry(d->udp, (int)e->family, e->proc.comm, e->proc.tgid);
 		break;
 	case SPROXY_EV_MAP_FULL:
+		/* Once a second at most; the stats count every one. */
 		if (time(NULL) != last_full)
-			log_warn("a BPF record map is full: a connection of %.16s (pid %u) "
-				 "went uncaptured; raise --map-size", e->proc.comm, e->proc.tgid);
+			log_err("a connection of %.16s (pid %u) was refused because the record "
+				"map is full (%u captured connections open); raise --map-size",
+				e->proc.comm, e->proc.tgid, d->opt->map_size);
 		last_full = time(NULL);
+		break;
+	case SPROXY_EV_MAP_HIGH:     /* cookie: the count */
+		log_warn("the record map is 80%% full: %llu of %u captured connections "
+			 "open (the last by %.16s, pid %u); beyond %u, new ones are "
+			 "refused: raise --map-size",
+			 (unsigned long long)e->cookie,
+			 d->opt->map_size, e->proc.comm, e->proc.tgid, d->opt->map_size);
 		break;
 	}
 	return 0;
@@ -304,8 +313,10 @@ static void fill_bypass(struct run *r, struct options *o)
 		}
 		if (!addr_is_loopback((struct sockaddr *)ss)) {
 			struct bypass_entry *e = &r->bypass[r->lc.n_bypass++];
+			struct sproxy_addr a;
 
-			addr_to_sproxy((struct sockaddr *)ss, (struct sproxy_addr *)e->key.ip);
+			addr_to_sproxy((struct sockaddr *)ss, &a);
+			memcpy(e->key.ip, a.ip, sizeof(e->key.ip));
 			e->key.prefixlen = 128;
 			e->port = htons(addr_port((struct sockaddr *)ss));
 		}
@@ -343,12 +354,14 @@ static void log_stats(struct loader *l)
 	if (loader_stats(l, st) < 0)
 		return;
 	log_info("captured %llu TCP, %llu UDP flows, %llu DNS; bypassed %llu; "
-		 "no record %llu; UDP pool dry %llu; map full %llu",
+		 "no record %llu; another connection's record %llu; UDP pool dry %llu; "
+		 "map full %llu",
 		 (unsigned long long)st[SPROXY_STAT_TCP_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_UDP_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_DNS_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_BYPASSED],
 		 (unsigned long long)st[SPROXY_STAT_ORIGDST_MISS],
+		 (unsigned long long)st[SPROXY_STAT_RECORD_MISMATCH],
 		 (unsigned long long)st[SPROXY_STAT_POOL_EMPTY],
 		 (unsigned long long)st[SPROXY_STAT_MAP_FULL]);
 }
@@ -439,8 +452,6 @@ static int serve(struct run *r, struct options *o)
 		return EXIT_RUNTIME;
 	}
 	d->netns = netns_cookie();
-	if (start_dns(r) < 0)
-		return EXIT_USAGE;
 	if (open_listeners(r, o, defaults) < 0)
 		return EXIT_RUNTIME;
 	fill_bypass(r, o);
@@ -454,6 +465,13 @@ static int serve(struct run *r, struct options *o)
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
+	/* Before evdns makes its sockets, so that they get our mark. */
+	if (loader_attach_self(&d->bpf, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
+		log_err("%s", r->err);
+		return EXIT_RUNTIME;
+	}
+	if (start_dns(r) < 0)
+		return EXIT_USAGE;
 	d->tuples_fd = bpf_map__fd(d->bpf.skel->maps.tuples);
 	d->udp = udp_pool_new(d, o->udp_flows, r->err, sizeof(r->err));
 	if (!d->udp) {
