@@ -81,6 +81,7 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 131072);
+	__uint(map_flags, BPF_F_NO_PREALLOC);   /* the reserve costs nothing idle */
 	__type(key, struct sproxy_tuple);
 	__type(value, struct sproxy_conn);
 } tuples SEC(".maps");
@@ -176,7 +177,8 @@ static __always_inline void emit(__u32 type, __u32 family, __u64 cookie,
 
 /* Live-record accounting.  Plain atomic adds (no fetch: that needs a newer
  * BPF ISA); the 80% warning reads the count after, and the map_warned flag
- * keeps a race from warning twice in a row.  It re-arms below half. */
+ * keeps a race from warning twice in a row.  It re-arms once both counts
+ * are below half. */
 static __always_inline void count_up(__u64 *n, const struct sproxy_proc *proc)
 {
 	__sync_fetch_and_add(n, 1);
@@ -189,7 +191,8 @@ static __always_inline void count_up(__u64 *n, const struct sproxy_proc *proc)
 static __always_inline void count_down(__u64 *n)
 {
 	__sync_fetch_and_sub(n, 1);
-	if (map_warned && *n < map_capacity / 2)
+	if (map_warned && live_conns < map_capacity / 2 &&
+	    live_tuples < map_capacity / 2)
 		map_warned = false;
 }
 

@@ -349,10 +349,13 @@ static int start_events(struct run *r)
 
 static void log_stats(struct loader *l)
 {
-	uint64_t st[SPROXY_STAT__MAX];
+	uint64_t st[SPROXY_STAT__MAX], conns, tuples;
 
 	if (loader_stats(l, st) < 0)
 		return;
+	loader_live(l, &conns, &tuples);
+	log_info("TCP records open: %llu sockets, %llu connections",
+		 (unsigned long long)conns, (unsigned long long)tuples);
 	log_info("captured %llu TCP, %llu UDP flows, %llu DNS; bypassed %llu; "
 		 "no record %llu; another connection's record %llu; UDP pool dry %llu; "
 		 "map full %llu",

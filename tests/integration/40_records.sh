@@ -121,6 +121,58 @@ t_map_full() {
 		eval '[ "$(grep -o "map full [0-9]*" "$TMP/daemon.err" | awk "{ print \$3 }")" -ge $((HOLD - 64)) ]'
 }
 
+# --- records live as long as their connections -----------------------------------------
+
+# The application writes its request and closes at once, before the proxy
+# has accepted (the daemon is stopped meanwhile): the record must outlive
+# the application's socket, or the request is lost.
+t_fire_and_forget() {
+	restart_daemon || return 1
+	kill -STOP "$DAEMON_PID"
+	app_run fire bash -c 'exec 3<>/dev/tcp/'$V4'/8080 || exit 1
+		printf "GET /fire HTTP/1.0\r\nHost: x\r\nUser-Agent: curl/'"$CURL_VER"'\r\n\r\n" >&3
+		exec 3>&-'
+	local rc=$RUN_RC pid=$RUN_PID
+	kill -CONT "$DAEMON_PID"
+	expect "the application could not connect" [ "$rc" = 0 ] || return 1
+	expect "the request sent just before closing was lost" wait_http 5 /fire || return 1
+	expect "server saw User-Agent '$(http_get /fire ua)', want it tagged" \
+		[ "$(http_get /fire ua)" = "curl/$CURL_VER $(tag bash "$pid")" ]
+}
+
+# proxied_open: TCP sockets on the listener's port other than the
+# listener and TIME_WAIT (the proxy's ends of connections not yet over).
+proxied_open() {
+	nsenter --net="/run/netns/$NS_C" ss -Htn state all '( sport = :3333 )' |
+		awk '$1 != "LISTEN" && $1 != "TIME-WAIT"' | grep -q .
+}
+
+# More than --map-size connections one after the other, closed either way
+# (server first, application first; 40 at a time, fewer than 80% of the
+# map): each record goes with its connection, so none is refused, and none
+# is left at the end.
+t_records_freed() {
+	restart_daemon --map-size 64 || return 1
+	ran app_run seq1 curl -sS -m 20 -H "Connection: close" -o /dev/null \
+		"http://$V4:8080/seq-a[1-40]" || return 1
+	expect "connections through the proxy still open" wait_for 10 eval '! proxied_open' || return 1
+	ran app_run seq2 bash -c 'for i in $(seq 40); do
+			exec 3<>/dev/tcp/'$V4'/8080 || exit 1
+			printf "GET /seq-b$i HTTP/1.0\r\nHost: x\r\n\r\n" >&3
+			exec 3>&-
+		done' || return 1
+	expect "the server saw $(grep -c "/seq-b" "$HTTP_LOG") of the 40 requests that closed first" \
+		wait_for 10 eval '[ "$(grep -c "	/seq-b" "$HTTP_LOG")" = 40 ]' || return 1
+	expect "the server saw $(grep -c "/seq-a" "$HTTP_LOG") of curl's 40 requests" \
+		[ "$(grep -c "	/seq-a" "$HTTP_LOG")" = 40 ] || return 1
+	expect "connections through the proxy still open" wait_for 10 eval '! proxied_open' || return 1
+	expect "the daemon said a record map is full: $(grep -m 1 "map is" "$TMP/daemon.err")" \
+		eval '! grep -q "map is" "$TMP/daemon.err"' || return 1
+	stop_daemon || return 1
+	expect "records left behind: $(grep -o "TCP records open.*" "$TMP/daemon.err")" \
+		grep -q "TCP records open: 0 sockets, 0 connections" "$TMP/daemon.err"
+}
+
 # --- nested --bypass prefixes --------------------------------------------------------------
 
 # bypass_nested ORDER ARGS...: with a /24 that bypasses port 8080 and a /32
@@ -189,6 +241,8 @@ t_pidns_stop() {
 
 run_case stale-record-refused t_stale_record
 run_case map-full-refused-and-logged t_map_full
+run_case record-outlives-closed-socket t_fire_and_forget
+run_case records-freed-with-connections t_records_freed
 run_case bypass-nested-outer-first t_bypass_nested a --bypass $V4/24:8080 --bypass $V4:8081
 run_case bypass-nested-inner-first t_bypass_nested b --bypass $V4:8081 --bypass $V4/24:8080
 run_case pidns-daemon-own-lookups-direct t_pidns
