@@ -144,7 +144,15 @@ t_fire_and_forget() {
 # listener and TIME_WAIT (the proxy's ends of connections not yet over).
 proxied_open() {
 	nsenter --net="/run/netns/$NS_C" ss -Htn state all '( sport = :3333 )' |
-		awk '$1 != "LISTEN" && $1 != "TIME-WAIT"' | grep -q .
+		awk '$1 != "LISTEN" && $1 != "TIME-WAIT"' >"$TMP/open.out"
+	[ -s "$TMP/open.out" ]
+}
+
+# all_closed: waits (10 s) until no connection through the proxy is open.
+all_closed() {
+	wait_for 10 eval '! proxied_open' && return 0
+	WHY="connections through the proxy still open: $(awk '{ print $1 }' "$TMP/open.out" | sort | uniq -c | tr '\n' ' ')"
+	return 1
 }
 
 # More than --map-size connections one after the other, closed either way
@@ -155,7 +163,7 @@ t_records_freed() {
 	restart_daemon --map-size 64 || return 1
 	ran app_run seq1 curl -sS -m 20 -H "Connection: close" -o /dev/null \
 		"http://$V4:8080/seq-a[1-40]" || return 1
-	expect "connections through the proxy still open" wait_for 10 eval '! proxied_open' || return 1
+	all_closed || return 1
 	ran app_run seq2 bash -c 'for i in $(seq 40); do
 			exec 3<>/dev/tcp/'$V4'/8080 || exit 1
 			printf "GET /seq-b$i HTTP/1.0\r\nHost: x\r\n\r\n" >&3
@@ -165,7 +173,7 @@ t_records_freed() {
 		wait_for 10 eval '[ "$(grep -c "	/seq-b" "$HTTP_LOG")" = 40 ]' || return 1
 	expect "the server saw $(grep -c "/seq-a" "$HTTP_LOG") of curl's 40 requests" \
 		[ "$(grep -c "	/seq-a" "$HTTP_LOG")" = 40 ] || return 1
-	expect "connections through the proxy still open" wait_for 10 eval '! proxied_open' || return 1
+	all_closed || return 1
 	expect "the daemon said a record map is full: $(grep -m 1 "map is" "$TMP/daemon.err")" \
 		eval '! grep -q "map is" "$TMP/daemon.err"' || return 1
 	stop_daemon || return 1
@@ -220,7 +228,14 @@ EOF
 	expect "the daemon captured its own traffic: $(log_line "comm=sproxy-bpf " | head -n 1)" \
 		eval '! log_line "comm=sproxy-bpf " >/dev/null' || return 1
 	expect "dnsmasq never saw the daemon's lookup of name.test" \
-		grep -q "query.*name.test" "$TMP/dnsmasq.log"
+		grep -q "query.*name.test" "$TMP/dnsmasq.log" || return 1
+	# Every UDP socket of the daemon carries its mark, evdns's (bound to
+	# the wildcard address, not to loopback like the pool's) included.
+	nsenter --net="/run/netns/$NS_C" ss -Huanpe >"$TMP/ss.out"
+	expect "ss shows no UDP socket of the daemon on the wildcard address" \
+		eval 'grep "\"sproxy-bpf\"" "$TMP/ss.out" | grep -q "^UNCONN .* 0\.0\.0\.0:[0-9]"' || return 1
+	expect "$(grep "\"sproxy-bpf\"" "$TMP/ss.out" | grep -vc fwmark) UDP sockets of the daemon have no mark: $(grep "\"sproxy-bpf\"" "$TMP/ss.out" | grep -v fwmark | head -n 2 | cut -c 1-120)" \
+		eval '! grep "\"sproxy-bpf\"" "$TMP/ss.out" | grep -vq fwmark'
 }
 
 # SIGTERM to the daemon (unshare's child, pid 1 of its namespace): it
