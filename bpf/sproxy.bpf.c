@@ -45,6 +45,7 @@ const volatile __u16 proxy6_port;    /* 0 = no IPv6 listener */
 const volatile __u32 udp4_ip;        /* where the IPv4 pool sockets are bound */
 const volatile __u32 udp6_ip[4];
 const volatile bool capture_udp;
+
 /* The daemon's PID namespace (st_dev, st_ino of /proc/self/ns/pid), where
  * daemon_tgid is its getpid(): compared there, a daemon in a namespace of
  * its own (unshare -p, systemd PrivatePIDs) still knows itself.  Without
@@ -748,9 +749,10 @@ int sproxy_getsockopt(struct bpf_sockopt *ctx)
 	 * same 4-tuple before (a process outside the cgroup that got the
 	 * same source port later).  The proxy end's initial sequence number
 	 * tells them apart: the application's end saw it in the SYN-ACK, and
-	 * here it is what this socket has sent and had acknowledged, taken
-	 * off what it has acknowledged.  A new connection of the same 4-tuple
-	 * gets a new one. */
+	 * here it is the oldest unacknowledged sequence number less the bytes
+	 * (and the SYN) acknowledged so far.  A new connection of the same
+	 * 4-tuple gets a new one.  (Checked here in the kernel, so that any
+	 * proxy asking SO_ORIGINAL_DST gets the check, at no cost.) */
 	tp = bpf_tcp_sock(sk);
 	if (!tp || c->isn != tp->snd_una - (__u32)tp->bytes_acked - 1) {
 		stat_inc(SPROXY_STAT_RECORD_MISMATCH);
