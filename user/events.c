@@ -17,7 +17,7 @@ struct events {
 	struct daemon *d;
 	struct ring_buffer *rb;
 	struct event *rbev;
-	struct event *sigs[2];
+	struct event *sigs[3];
 };
 
 static int on_bpf_event(void *ctx, void *data, size_t size)
@@ -25,20 +25,22 @@ static int on_bpf_event(void *ctx, void *data, size_t size)
 	struct daemon *d = ctx;
 	const struct sproxy_event *e = data;
 	static time_t last_full;
+	char comm[4 * SPROXY_COMM_LEN + 1];   /* a name a process chose: escaped */
 
 	if (size < sizeof(*e))
 		return 0;
+	log_escape(comm, sizeof(comm), e->proc.comm, SPROXY_COMM_LEN);
 	switch (e->type) {
 	case SPROXY_EV_UDP_RELEASE:
 		udp_pool_release(d->udp, e->cookie);
 		break;
 	case SPROXY_EV_POOL_EMPTY:
-		udp_pool_dry(d->udp, (int)e->family, e->proc.comm, e->proc.tgid);
+		udp_pool_dry(d->udp, (int)e->family, comm, e->proc.tgid);
 		break;
 	case SPROXY_EV_MAP_FULL:
 		if (time(NULL) != last_full)
-			log_warn("a BPF record map is full: a connection of %.16s (pid %u) "
-				 "went uncaptured; raise --map-size", e->proc.comm, e->proc.tgid);
+			log_warn("a BPF record map is full: a connection of %s (pid %u) "
+				 "went uncaptured; raise --map-size", comm, e->proc.tgid);
 		last_full = time(NULL);
 		break;
 	}
@@ -64,6 +66,15 @@ static void on_libevent_log(int severity, const char *msg)
 void events_route_libevent_log(void)
 {
 	event_set_log_callback(on_libevent_log);
+}
+
+/* logrotate's signal: the daemon lives on, its log file is new. */
+static void on_hup(evutil_socket_t sig, short what, void *arg)
+{
+	(void)sig;
+	(void)what;
+	(void)arg;
+	connlog_reopen();
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)
@@ -92,12 +103,15 @@ struct events *events_start(struct daemon *d)
 			    on_ringbuf, e->rb);
 	e->sigs[0] = evsignal_new(d->base, SIGINT, on_stop, d->base);
 	e->sigs[1] = evsignal_new(d->base, SIGTERM, on_stop, d->base);
-	if (!e->rbev || !e->sigs[0] || !e->sigs[1] || event_add(e->rbev, NULL) < 0 ||
-	    event_add(e->sigs[0], NULL) < 0 || event_add(e->sigs[1], NULL) < 0) {
-		log_err("cannot set up events");
-		goto fail;
-	}
+	e->sigs[2] = evsignal_new(d->base, SIGHUP, on_hup, NULL);
+	if (!e->rbev || event_add(e->rbev, NULL) < 0)
+		goto fail_events;
+	for (int i = 0; i < 3; i++)
+		if (!e->sigs[i] || event_add(e->sigs[i], NULL) < 0)
+			goto fail_events;
 	return e;
+fail_events:
+	log_err("cannot set up events: %s", strerror(errno));
 fail:
 	events_free(e);
 	return NULL;
@@ -109,7 +123,7 @@ void events_free(struct events *e)
 		return;
 	if (e->rbev)
 		event_free(e->rbev);
-	for (int i = 0; i < 2; i++)
+	for (int i = 0; i < 3; i++)
 		if (e->sigs[i])
 			event_free(e->sigs[i]);
 	ring_buffer__free(e->rb);

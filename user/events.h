@@ -9,7 +9,7 @@ struct events;
 /* Routes libevent's own messages through our log. */
 void events_route_libevent_log(void);
 /* Starts consuming the ring buffer and handling SIGINT/SIGTERM (stop the
- * loop).  NULL, logged, on failure. */
+ * loop) and SIGHUP (reopen the connection log).  NULL, logged, on failure. */
 struct events *events_start(struct daemon *d);
 void events_free(struct events *e);
 

@@ -16,7 +16,9 @@
 #include "cli.h"
 #include "daemon.h"
 #include "dnsserver.h"
+#include "cgwatch.h"
 #include "events.h"
+#include "fakeip.h"
 #include "log.h"
 #include "notify.h"
 #include "preflight.h"
@@ -26,13 +28,34 @@
 #include "sysenv.h"
 #include "udp.h"
 
-static void setup_listeners(struct options *o)
+/* The defaults, or what the user gave plus a loopback listener on the same
+ * port for a family given none: a family without a listener would go
+ * uncaptured, silently.  Returns how many were given. */
+static int setup_listeners(struct options *o)
 {
-	if (o->n_listen)
-		return;
-	addr_parse("127.0.0.1:3333", 0, &o->listen[0], NULL, 0);
-	addr_parse("[::1]:3333", 0, &o->listen[1], NULL, 0);
-	o->n_listen = 2;
+	int given = o->n_listen, has4 = 0, has6 = 0;
+	uint16_t port;
+	char spec[32];
+
+	if (!given) {
+		addr_parse("127.0.0.1:3333", 0, &o->listen[0], NULL, 0);
+		addr_parse("[::1]:3333", 0, &o->listen[1], NULL, 0);
+		o->n_listen = 2;
+		return 0;
+	}
+	for (int i = 0; i < given; i++) {
+		has4 |= o->listen[i].ss_family == AF_INET;
+		has6 |= o->listen[i].ss_family == AF_INET6;
+	}
+	if (has4 && has6)
+		return given;
+	port = addr_port((struct sockaddr *)&o->listen[0]);
+	snprintf(spec, sizeof(spec), has4 ? "[::1]:%u" : "127.0.0.1:%u", port);
+	addr_parse(spec, 0, &o->listen[o->n_listen++], NULL, 0);
+	log_info("--listen gave no %s address: listening on %s too, so that %s "
+		 "connections are captured", has4 ? "IPv6" : "IPv4", spec,
+		 has4 ? "IPv6" : "IPv4");
+	return given;
 }
 
 /* Everything a running daemon made, so that one teardown undoes it. */
@@ -43,6 +66,9 @@ struct run {
 	struct loader_config lc;
 	struct bypass_entry bypass[256 + 8];
 	struct events *ev;
+	struct cgwatch *watch;
+	int n_given;             /* listeners from --listen; the others are ours */
+	int rc;                  /* exit status once the loop ends */
 	char self_cg[PATH_MAX], own_cg[PATH_MAX];
 	const char *proxy_cg;
 	char err[512];
@@ -103,18 +129,23 @@ static int start_dns(struct run *r)
 	return 0;
 }
 
-/* Listen before attaching: a captured connection must find us.  Without
- * --listen, a machine with no IPv6 loopback still runs, IPv4 only. */
-static int open_listeners(struct run *r, struct options *o, int defaults)
+/* Listen before attaching: a captured connection must find us.  A listener
+ * the user gave must work; one we added (the defaults, a missing family's)
+ * may fail for want of that family's loopback address (IPv6 disabled in
+ * this namespace): that family then goes uncaptured, with a warning, and
+ * the UDP pool is IPv4-only too.  Any other failure (in use) is fatal. */
+static int open_listeners(struct run *r, struct options *o)
 {
 	for (int i = 0; i < o->n_listen; i++) {
 		struct proxy_listener *l = proxy_listen(&r->d, &o->listen[i], r->err,
 							sizeof(r->err));
-		int fam = o->listen[i].ss_family;
+		int fam = o->listen[i].ss_family, absent = errno == EADDRNOTAVAIL ||
+							 errno == EAFNOSUPPORT;
 
 		if (!l) {
-			if (defaults && fam == AF_INET6) {
-				log_warn("%s; IPv6 connections will not be captured", r->err);
+			if (i >= r->n_given && absent) {
+				log_warn("%s; %s connections will not be captured", r->err,
+					 fam == AF_INET6 ? "IPv6" : "IPv4");
 				continue;
 			}
 			log_err("%s", r->err);
@@ -198,6 +229,7 @@ static void teardown(struct run *r)
 		dns_server_free(d->dns);
 	if (d->bpf.skel)
 		loader_free(&d->bpf);
+	cgwatch_free(r->watch);
 	if (r->own_cg[0]) {
 		if (cg_move_self(r->self_cg) < 0)
 			log_warn("cannot move back to %s: %s", r->self_cg, strerror(errno));
@@ -216,6 +248,8 @@ static int check_args(struct run *r, struct options *o)
 	struct daemon *d = &r->d;
 
 	slog_level = o->verbose ? SLOG_DEBUG : SLOG_INFO;
+	if (preflight_kernel() < 0)
+		return EXIT_RUNTIME;
 	if (cg_mount(d->cg_mount, sizeof(d->cg_mount)) < 0) {
 		log_err("no cgroup v2 hierarchy in /proc/mounts: mount one (mount -t "
 			"cgroup2 none /sys/fs/cgroup) or boot with systemd.unified_cgroup_hierarchy=1");
@@ -231,6 +265,12 @@ static int check_args(struct run *r, struct options *o)
 			 "CAP_NET_ADMIN and CAP_SYS_ADMIN");
 	if (o->fakeip_store && preflight_store(o->fakeip_store) < 0)
 		return EXIT_USAGE;
+	if (!o->disable_fakeip &&
+	    (preflight_fakeip_local(o->fakeip_range[0] ? o->fakeip_range[0] : FAKEIP_DEFAULT_V4,
+				    o->fakeip_range[0] != NULL) < 0 ||
+	     preflight_fakeip_local(o->fakeip_range[1] ? o->fakeip_range[1] : FAKEIP_DEFAULT_V6,
+				    o->fakeip_range[1] != NULL) < 0))
+		return EXIT_USAGE;
 	if (connlog_open(o->log_path, o->json) < 0) {
 		log_err("cannot open log %s: %s", o->log_path, strerror(errno));
 		return EXIT_USAGE;
@@ -238,18 +278,43 @@ static int check_args(struct run *r, struct options *o)
 	return 0;
 }
 
+/* The captured cgroup removed (a user's slice at logout): the links would
+ * hold a dead cgroup and capture would end in silence.  Exit, so that a
+ * supervisor sees it, or with --reattach wait for the path to come back. */
+static void on_target(void *arg, int present)
+{
+	struct run *r = arg;
+	struct daemon *d = &r->d;
+
+	if (!present && !d->opt->reattach) {
+		log_err("cgroup %s was removed: nothing left to capture; exiting "
+			"(--reattach waits for it to come back)", d->target);
+		r->rc = EXIT_CGROUP_GONE;
+		event_base_loopbreak(d->base);
+	} else if (!present) {
+		loader_detach_target(&d->bpf);
+		log_warn("cgroup %s was removed: capture paused until it comes back",
+			 d->target);
+	} else if (loader_attach_target(&d->bpf, d->target, r->err, sizeof(r->err)) < 0) {
+		log_err("cgroup %s is back but: %s; exiting", d->target, r->err);
+		r->rc = EXIT_RUNTIME;
+		event_base_loopbreak(d->base);
+	} else {
+		log_info("cgroup %s is back: attached again", d->target);
+	}
+}
+
 static int serve(struct run *r, struct options *o)
 {
 	struct daemon *d = &r->d;
 	struct loader_config *lc = &r->lc;
-	int defaults = !o->n_listen;
 	char a[ADDR_STRLEN], b[ADDR_STRLEN];
 
 	if (enter_proxy_cgroup(r) < 0)
 		return EXIT_RUNTIME;
 	signal(SIGPIPE, SIG_IGN);
 	sysenv_raise_nofile();
-	setup_listeners(o);
+	r->n_given = setup_listeners(o);
 	if (!o->n_resolvers)
 		resolvconf_read("/etc/resolv.conf", o);
 	d->base = event_base_new();
@@ -260,7 +325,7 @@ static int serve(struct run *r, struct options *o)
 	d->netns = sysenv_netns_cookie();
 	if (start_dns(r) < 0)
 		return EXIT_USAGE;
-	if (open_listeners(r, o, defaults) < 0)
+	if (open_listeners(r, o) < 0)
 		return EXIT_RUNTIME;
 	fill_bypass(r, o);
 	lc->tgid = (uint32_t)getpid();
@@ -286,12 +351,17 @@ static int serve(struct run *r, struct options *o)
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
+	r->watch = cgwatch_new(d->base, d->target, on_target, r, r->err, sizeof(r->err));
+	if (!r->watch) {
+		log_err("%s", r->err);
+		return EXIT_RUNTIME;
+	}
 	notify_ready("capturing %s (pid %d); listening on %s%s%s", d->target,
 		     (int)getpid(), lc->listen4 ? addr_str(lc->listen4, a, sizeof(a)) : "",
 		     lc->listen4 && lc->listen6 ? " and " : "",
 		     lc->listen6 ? addr_str(lc->listen6, b, sizeof(b)) : "");
 	event_base_dispatch(d->base);
-	return 0;
+	return r->rc;
 }
 
 static int run(struct options *o)

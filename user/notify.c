@@ -41,6 +41,9 @@ void notify_ready(const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(what, sizeof(what), fmt, ap);
 	va_end(ap);
-	log_info("ready: %s", what);
+	/* Its own prefix, not a log level's: a script waits for a line that
+	 * starts with exactly this, which no message of ours can imitate. */
+	fprintf(stderr, NOTIFY_READY_PREFIX "%s\n", what);
+	fflush(stderr);
 	sd_ready();
 }
