@@ -127,7 +127,7 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 	if (rc) {
 		snprintf(err, errlen, "cannot load the BPF programs: %s (run with -v "
 			 "for the verifier log; the kernel needs BTF and cgroup BPF, "
-			 "5.15 or later)", strerror(-rc));
+			 "5.18 or later)", strerror(-rc));
 		return -1;
 	}
 	fd = bpf_map__fd(s->maps.bypass);

@@ -129,7 +129,8 @@ static int start_dns(struct run *r)
 	return 0;
 }
 
-/* Listen before attaching: a captured connection must find us.  A listener
+/* Listen before attaching: a captured connection must find us.  0, or an
+ * exit status: a given address that is not ours is a bad value.  A listener
  * the user gave must work; one we added (the defaults, a missing family's)
  * may fail for want of that family's loopback address (IPv6 disabled in
  * this namespace): that family then goes uncaptured, with a warning, and
@@ -148,8 +149,9 @@ static int open_listeners(struct run *r, struct options *o)
 					 fam == AF_INET6 ? "IPv6" : "IPv4");
 				continue;
 			}
-			log_err("%s", r->err);
-			return -1;
+			log_err("%s%s", r->err, absent ? " (--listen wants an address of "
+				"this machine, in this network namespace)" : "");
+			return absent ? EXIT_USAGE : EXIT_RUNTIME;
 		}
 		r->lis[r->n_lis++] = l;
 		if (fam == AF_INET && !r->lc.listen4)
@@ -309,7 +311,11 @@ static int serve(struct run *r, struct options *o)
 	struct daemon *d = &r->d;
 	struct loader_config *lc = &r->lc;
 	char a[ADDR_STRLEN], b[ADDR_STRLEN];
+	int rc;
 
+	/* Until the loop handles it (reopening the log), a SIGHUP must not
+	 * kill us half set up, our cgroup left behind. */
+	signal(SIGHUP, SIG_IGN);
 	if (enter_proxy_cgroup(r) < 0)
 		return EXIT_RUNTIME;
 	signal(SIGPIPE, SIG_IGN);
@@ -325,8 +331,9 @@ static int serve(struct run *r, struct options *o)
 	d->netns = sysenv_netns_cookie();
 	if (start_dns(r) < 0)
 		return EXIT_USAGE;
-	if (open_listeners(r, o) < 0)
-		return EXIT_RUNTIME;
+	rc = open_listeners(r, o);
+	if (rc)
+		return rc;
 	fill_bypass(r, o);
 	lc->tgid = (uint32_t)getpid();
 	lc->mark = o->mark;

@@ -103,6 +103,7 @@ CLI_ROWS=(
 	"2|--fakeip-range|--fakeip-range 2001:db8::/64"
 	"2|--fakeip-store|--fakeip-store $TMP"
 	"2|--listen|--listen 127.0.0.1:70000"
+	"2|--listen|--listen 192.0.2.99:3333"
 	"2|--no-such|--no-such"
 	"2|cgroup.procs|!attach $CG/cgroup.procs"
 	"2|attach needs a CGROUP|!attach"
