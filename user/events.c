@@ -25,7 +25,9 @@ static int on_bpf_event(void *ctx, void *data, size_t size)
 	struct daemon *d = ctx;
 	const struct sproxy_event *e = data;
 	static time_t last_full;
-	char comm[4 * SPROXY_COMM_LEN + 1];   /* a name a process chose: escaped */
+	/* A name a process chose, escaped; cut at 16 bytes on a whole escape
+	 * (udp_pool_dry prints at most 16). */
+	char comm[SPROXY_COMM_LEN + 1];
 
 	if (size < sizeof(*e))
 		return 0;

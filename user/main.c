@@ -288,6 +288,8 @@ static void on_target(void *arg, int present)
 	struct run *r = arg;
 	struct daemon *d = &r->d;
 
+	if (r->rc)
+		return;          /* on the way out already */
 	if (!present && !d->opt->reattach) {
 		log_err("cgroup %s was removed: nothing left to capture; exiting "
 			"(--reattach waits for it to come back)", d->target);

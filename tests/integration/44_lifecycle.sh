@@ -268,7 +268,7 @@ t_cgroup_removed_exit() {
 
 t_cgroup_removed_reattach() {
 	local saved=$CG
-	[ -d "$GONE" ] || mkdir "$GONE" || return 1
+	[ -d "$GONE" ] || make_cgroup "$GONE" || return 1
 	ATTACH_TARGET=$GONE fresh --reattach || return 1
 	rmdir "$GONE" || return 1
 	expect "no message says the cgroup was removed" \
