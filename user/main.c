@@ -61,10 +61,10 @@ static int setup_listeners(struct options *o)
 /* Everything a running daemon made, so that one teardown undoes it. */
 struct run {
 	struct daemon d;
-	struct proxy_listener *lis[8];
+	struct proxy_listener *lis[9];   /* as many as options.listen */
 	int n_lis;
 	struct loader_config lc;
-	struct bypass_entry bypass[256 + 8];
+	struct bypass_entry bypass[256 + 9];
 	struct events *ev;
 	struct cgwatch *watch;
 	int n_given;             /* listeners from --listen; the others are ours */
