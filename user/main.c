@@ -274,7 +274,7 @@ static int check_args(struct run *r, struct options *o)
 				    o->fakeip_range[1] != NULL) < 0))
 		return EXIT_USAGE;
 	if (connlog_open(o->log_path, o->json) < 0) {
-		log_err("cannot open log %s: %s", o->log_path, strerror(errno));
+		log_err("--log %s: cannot open it: %s", o->log_path, strerror(errno));
 		return EXIT_USAGE;
 	}
 	return 0;

@@ -102,6 +102,7 @@ CLI_ROWS=(
 	"2|--fakeip-range|--fakeip-range ff02::/64"
 	"2|--fakeip-range|--fakeip-range 2001:db8::/64"
 	"2|--fakeip-store|--fakeip-store $TMP"
+	"2|--log $TMP/no/such.log|--log $TMP/no/such.log"
 	"2|--listen|--listen 127.0.0.1:70000"
 	"2|--listen|--listen 192.0.2.99:3333"
 	"2|--no-such|--no-such"
