@@ -152,7 +152,7 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 	if (rc) {
 		snprintf(err, errlen, "cannot load the BPF programs: %s (run with -v "
 			 "for the verifier log; the kernel needs BTF and cgroup BPF, "
-			 "5.15 or later)", strerror(-rc));
+			 "5.18 or later)", strerror(-rc));
 		return -1;
 	}
 	return fill_bypass(bpf_map__fd(s->maps.bypass), cfg, err, errlen);
@@ -165,21 +165,18 @@ int loader_push_port(struct loader *l, int family, uint32_t port)
 	return bpf_map_update_elem(bpf_map__fd(m), NULL, &port, BPF_ANY) ? -errno : 0;
 }
 
-#define MAX_LINKS 16
-
 static int attach_one(struct loader *l, struct bpf_program *p, int cgfd,
 		      const char *where, char *err, size_t errlen)
 {
 	struct bpf_link *link;
 
 	if (!l->links)
-		l->links = calloc(MAX_LINKS, sizeof(*l->links));
-	if (!l->links || l->n_links == MAX_LINKS) {
+		l->links = calloc(LOADER_MAX_LINKS, sizeof(*l->links));
+	if (!l->links || l->n_links == LOADER_MAX_LINKS) {
 		snprintf(err, errlen, "out of memory for BPF links");
 		return -1;
 	}
 	link = bpf_program__attach_cgroup(p, cgfd);
-
 	if (!link) {
 		snprintf(err, errlen, "cannot attach %s to %s: %s",
 			 bpf_program__section_name(p), where, strerror(errno));
@@ -189,8 +186,9 @@ static int attach_one(struct loader *l, struct bpf_program *p, int cgfd,
 	return 0;
 }
 
-int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
-		  char *err, size_t errlen)
+/* The programs that serve the application, on target; after the proxy's
+ * (links[0 .. n_proxy)). */
+int loader_attach_target(struct loader *l, const char *target, char *err, size_t errlen)
 {
 	struct sproxy_bpf *s = l->skel;
 	struct bpf_program *app[] = {
@@ -201,36 +199,47 @@ int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
 		s->progs.sproxy_sockops, s->progs.sproxy_sock_release,
 	};
 	size_t n = sizeof(app) / sizeof(app[0]), i;
-	int tfd, pfd = -1, rc = -1;
+	int tfd, rc = 0;
 
 	tfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (tfd < 0) {
 		snprintf(err, errlen, "cannot open cgroup %s: %s", target, strerror(errno));
 		return -1;
 	}
+	for (i = 0; i < n && rc == 0; i++)
+		rc = attach_one(l, app[i], tfd, target, err, errlen);
+	close(tfd);
+	return rc;
+}
+
+void loader_detach_target(struct loader *l)
+{
+	while (l->n_links > l->n_proxy)
+		bpf_link__destroy(l->links[--l->n_links]);
+}
+
+int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
+		  char *err, size_t errlen)
+{
+	int pfd, rc;
+
 	pfd = open(proxy_cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (pfd < 0) {
 		snprintf(err, errlen, "cannot open cgroup %s: %s", proxy_cg, strerror(errno));
-		goto out;
+		return -1;
 	}
 	/* The hook the proxy asks first, so no captured connection finds it
 	 * missing. */
-	if (attach_one(l, s->progs.sproxy_getsockopt, pfd, proxy_cg, err, errlen) < 0)
-		goto out;
+	rc = attach_one(l, l->skel->progs.sproxy_getsockopt, pfd, proxy_cg, err, errlen);
 	/* The proxy's accepted sockets end their records when they close;
 	 * inside the target they are covered already. */
-	if (strcmp(target, proxy_cg) != 0 &&
-	    attach_one(l, s->progs.sproxy_sockops, pfd, proxy_cg, err, errlen) < 0)
-		goto out;
-	for (i = 0; i < n; i++)
-		if (attach_one(l, app[i], tfd, target, err, errlen) < 0)
-			goto out;
-	rc = 0;
-out:
-	close(tfd);
-	if (pfd >= 0)
-		close(pfd);
-	return rc;
+	if (rc == 0 && strcmp(target, proxy_cg) != 0)
+		rc = attach_one(l, l->skel->progs.sproxy_sockops, pfd, proxy_cg, err, errlen);
+	close(pfd);
+	if (rc < 0)
+		return -1;
+	l->n_proxy = l->n_links;
+	return loader_attach_target(l, target, err, errlen);
 }
 
 int loader_attach_self(struct loader *l, const char *proxy_cg, char *err, size_t errlen)
@@ -243,6 +252,7 @@ int loader_attach_self(struct loader *l, const char *proxy_cg, char *err, size_t
 	}
 	rc = attach_one(l, l->skel->progs.sproxy_sock_create, fd, proxy_cg, err, errlen);
 	close(fd);
+	l->n_proxy = l->n_links;
 	return rc;
 }
 

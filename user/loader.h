@@ -24,10 +24,13 @@ struct loader_config {
 	size_t n_bypass;
 };
 
+#define LOADER_MAX_LINKS 16     /* the proxy's programs and the target's */
+
 struct loader {
 	struct sproxy_bpf *skel;
 	struct bpf_link **links;
 	size_t n_links;
+	size_t n_proxy;         /* links[0 .. n_proxy): on the proxy's cgroup */
 };
 
 int loader_load(struct loader *l, const struct loader_config *cfg,
@@ -40,6 +43,10 @@ int loader_attach_self(struct loader *l, const char *proxy_cg, char *err, size_t
  * itself runs in. */
 int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
 		  char *err, size_t errlen);
+/* The target's programs only: off a removed cgroup, onto its successor
+ * (the proxy's programs stay). */
+void loader_detach_target(struct loader *l);
+int loader_attach_target(struct loader *l, const char *target, char *err, size_t errlen);
 int loader_push_port(struct loader *l, int family, uint32_t port);
 int loader_stats(struct loader *l, uint64_t out[SPROXY_STAT__MAX]);
 /* Live TCP records: application sockets, and connections (4-tuples). */
