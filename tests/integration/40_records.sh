@@ -2,8 +2,9 @@
 # The BPF records behind each captured connection: who may use them, how
 # long they live, what happens when they run out, and the daemon's own
 # sockets. A record of a connection that never reached the proxy must not
-# serve a process outside the cgroup that later takes the same source port;
-# a small --map-size refuses connections loudly (never lets them leak past
+# serve a process outside the cgroup that later takes the same source port,
+# yet a request written just before closing must outlive the application's
+# socket, and every record goes with its connection; a small --map-size refuses connections loudly (never lets them leak past
 # the proxy), warns before it is full and counts what it refused; a daemon
 # inside a PID namespace, inside the captured cgroup, still recognises its
 # own resolver traffic; nested --bypass prefixes with different ports mean
@@ -54,7 +55,7 @@ proxied() {
 # listener from the same source port: it must be refused, not relayed to
 # the first process's destination under its name.
 t_stale_record() {
-	local thief
+	local victim
 	_ns_sysctl "$NS_C" net.core.somaxconn 1
 	restart_daemon
 	local rc=$?
@@ -74,11 +75,11 @@ t_stale_record() {
 	kill -CONT "$DAEMON_PID"
 	expect "the victim's connection got through, the accept queue was not full" \
 		[ "$RUN_RC" != 0 ] || return 1
-	thief=$(cat "$TMP/victim.pid")
-	ran client_run thief curl -sS -m 5 -o /dev/null --local-port $VPORT "http://127.0.0.1:3333/stolen"
+	victim=$(cat "$TMP/victim.pid")
+	client_run thief curl -sS -m 5 -o /dev/null --local-port $VPORT "http://127.0.0.1:3333/stolen"
 	ran app_run sentinel curl -sS -m 10 -o /dev/null "http://$V4:8080/after-thief" || return 1
 	expect "the sentinel was not relayed" wait_http 5 /after-thief || return 1
-	expect "a process outside the cgroup was relayed to $V4:8080 as curl (pid $thief): $(http_get /stolen ua)" \
+	expect "a process outside the cgroup was relayed to $V4:8080 as curl (pid $victim): $(http_get /stolen ua)" \
 		[ "$(http_count /stolen)" = 0 ] || return 1
 	expect_log " tcp " "src=127.0.0.1:$VPORT " "result=refused"
 }
