@@ -1,0 +1,277 @@
+/* Names resolved for the proxy (see dns_server_resolve) through evdns,
+ * with the real resolvers, bounded by the server's timeout. */
+#include "dnsserver_int.h"
+
+#include "fakeip.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/util.h>
+
+struct dns_resolving {
+	struct dns_server *srv;            /* NULL once the server is gone */
+	struct dns_resolving *prev, *next;
+	dns_resolve_cb cb;
+	void *arg;
+	struct evdns_getaddrinfo_request *req;
+	struct event *timer;               /* timeout, then delivery */
+	int family;
+	int in_evdns;                      /* evdns still owes its callback */
+	int done;                          /* cb called or cancelled */
+	int ready;                         /* result below is set */
+	int err;
+	struct sockaddr_storage addr;
+	socklen_t addrlen;
+	char msg[320];
+	char name[];
+};
+
+static void resolving_unlink(struct dns_resolving *r)
+{
+	if (!r->srv)
+		return;
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		r->srv->resolving = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->prev = r->next = NULL;
+}
+
+/* Hands the result (or err) to the user once; r is freed here unless
+ * evdns still owes its callback, which then frees it. */
+static void resolve_deliver(struct dns_resolving *r)
+{
+	struct dns_server *srv = r->srv;
+
+	r->done = 1;
+	resolving_unlink(r);
+	r->srv = NULL;
+	if (r->timer) {
+		event_free(r->timer);
+		r->timer = NULL;
+	}
+	if (r->err) {
+		srv->st.resolve_fail++;
+		dns_log(srv, 1, "%s", r->msg);
+	}
+	if (r->in_evdns && r->req)
+		evdns_getaddrinfo_cancel(r->req);
+	int keep = r->in_evdns;
+	r->cb(r->err, r->err ? r->msg : NULL,
+	      r->err ? NULL : (const struct sockaddr *)&r->addr,
+	      r->err ? 0 : r->addrlen, r->arg);
+	if (!keep)
+		free(r);
+}
+
+static int map_gai_error(int e, const char **what)
+{
+	switch (e) {
+	case EVUTIL_EAI_NONAME:
+		*what = "no such name";
+		return ENOENT;
+#ifdef EVUTIL_EAI_NODATA
+	case EVUTIL_EAI_NODATA:
+		*what = "no address";
+		return ENOENT;
+#endif
+	case EVUTIL_EAI_AGAIN:
+	case EVUTIL_EAI_FAIL:
+		*what = "the resolvers failed";
+		return EAGAIN;
+	case EVUTIL_EAI_MEMORY:
+		*what = "out of memory";
+		return ENOMEM;
+	default:
+		*what = evutil_gai_strerror(e);
+		return EIO;
+	}
+}
+
+static void gai_cb(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct dns_resolving *r = arg;
+	struct evutil_addrinfo *ai, *pick = NULL;
+	const char *what;
+	struct timeval now = { 0, 0 };
+
+	r->in_evdns = 0;
+	r->req = NULL;
+	if (r->done) { /* cancelled, timed out or server gone */
+		if (res)
+			evutil_freeaddrinfo(res);
+		free(r);
+		return;
+	}
+	for (ai = res; ai && result == 0; ai = ai->ai_next) {
+		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
+			continue;
+		if (r->family != AF_UNSPEC && ai->ai_family != r->family)
+			continue;
+		if (!pick || (pick->ai_family != AF_INET &&
+			      ai->ai_family == AF_INET))
+			pick = ai;
+	}
+	if (result != 0) {
+		r->err = map_gai_error(result, &what);
+		snprintf(r->msg, sizeof(r->msg), "cannot resolve %s: %s",
+			 r->name, what);
+	} else if (!pick || pick->ai_addrlen > sizeof(r->addr)) {
+		r->err = ENOENT;
+		snprintf(r->msg, sizeof(r->msg), "cannot resolve %s: no %s "
+			 "address", r->name, r->family == AF_INET ? "IPv4" :
+			 r->family == AF_INET6 ? "IPv6" : "IP");
+	} else {
+		memcpy(&r->addr, pick->ai_addr, pick->ai_addrlen);
+		r->addrlen = (socklen_t)pick->ai_addrlen;
+	}
+	if (res)
+		evutil_freeaddrinfo(res);
+	/* Deliver from the loop: evdns may call us before
+	 * dns_server_resolve has returned. */
+	r->ready = 1;
+	evtimer_del(r->timer);
+	evtimer_add(r->timer, &now);
+}
+
+static void resolve_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct dns_resolving *r = arg;
+
+	(void)fd;
+	(void)what;
+	if (!r->ready) {
+		r->err = ETIMEDOUT;
+		snprintf(r->msg, sizeof(r->msg), "cannot resolve %s: no answer "
+			 "within %u ms", r->name, r->srv->timeout_ms);
+	}
+	resolve_deliver(r);
+}
+
+/* Fails r with err (r->msg already says why) from the loop, never before
+ * dns_server_resolve returns. */
+static void fail_soon(struct dns_resolving *r, int err)
+{
+	struct timeval now = { 0, 0 };
+
+	r->err = err;
+	r->ready = 1;
+	evtimer_del(r->timer);
+	evtimer_add(r->timer, &now);
+}
+
+struct dns_resolving *dns_server_resolve(struct dns_server *srv,
+					 const char *name, int family,
+					 dns_resolve_cb cb, void *arg)
+{
+	struct timeval tv = { srv->timeout_ms / 1000,
+			      (srv->timeout_ms % 1000) * 1000 };
+	size_t nl = name ? strlen(name) : 0;
+	struct dns_resolving *r = calloc(1, sizeof(*r) + nl + 1);
+	struct evutil_addrinfo hints;
+
+	if (!r)
+		return NULL;
+	memcpy(r->name, name ? name : "", nl + 1);
+	r->srv = srv;
+	r->cb = cb;
+	r->arg = arg;
+	r->family = family;
+	r->timer = evtimer_new(srv->base, resolve_timer_cb, r);
+	if (!r->timer || evtimer_add(r->timer, &tv) < 0) {
+		if (r->timer)
+			event_free(r->timer);
+		free(r);
+		return NULL;
+	}
+	r->next = srv->resolving;
+	if (r->next)
+		r->next->prev = r;
+	srv->resolving = r;
+	srv->st.resolves++;
+
+	if (!nl || nl > FAKEIP_NAME_MAX + 1 ||
+	    (family != AF_INET && family != AF_INET6 && family != AF_UNSPEC)) {
+		snprintf(r->msg, sizeof(r->msg), "cannot resolve '%.260s': bad "
+			 "name or address family", r->name);
+		fail_soon(r, EINVAL);
+		return r;
+	}
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	r->in_evdns = 1;
+	struct evdns_getaddrinfo_request *req =
+		evdns_getaddrinfo(srv->evdns, r->name, NULL, &hints, gai_cb, r);
+	if (r->in_evdns) {
+		if (req) {
+			r->req = req;
+		} else { /* failed without calling back: never seen */
+			r->in_evdns = 0;
+			snprintf(r->msg, sizeof(r->msg), "cannot resolve %s: "
+				 "evdns refused the request", r->name);
+			fail_soon(r, EAGAIN);
+		}
+	}
+	return r;
+}
+
+void dns_resolving_cancel(struct dns_resolving *r)
+{
+	if (!r || r->done)
+		return;
+	r->done = 1;
+	resolving_unlink(r);
+	r->srv = NULL;
+	if (r->timer) {
+		event_free(r->timer);
+		r->timer = NULL;
+	}
+	if (r->in_evdns && r->req)
+		evdns_getaddrinfo_cancel(r->req); /* gai_cb frees r */
+	else if (!r->in_evdns)
+		free(r);
+}
+
+
+int dns_resolve_setup(struct dns_server *srv)
+{
+	char v[32];
+
+	srv->evdns = evdns_base_new(srv->base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+	if (!srv->evdns)
+		return -1;
+	snprintf(v, sizeof(v), "%u.%03u", srv->attempt_ms / 1000,
+		 srv->attempt_ms % 1000);
+	evdns_base_set_option(srv->evdns, "timeout:", v);
+	snprintf(v, sizeof(v), "%zu",
+		 (size_t)((srv->timeout_ms + srv->attempt_ms - 1) / srv->attempt_ms));
+	evdns_base_set_option(srv->evdns, "attempts:", v);
+	/* A resolver that lowercases the echoed question would make every
+	 * answer look forged. */
+	evdns_base_set_option(srv->evdns, "randomize-case:", "0");
+	evdns_base_set_option(srv->evdns, "getaddrinfo-allow-skew:", "1");
+	for (size_t i = 0; i < srv->n_resolvers; i++) {
+		char as[80];
+		if (evdns_base_nameserver_sockaddr_add(srv->evdns,
+				(const struct sockaddr *)&srv->resolvers[i],
+				dns_sa_len(&srv->resolvers[i]), 0) != 0)
+			dns_log(srv, 0, "evdns refused resolver %s",
+			     dns_sa_str(&srv->resolvers[i], as, sizeof(as)));
+	}
+	return 0;
+}
+
