@@ -47,6 +47,7 @@ int dns_read_name(const uint8_t *msg, size_t len, size_t *off,
 		  uint8_t wire[DNS_NAME_WIRE_MAX], size_t *wire_len)
 {
 	size_t pos = *off, limit = *off, w = 0, next = 0;
+	unsigned hops = 0;
 	int jumped = 0;
 
 	for (;;) {
@@ -68,6 +69,9 @@ int dns_read_name(const uint8_t *msg, size_t len, size_t *off,
 			/* Strictly below every earlier position: no loops,
 			 * no forward references, never into the header. */
 			if (target >= limit || target < DNS_HDR_LEN)
+				return -1;
+			/* Backwards alone still allows a 32k-hop chain. */
+			if (++hops > DNS_NAME_HOPS_MAX)
 				return -1;
 			if (!jumped)
 				next = pos + 2;
@@ -198,13 +202,39 @@ int dns_name_wire_equal(const uint8_t *a, size_t alen, const uint8_t *b,
 	return 1;
 }
 
+/* Steps over a name without following its pointer: the records of a
+ * query are only stepped over, so that a message costs one pass over its
+ * bytes whatever its pointers say.  *root: the name is the root alone. */
+static int skip_name(const uint8_t *msg, size_t len, size_t *off, int *root)
+{
+	size_t pos = *off;
+
+	*root = pos < len && msg[pos] == 0;
+	for (;;) {
+		if (pos >= len)
+			return -1;
+		uint8_t c = msg[pos];
+		if (c == 0) {
+			*off = pos + 1;
+			return 0;
+		}
+		if ((c & 0xc0) == 0xc0) {
+			if (pos + 1 >= len)
+				return -1;
+			*off = pos + 2;
+			return 0;
+		}
+		if (c & 0xc0)
+			return -1;
+		pos += 1 + (size_t)c;
+	}
+}
+
 /* Skips one resource record at *off; reports type and class. */
 static int skip_rr(const uint8_t *msg, size_t len, size_t *off,
-		   uint16_t *type, uint16_t *class, size_t *name_len)
+		   uint16_t *type, uint16_t *class, int *root)
 {
-	uint8_t wire[DNS_NAME_WIRE_MAX];
-
-	if (dns_read_name(msg, len, off, wire, name_len) < 0)
+	if (skip_name(msg, len, off, root) < 0)
 		return -1;
 	if (len - *off < 10)
 		return -1;
@@ -277,14 +307,14 @@ int dns_parse_query(const uint8_t *msg, size_t len, struct dns_query *q,
 	uint32_t total = (uint32_t)an + ns + ar;
 	for (uint32_t i = 0; i < total; i++) {
 		uint16_t type, class;
-		size_t nl;
-		if (skip_rr(msg, len, &off, &type, &class, &nl) < 0) {
+		int root;
+		if (skip_rr(msg, len, &off, &type, &class, &root) < 0) {
 			WHY("truncated record");
 			return DNS_RCODE_FORMERR;
 		}
 		if (type != DNS_TYPE_OPT)
 			continue;
-		if (i < (uint32_t)an + ns || q->has_opt || nl != 1) {
+		if (i < (uint32_t)an + ns || q->has_opt || !root) {
 			WHY("misplaced, duplicate or named OPT");
 			return DNS_RCODE_FORMERR;
 		}
