@@ -53,6 +53,9 @@ static const char usage_text[] =
 "      --fakeip-store FILE    keep the name <-> address mapping across restarts\n"
 "      --fakeip-exclude SUFFIX  names that always get real answers; repeatable\n"
 "      --fakeip-ttl SEC       TTL of FakeIP answers (default 1)\n"
+"      --allow-private-answers  connect to names that resolve to loopback,\n"
+"                             link-local or --bypass addresses (refused by default:\n"
+"                             the daemon connects as root, with its mark)\n"
 "  -h, --help                 this text\n"
 "  -V, --version              the version\n"
 "\n"
@@ -87,7 +90,7 @@ static void parse(int argc, char **argv, struct options *o)
 {
 	enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
 	       O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
-	       O_FSTORE, O_FEXCL, O_FTTL };
+	       O_FSTORE, O_FEXCL, O_FTTL, O_PRIVATE };
 	static const struct option lo[] = {
 		{ "listen", required_argument, 0, 'l' },
 		{ "bypass", required_argument, 0, 'b' },
@@ -107,6 +110,7 @@ static void parse(int argc, char **argv, struct options *o)
 		{ "fakeip-store", required_argument, 0, O_FSTORE },
 		{ "fakeip-exclude", required_argument, 0, O_FEXCL },
 		{ "fakeip-ttl", required_argument, 0, O_FTTL },
+		{ "allow-private-answers", no_argument, 0, O_PRIVATE },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
@@ -185,6 +189,7 @@ static void parse(int argc, char **argv, struct options *o)
 		case O_FTTL:
 			o->fakeip_ttl = (unsigned)number(optarg, "--fakeip-ttl", 0, 86400);
 			break;
+		case O_PRIVATE: o->allow_private_answers = 1; break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);

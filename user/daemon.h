@@ -37,6 +37,7 @@ struct options {
 	struct sockaddr_storage resolvers[8];
 	int n_resolvers;
 	unsigned fakeip_ttl;
+	int allow_private_answers;    /* proxied names may resolve to loopback etc. */
 };
 
 struct daemon {

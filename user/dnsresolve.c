@@ -30,7 +30,8 @@ struct dns_resolving {
 	int done;                          /* cb called or cancelled */
 	int ready;                         /* result below is set */
 	int err;
-	struct sockaddr_storage addr;
+	int refused;                       /* ELOOP or EACCES: why an answer */
+	struct sockaddr_storage addr;      /* was refused (r->msg says) */
 	socklen_t addrlen;
 	char msg[320];
 	char name[];
@@ -100,6 +101,91 @@ static int map_gai_error(int e, const char **what)
 	}
 }
 
+/* The 128-bit form of an answer: IPv4 as ::ffff:a.b.c.d. */
+static void as_v6(const struct sockaddr *sa, uint8_t a[16])
+{
+	memset(a, 0, 16);
+	if (sa->sa_family == AF_INET) {
+		a[10] = a[11] = 0xff;
+		memcpy(a + 12, &((const struct sockaddr_in *)(const void *)sa)->sin_addr, 4);
+	} else {
+		memcpy(a, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, 16);
+	}
+}
+
+static int in_range(const uint8_t a[16], const uint8_t net[16], unsigned plen)
+{
+	unsigned full = plen / 8, bits = plen % 8;
+
+	if (plen > 128 || memcmp(a, net, full) != 0)
+		return 0;
+	return !bits || !((a[full] ^ net[full]) & (0xff00u >> bits));
+}
+
+/* What kind of address the daemon must not connect to for an app, or
+ * NULL.  It connects as root and with its mark, so the app's own firewall
+ * rules (per uid, per cgroup) do not see the connection. */
+static const char *private_kind(const struct dns_server *srv, const uint8_t a[16])
+{
+	static const struct { uint8_t net[16]; unsigned plen; const char *kind; } ranges[] = {
+		{ { [10] = 0xff, [11] = 0xff, [12] = 127 }, 104, "a loopback address" },
+		{ { [10] = 0xff, [11] = 0xff, [12] = 169, [13] = 254 }, 112, "a link-local address" },
+		{ { [10] = 0xff, [11] = 0xff }, 104, "an unspecified (this-host) address" },
+		{ { [10] = 0xff, [11] = 0xff, [12] = 224 }, 100, "a multicast address" },
+		{ { [10] = 0xff, [11] = 0xff, [12] = 255, [13] = 255, [14] = 255, [15] = 255 }, 128,
+		  "the broadcast address" },
+		{ { [15] = 1 }, 128, "a loopback address" },
+		{ { 0 }, 128, "an unspecified address" },
+		{ { 0xfe, 0x80 }, 10, "a link-local address" },
+		{ { 0xff }, 8, "a multicast address" },
+	};
+
+	for (size_t i = 0; i < sizeof(ranges) / sizeof(ranges[0]); i++)
+		if (in_range(a, ranges[i].net, ranges[i].plen))
+			return ranges[i].kind;
+	for (size_t i = 0; i < srv->n_bypass; i++)
+		if (in_range(a, srv->bypass[i].addr, srv->bypass[i].prefixlen))
+			return "in a --bypass range";
+	return NULL;
+}
+
+/* 1 when the answer sa must not be used; r->refused and r->msg say why
+ * (a resolver loop outranks a private answer). */
+static int refuse_answer(struct dns_resolving *r, const struct sockaddr *sa)
+{
+	struct dns_server *srv = r->srv;
+	char as[INET6_ADDRSTRLEN];
+	const char *kind;
+	uint8_t a[16];
+	struct in_addr a4;
+
+	as_v6(sa, a);
+	if (in_range(a, (const uint8_t[16]){ [10] = 0xff, [11] = 0xff }, 96))
+		inet_ntop(AF_INET, a + 12, as, sizeof(as));
+	else
+		inet_ntop(AF_INET6, a, as, sizeof(as));
+	memcpy(&a4, a + 12, 4);
+	if (srv->pool && (in_range(a, (const uint8_t[16]){ [10] = 0xff, [11] = 0xff }, 96)
+			  ? fakeip_contains4(srv->pool, &a4)
+			  : fakeip_contains6(srv->pool, (const struct in6_addr *)(const void *)a))) {
+		r->refused = ELOOP;
+		snprintf(r->msg, sizeof(r->msg), "cannot resolve %s: the resolvers "
+			 "answered %s, one of this daemon's FakeIP addresses: they ask "
+			 "this daemon (a resolver loop); give --resolver a server "
+			 "outside the captured cgroup", r->name, as);
+		return 1;
+	}
+	if (srv->allow_private || !(kind = private_kind(srv, a)))
+		return 0;
+	if (r->refused != ELOOP) {
+		r->refused = EACCES;
+		snprintf(r->msg, sizeof(r->msg), "refused %s: it resolves to %s, %s; "
+			 "the daemon does not connect there for an app "
+			 "(--allow-private-answers allows it)", r->name, as, kind);
+	}
+	return 1;
+}
+
 static void gai_cb(int result, struct evutil_addrinfo *res, void *arg)
 {
 	struct dns_resolving *r = arg;
@@ -120,6 +206,10 @@ static void gai_cb(int result, struct evutil_addrinfo *res, void *arg)
 			continue;
 		if (r->family != AF_UNSPEC && ai->ai_family != r->family)
 			continue;
+		if (ai->ai_addrlen > sizeof(r->addr))
+			continue;
+		if (refuse_answer(r, ai->ai_addr))
+			continue;
 		if (!pick || (pick->ai_family != AF_INET &&
 			      ai->ai_family == AF_INET))
 			pick = ai;
@@ -128,7 +218,12 @@ static void gai_cb(int result, struct evutil_addrinfo *res, void *arg)
 		r->err = map_gai_error(result, &what);
 		snprintf(r->msg, sizeof(r->msg), "cannot resolve %s: %s",
 			 r->name, what);
-	} else if (!pick || pick->ai_addrlen > sizeof(r->addr)) {
+	} else if (!pick && r->refused) {
+		r->err = r->refused;
+		/* One line per refused connection, as in the connection log:
+		 * each says which name, address and option. */
+		dns_log(r->srv, 0, "%s", r->msg);
+	} else if (!pick) {
 		r->err = ENOENT;
 		snprintf(r->msg, sizeof(r->msg), "cannot resolve %s: no %s "
 			 "address", r->name, r->family == AF_INET ? "IPv4" :

@@ -247,6 +247,14 @@ static int copy_config(struct dns_server *srv, const struct dns_config *cfg,
 	}
 	if (cfg->store_path && !(srv->store_path = strdup(cfg->store_path)))
 		goto nomem;
+	srv->allow_private = cfg->allow_private_answers;
+	if (cfg->n_bypass) {
+		srv->bypass = calloc(cfg->n_bypass, sizeof(*srv->bypass));
+		if (!srv->bypass)
+			goto nomem;
+		memcpy(srv->bypass, cfg->bypass, cfg->n_bypass * sizeof(*srv->bypass));
+		srv->n_bypass = cfg->n_bypass;
+	}
 	return 0;
 nomem:
 	snprintf(err, errlen, "DNS server: out of memory");
@@ -303,6 +311,7 @@ void dns_server_free(struct dns_server *srv)
 	free(srv->exclude);
 	free(srv->resolvers);
 	free(srv->store_path);
+	free(srv->bypass);
 	free(srv);
 }
 

@@ -30,6 +30,13 @@ struct event_base;
 #define DNS_DEFAULT_ATTEMPT_MS      2000
 #define DNS_DEFAULT_MAX_PENDING     4096
 
+/* An address range over the 128-bit form (IPv4 as ::ffff:a.b.c.d, so an
+ * IPv4 /24 has prefixlen 120), as the --bypass map has them. */
+struct dns_range {
+	uint8_t addr[16];
+	unsigned prefixlen;
+};
+
 struct dns_config {
 	int fakeip_enabled;                 /* 0 = --disable-fakeip */
 	const char *v4_range, *v6_range;    /* NULL = fakeip.h defaults */
@@ -45,6 +52,12 @@ struct dns_config {
 	size_t max_pending;                 /* forwards in flight, 0 = 4096 */
 	uint32_t mark;                      /* SO_MARK for own sockets */
 	int verbose;                        /* log every query */
+	/* dns_server_resolve refuses answers in loopback, link-local,
+	 * unspecified and multicast space and in these ranges, unless
+	 * allow_private_answers (--allow-private-answers). */
+	const struct dns_range *bypass;     /* copied */
+	size_t n_bypass;
+	int allow_private_answers;
 };
 
 struct dns_server;
@@ -98,8 +111,11 @@ const char *dns_server_fake_name(struct dns_server *srv,
  * before this returns, exactly once unless cancelled: err == 0 with one
  * address (port 0; valid during the call only), or err an errno value
  * (ENOENT no such name or no address of that family, ETIMEDOUT, EAGAIN
- * resolver failure, ENOMEM, EINVAL) with errmsg naming the name and the
- * cause.  Returns NULL only when it could not start (no memory): then cb
+ * resolver failure, ENOMEM, EINVAL, ELOOP every answer was one of our
+ * fake addresses: the resolvers ask us, EACCES every answer was private
+ * (see dns_config) and refused) with errmsg naming the name and the
+ * cause.  An answer in a fake range is never used; a private one only
+ * with allow_private_answers.  Returns NULL only when it could not start (no memory): then cb
  * is not called. */
 typedef void (*dns_resolve_cb)(int err, const char *errmsg,
 			       const struct sockaddr *addr, socklen_t addrlen,

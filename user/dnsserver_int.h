@@ -29,6 +29,9 @@ struct dns_server {
 	size_t max_pending, n_pending;
 	uint32_t mark;
 	int verbose, mark_warned;
+	struct dns_range *bypass;          /* refused answers, see dnsresolve.c */
+	size_t n_bypass;
+	int allow_private;
 	struct evdns_base *evdns;
 	struct event *save_timer;
 	struct dns_pending *pending;       /* forwards in flight */
