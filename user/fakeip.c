@@ -11,6 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
 
 
 void fakeip_seterr(char *err, size_t errlen, const char *fmt, ...)
@@ -56,15 +59,36 @@ static void mask6(struct in6_addr *a, unsigned plen)
 	}
 }
 
-static uint32_t name_hash(const char *s)
+static uint32_t name_hash(const struct fakeip_pool *pool, const char *s)
 {
-	uint32_t h = 2166136261u;
+	return (uint32_t)siphash24(pool->key, s, strlen(s));
+}
 
-	for (; *s; s++) {
-		h ^= (uint8_t)*s;
-		h *= 16777619u;
-	}
-	return h;
+static uint64_t monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+/* A new key every start: nobody outside can know which names share a
+ * bucket.  Without randomness the pool still works, only less hardened. */
+static void new_key(uint8_t key[SIPHASH_KEY_LEN])
+{
+	static int warned;
+
+	if (getrandom(key, SIPHASH_KEY_LEN, GRND_NONBLOCK) == SIPHASH_KEY_LEN)
+		return;
+	if (!warned++)
+		log_warn("fakeip: getrandom: %s; the name hash key is guessable",
+			 strerror(errno));
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
+		     (uint64_t)getpid() << 40;
+	memcpy(key, &x, 8);
+	memcpy(key + 8, &ts, 8);
 }
 
 struct fakeip_pool *fakeip_new(const char *v4_cidr, const char *v6_cidr,
@@ -107,6 +131,8 @@ struct fakeip_pool *fakeip_new(const char *v4_cidr, const char *v6_cidr,
 		n = max_entries;
 	pool->size = (uint32_t)n;
 	pool->fresh = 1;
+	pool->now = monotonic_seconds;
+	new_key(pool->key);
 
 	pool->nbuckets = 16;
 	while (pool->nbuckets < pool->size)
@@ -168,7 +194,7 @@ int fakeip_normalize(const char *name, char buf[FAKEIP_NAME_MAX + 1])
 
 uint32_t fakeip_find(const struct fakeip_pool *pool, const char *name)
 {
-	uint32_t i = pool->buckets[name_hash(name) & (pool->nbuckets - 1)];
+	uint32_t i = pool->buckets[name_hash(pool, name) & (pool->nbuckets - 1)];
 
 	for (; i; i = pool->e[i].hnext)
 		if (strcmp(pool->e[i].name, name) == 0)
@@ -206,6 +232,7 @@ static void lru_push(struct fakeip_pool *pool, uint32_t i)
 
 static void touch(struct fakeip_pool *pool, uint32_t i)
 {
+	pool->e[i].used = pool->now();
 	if (pool->head != i) {
 		lru_unlink(pool, i);
 		lru_push(pool, i);
@@ -214,7 +241,7 @@ static void touch(struct fakeip_pool *pool, uint32_t i)
 
 static void hash_remove(struct fakeip_pool *pool, uint32_t i)
 {
-	uint32_t *pp = &pool->buckets[name_hash(pool->e[i].name) &
+	uint32_t *pp = &pool->buckets[name_hash(pool, pool->e[i].name) &
 				      (pool->nbuckets - 1)];
 
 	while (*pp && *pp != i)
@@ -227,12 +254,13 @@ static void hash_remove(struct fakeip_pool *pool, uint32_t i)
 /* Maps a normalized name at a free index; takes ownership of copy. */
 void fakeip_insert(struct fakeip_pool *pool, uint32_t i, char *copy)
 {
-	uint32_t *b = &pool->buckets[name_hash(copy) & (pool->nbuckets - 1)];
+	uint32_t *b = &pool->buckets[name_hash(pool, copy) & (pool->nbuckets - 1)];
 
 	pool->e[i].name = copy;
 	pool->e[i].hnext = *b;
 	*b = i;
 	lru_push(pool, i);
+	pool->e[i].used = pool->now();
 	pool->count++;
 	pool->dirty = 1;
 }
@@ -266,23 +294,34 @@ int fakeip_assign(struct fakeip_pool *pool, const char *name,
 	char buf[FAKEIP_NAME_MAX + 1];
 	uint32_t i;
 
-	if (fakeip_normalize(name, buf) < 0)
+	if (fakeip_normalize(name, buf) < 0) {
+		errno = EINVAL;
 		return -1;
+	}
 	i = fakeip_find(pool, buf);
 	if (i) {
 		touch(pool, i);
 	} else {
-		char *copy = strdup(buf);
-		if (!copy)
-			return -1;
 		while (pool->fresh <= pool->size && pool->e[pool->fresh].name)
 			pool->fresh++;
 		if (pool->fresh <= pool->size) {
-			i = pool->fresh++;
+			i = pool->fresh;
 		} else {
+			/* The least recently used one, unless a client may
+			 * still hold it: then no address is free. */
 			i = pool->tail;
-			evict(pool, i);
+			if (pool->hold && pool->now() - pool->e[i].used < pool->hold) {
+				errno = EBUSY;
+				return -1;
+			}
 		}
+		char *copy = strdup(buf);
+		if (!copy)
+			return -1;
+		if (i == pool->fresh)
+			pool->fresh++;
+		else
+			evict(pool, i);
 		fakeip_insert(pool, i, copy);
 	}
 	fakeip_addrs_of(pool, i, v4, v6);
@@ -365,6 +404,37 @@ size_t fakeip_count(const struct fakeip_pool *pool)
 size_t fakeip_capacity(const struct fakeip_pool *pool)
 {
 	return pool->size;
+}
+
+void fakeip_set_hold(struct fakeip_pool *pool, unsigned seconds)
+{
+	pool->hold = seconds;
+}
+
+void fakeip_set_clock(struct fakeip_pool *pool, uint64_t (*now)(void))
+{
+	pool->now = now;
+}
+
+int fakeip_mapped(const struct fakeip_pool *pool, const char *name)
+{
+	char buf[FAKEIP_NAME_MAX + 1];
+
+	return fakeip_normalize(name, buf) == 0 && fakeip_find(pool, buf) != 0;
+}
+
+size_t fakeip_longest_chain(const struct fakeip_pool *pool)
+{
+	size_t longest = 0;
+
+	for (uint32_t b = 0; b < pool->nbuckets; b++) {
+		size_t n = 0;
+		for (uint32_t i = pool->buckets[b]; i; i = pool->e[i].hnext)
+			n++;
+		if (n > longest)
+			longest = n;
+	}
+	return longest;
 }
 
 const char *fakeip_range4(const struct fakeip_pool *pool)

@@ -4,6 +4,7 @@
 #define SPROXY_FAKEIP_INT_H
 
 #include "fakeip.h"
+#include "siphash.h"
 
 #include <stdint.h>
 
@@ -11,6 +12,7 @@ struct fakeip_entry {
 	char *name;              /* NULL = free */
 	uint32_t prev, next;     /* LRU list: prev is more recent */
 	uint32_t hnext;          /* hash chain */
+	uint64_t used;           /* pool->now() when last used */
 };
 
 struct fakeip_pool {
@@ -28,6 +30,9 @@ struct fakeip_pool {
 	uint32_t nbuckets;       /* power of two */
 	uint32_t head, tail;     /* most / least recently used */
 	int dirty;
+	unsigned hold;           /* see fakeip_set_hold */
+	uint8_t key[SIPHASH_KEY_LEN];  /* of the name hash, new every start */
+	uint64_t (*now)(void);
 };
 
 void fakeip_seterr(char *err, size_t errlen, const char *fmt, ...)

@@ -165,8 +165,9 @@ int fakeip_save(const struct fakeip_pool *pool, const char *path, char *err,
 	}
 	/* A fresh file, never through a planted symlink. */
 	unlink(tmp);
+	/* 0600: the store lists every name the apps looked up. */
 	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		  0644);
+		  0600);
 	if (fd < 0) {
 		fakeip_seterr(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
 		return -1;
