@@ -38,6 +38,7 @@ struct options {
 	int n_resolvers;
 	unsigned fakeip_ttl;
 	int allow_private_answers;    /* proxied names may resolve to loopback etc. */
+	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
 };
 
 struct daemon {

@@ -5,6 +5,7 @@
 #include "fakeip.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <string.h>
 #include <strings.h>
 
@@ -29,6 +30,36 @@ static int wants_real(const struct dns_server *srv, const char *name)
 	return 0;
 }
 
+/* New names per process, counted in windows of one hold: a process
+ * cycling through names would otherwise take every address of the pool
+ * (a /15 in seconds) and block everyone else's new names.  A small table:
+ * a process that loses its slot to another starts counting again. */
+static struct proc_names *proc_slot(struct dns_server *srv, uint32_t tgid)
+{
+	struct proc_names *t = srv->procs, *oldest = NULL;
+	uint64_t now = dns_now_seconds();
+
+	if (!tgid)
+		return NULL;
+	for (unsigned k = 0; k < 8; k++) {
+		struct proc_names *p = &t[(tgid + k) % DNS_PROC_SLOTS];
+		if (p->tgid == tgid || !p->tgid) {
+			if (p->tgid != tgid || now - p->since >= srv->hold) {
+				p->tgid = tgid;
+				p->since = now;
+				p->count = 0;
+			}
+			return p;
+		}
+		if (!oldest || p->since < oldest->since)
+			oldest = p;
+	}
+	oldest->tgid = tgid;
+	oldest->since = now;
+	oldest->count = 0;
+	return oldest;
+}
+
 /* Answers A/AAAA from the pool: 1 when answered. */
 int dns_answer_fake(struct dns_server *srv, const struct dns_query *q,
 		       dns_reply_cb cb, void *arg)
@@ -38,16 +69,35 @@ int dns_answer_fake(struct dns_server *srv, const struct dns_query *q,
 	uint8_t buf[DNS_HDR_LEN + DNS_NAME_WIRE_MAX + 4 + 12 + 16];
 	char as[INET6_ADDRSTRLEN];
 
-	if (wants_real(srv, q->qname) ||
-	    fakeip_assign(srv->pool, q->qname, &a4, &a6) < 0)
+	if (wants_real(srv, q->qname))
 		return 0;
+	int is_new = !fakeip_mapped(srv->pool, q->qname);
+	struct proc_names *pn = is_new ? proc_slot(srv, srv->query_tgid) : NULL;
+	if (pn && pn->count >= srv->names_per_process) {
+		dns_warn_limited(srv, "pid %u got %u new FakeIP names within %u s "
+				 "(--fakeip-per-process); answering %s with its "
+				 "real address", pn->tgid, pn->count, srv->hold,
+				 q->qname);
+		return 0;
+	}
+	if (fakeip_assign(srv->pool, q->qname, &a4, &a6) < 0) {
+		if (errno == EBUSY)
+			dns_warn_limited(srv, "FakeIP pool full: all %zu addresses "
+					 "were used less than %u s ago and may still "
+					 "be held by clients; answering %s with its "
+					 "real address (a larger --fakeip-range helps)",
+					 fakeip_capacity(srv->pool), srv->hold,
+					 q->qname);
+		return 0;
+	}
+	if (pn)
+		pn->count++;
 	dns_store_schedule(srv);
 	ssize_t n = q->qtype == DNS_TYPE_A
 		? dns_build_addr_answer(q, &a4, 4, srv->ttl, buf, sizeof(buf))
 		: dns_build_addr_answer(q, &a6, 16, srv->ttl, buf, sizeof(buf));
 	if (n < 0)
 		return 0;
-	srv->st.fake++;
 	if (srv->verbose)
 		dns_log(srv, 1, "%s %s -> %s (fake)", q->qtype == DNS_TYPE_A ?
 		     "A" : "AAAA", q->qname, q->qtype == DNS_TYPE_A ?
@@ -79,7 +129,6 @@ int dns_answer_ptr(struct dns_server *srv, const struct dns_query *q,
 		dns_reply_error(srv, q, DNS_RCODE_NXDOMAIN, cb, arg, NULL);
 		return 1;
 	}
-	srv->st.ptr++;
 	dns_deliver(srv, cb, arg, buf, (size_t)n, NULL);
 	return 1;
 }

@@ -113,7 +113,6 @@ static void finish_servfail(struct dns_pending *p, const char *error)
 	ssize_t n = dns_build_error(&p->q, DNS_RCODE_SERVFAIL, buf, sizeof(buf));
 	char tb[16];
 
-	p->srv->st.servfail++;
 	dns_warn_limited(p->srv, "%s %s: %s; answered SERVFAIL", p->q.qname,
 		     dns_type_name(p->q.qtype, tb, sizeof(tb)), error);
 	finish(p, buf, n < 0 ? 0 : (size_t)n, error);
@@ -130,7 +129,6 @@ static void finish_fallback(struct dns_pending *p, int timed_out)
 			     rcode == DNS_RCODE_REFUSED;
 		snprintf(error, sizeof(error), "every resolver failed (last: %s)",
 			 p->why);
-		p->srv->st.forward_ok++;
 		finish(p, p->fallback, p->fallback_len, failed ? error : NULL);
 		return;
 	}
@@ -188,7 +186,6 @@ static int handle_answer(struct dns_pending *p, const uint8_t *msg,
 
 	dns_sa_str(p->cur, as, sizeof(as));
 	if (!via_tcp && (flags & DNS_FLAG_TC)) {
-		srv->st.tcp_retries++;
 		keep_fallback(p, msg, len, 1);
 		close_attempt(p);
 		dns_log(srv, 1, "%s: truncated answer from %s, retrying over TCP",
@@ -207,11 +204,9 @@ static int handle_answer(struct dns_pending *p, const uint8_t *msg,
 			keep_fallback(p, msg, len, 0);
 			return try_next(p);
 		}
-		srv->st.forward_ok++;
 		finish(p, msg, len, p->why);
 		return 1;
 	}
-	srv->st.forward_ok++;
 	/* A full answer too large for a UDP client: the truncated one tells
 	 * it to come back over TCP. */
 	if (via_tcp && !p->client_tcp && len > p->q.udp_size &&
@@ -405,7 +400,6 @@ struct dns_pending *dns_forward(struct dns_server *srv,
 		return NULL;
 	}
 	if (srv->n_pending >= srv->max_pending) {
-		srv->st.overload++;
 		dns_warn_limited(srv, "%zu queries already waiting for resolvers "
 			     "(the limit); answering SERVFAIL", srv->n_pending);
 		dns_reply_error(srv, q, DNS_RCODE_SERVFAIL, cb, arg,
@@ -445,7 +439,6 @@ struct dns_pending *dns_forward(struct dns_server *srv,
 		p->next->prev = p;
 	srv->pending = p;
 	srv->n_pending++;
-	srv->st.forwarded++;
 	return try_next(p) ? NULL : p;
 }
 

@@ -63,10 +63,8 @@ static void resolve_deliver(struct dns_resolving *r)
 		event_free(r->timer);
 		r->timer = NULL;
 	}
-	if (r->err) {
-		srv->st.resolve_fail++;
+	if (r->err)
 		dns_log(srv, 1, "%s", r->msg);
-	}
 	if (r->in_evdns && r->req)
 		evdns_getaddrinfo_cancel(r->req);
 	int keep = r->in_evdns;
@@ -295,7 +293,6 @@ struct dns_resolving *dns_server_resolve(struct dns_server *srv,
 	if (r->next)
 		r->next->prev = r;
 	srv->resolving = r;
-	srv->st.resolves++;
 
 	if (!nl || nl > FAKEIP_NAME_MAX + 1 ||
 	    (family != AF_INET && family != AF_INET6 && family != AF_UNSPEC)) {

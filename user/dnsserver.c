@@ -126,12 +126,18 @@ void dns_reply_error(struct dns_server *srv, const struct dns_query *q,
 	uint8_t buf[DNS_HDR_LEN + DNS_NAME_WIRE_MAX + 4];
 	ssize_t n = dns_build_error(q, rcode, buf, sizeof(buf));
 
-	if (rcode == DNS_RCODE_SERVFAIL)
-		srv->st.servfail++;
 	if (n < 0)
 		dns_deliver(srv, cb, arg, NULL, 0, error ? error : "cannot answer");
 	else
 		dns_deliver(srv, cb, arg, buf, (size_t)n, error);
+}
+
+uint64_t dns_now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
 }
 
 const char *dns_server_reply_error(const struct dns_server *srv)
@@ -139,19 +145,18 @@ const char *dns_server_reply_error(const struct dns_server *srv)
 	return srv->reply_err;
 }
 
-struct dns_pending *dns_server_query(struct dns_server *srv,
-				     const uint8_t *query, size_t len,
-				     int tcp, dns_reply_cb cb, void *arg)
+static struct dns_pending *answer_query(struct dns_server *srv, uint32_t tgid,
+					const uint8_t *query, size_t len,
+					int tcp, dns_reply_cb cb, void *arg)
 {
 	struct dns_query q;
 	const char *why = "";
 	char tb[16], err[128];
 	int r;
 
-	srv->st.queries++;
+	srv->query_tgid = tgid;
 	r = dns_parse_query(query, len, &q, &why);
 	if (r < 0) {
-		srv->st.dropped++;
 		snprintf(err, sizeof(err), "malformed query (%zu bytes): %s",
 			 len, why);
 		dns_log(srv, 1, "%s; dropped", err);
@@ -159,7 +164,6 @@ struct dns_pending *dns_server_query(struct dns_server *srv,
 		return NULL;
 	}
 	if (r != DNS_RCODE_NOERROR) {
-		srv->st.formerr++;
 		snprintf(err, sizeof(err), "%s query (%zu bytes): %s",
 			 r == DNS_RCODE_NOTIMP ? "unsupported" : "malformed",
 			 len, why);
@@ -178,6 +182,21 @@ struct dns_pending *dns_server_query(struct dns_server *srv,
 	dns_log(srv, 1, "%s %s -> forwarded (%s)",
 	     dns_type_name(q.qtype, tb, sizeof(tb)), q.qname, tcp ? "TCP" : "UDP");
 	return dns_forward(srv, &q, query, len, tcp, cb, arg);
+}
+
+struct dns_pending *dns_server_query_from(struct dns_server *srv,
+					  uint32_t tgid, const uint8_t *query,
+					  size_t len, int tcp, dns_reply_cb cb,
+					  void *arg)
+{
+	return answer_query(srv, tgid, query, len, tcp, cb, arg);
+}
+
+struct dns_pending *dns_server_query(struct dns_server *srv,
+				     const uint8_t *query, size_t len,
+				     int tcp, dns_reply_cb cb, void *arg)
+{
+	return answer_query(srv, 0, query, len, tcp, cb, arg);
 }
 
 /* ---- set-up ---- */
@@ -212,6 +231,13 @@ static int copy_config(struct dns_server *srv, const struct dns_config *cfg,
 					    : DNS_DEFAULT_MAX_PENDING;
 	srv->mark = cfg->mark;
 	srv->verbose = cfg->verbose;
+	srv->hold = srv->ttl + DNS_FAKEIP_GRACE;
+	srv->names_per_process = cfg->max_names_per_process
+		? (unsigned)cfg->max_names_per_process
+		: DNS_DEFAULT_NAMES_PER_PROCESS;
+	srv->procs = calloc(DNS_PROC_SLOTS, sizeof(*srv->procs));
+	if (!srv->procs)
+		goto nomem;
 	if (cfg->n_resolvers) {
 		srv->resolvers = calloc(cfg->n_resolvers, sizeof(*srv->resolvers));
 		if (!srv->resolvers)
@@ -278,6 +304,7 @@ struct dns_server *dns_server_new(struct event_base *base,
 				       cfg->pool_size, err, errlen);
 		if (!srv->pool)
 			goto fail;
+		fakeip_set_hold(srv->pool, srv->hold);
 	}
 	if (dns_resolve_setup(srv) < 0) {
 		snprintf(err, errlen, "cannot create the evdns resolver");
@@ -312,13 +339,8 @@ void dns_server_free(struct dns_server *srv)
 	free(srv->resolvers);
 	free(srv->store_path);
 	free(srv->bypass);
+	free(srv->procs);
 	free(srv);
-}
-
-void dns_server_stats(const struct dns_server *srv, struct dns_stats *out)
-{
-	*out = srv->st;
-	out->fake_mapped = srv->pool ? fakeip_count(srv->pool) : 0;
 }
 
 size_t dns_resolv_conf(const char *path, struct sockaddr_storage *out,

@@ -29,6 +29,7 @@ struct event_base;
 #define DNS_DEFAULT_TIMEOUT_MS      5000
 #define DNS_DEFAULT_ATTEMPT_MS      2000
 #define DNS_DEFAULT_MAX_PENDING     4096
+#define DNS_DEFAULT_NAMES_PER_PROCESS 2048
 
 /* An address range over the 128-bit form (IPv4 as ::ffff:a.b.c.d, so an
  * IPv4 /24 has prefixlen 120), as the --bypass map has them. */
@@ -58,6 +59,9 @@ struct dns_config {
 	const struct dns_range *bypass;     /* copied */
 	size_t n_bypass;
 	int allow_private_answers;
+	/* New FakeIP names one process may get within the reuse hold (TTL
+	 * + DNS_FAKEIP_GRACE); past it, real answers.  0 = 2048. */
+	size_t max_names_per_process;
 };
 
 struct dns_server;
@@ -86,6 +90,13 @@ struct dns_pending;
 struct dns_pending *dns_server_query(struct dns_server *srv,
 				     const uint8_t *query, size_t len,
 				     int tcp, dns_reply_cb cb, void *arg);
+/* The same for a query from the process tgid (from the connection's
+ * record; 0 = unknown): it counts against that process's
+ * max_names_per_process. */
+struct dns_pending *dns_server_query_from(struct dns_server *srv,
+					  uint32_t tgid, const uint8_t *query,
+					  size_t len, int tcp, dns_reply_cb cb,
+					  void *arg);
 /* Only before cb ran; cb will not be called. */
 void dns_pending_cancel(struct dns_pending *p);
 
@@ -126,25 +137,6 @@ struct dns_resolving *dns_server_resolve(struct dns_server *srv,
 					 dns_resolve_cb cb, void *arg);
 /* Only before cb ran; cb will not be called. */
 void dns_resolving_cancel(struct dns_resolving *r);
-
-/* Counters for the log. */
-struct dns_stats {
-	uint64_t queries;       /* everything handed to dns_server_query */
-	uint64_t fake;          /* A/AAAA answered from the pool */
-	uint64_t ptr;           /* PTR answered from the pool */
-	uint64_t forwarded;     /* sent to a resolver */
-	uint64_t forward_ok;    /* resolver answer relayed */
-	uint64_t tcp_retries;   /* truncated UDP answer, retried over TCP */
-	uint64_t servfail;      /* SERVFAIL made by us (timeout, no resolver) */
-	uint64_t formerr;       /* FORMERR/NOTIMP for malformed queries */
-	uint64_t dropped;       /* not even a header */
-	uint64_t overload;      /* refused: too many forwards in flight */
-	uint64_t resolves;      /* dns_server_resolve calls */
-	uint64_t resolve_fail;
-	uint64_t store_saves, store_errors;
-	size_t fake_mapped;     /* names in the pool now */
-};
-void dns_server_stats(const struct dns_server *srv, struct dns_stats *out);
 
 /* Reads "nameserver" lines of a resolv.conf (path NULL = /etc/resolv.conf)
  * into out (port 53).  Returns how many, 0 when none or unreadable. */

@@ -17,6 +17,20 @@
 struct evdns_base;
 struct event;
 
+/* Clients may cache an answer past its TTL (browsers up to a minute,
+ * Java 30 s) and connect a moment later: a fake address is not given to
+ * another name until TTL + this has passed since its last use. */
+#define DNS_FAKEIP_GRACE 60
+/* The store is written at most this often, and at exit. */
+#define DNS_STORE_INTERVAL 30
+#define DNS_PROC_SLOTS 1024
+
+struct proc_names {
+	uint32_t tgid;                     /* 0: free */
+	unsigned count;                    /* new names since since */
+	uint64_t since;                    /* dns_now_seconds() */
+};
+
 struct dns_server {
 	struct event_base *base;
 	struct fakeip_pool *pool;          /* NULL: FakeIP disabled */
@@ -29,6 +43,10 @@ struct dns_server {
 	size_t max_pending, n_pending;
 	uint32_t mark;
 	int verbose, mark_warned;
+	unsigned hold;                     /* ttl + DNS_FAKEIP_GRACE */
+	unsigned names_per_process;
+	uint32_t query_tgid;               /* of the query being answered */
+	struct proc_names *procs;          /* DNS_PROC_SLOTS */
 	struct dns_range *bypass;          /* refused answers, see dnsresolve.c */
 	size_t n_bypass;
 	int allow_private;
@@ -36,7 +54,6 @@ struct dns_server {
 	struct event *save_timer;
 	struct dns_pending *pending;       /* forwards in flight */
 	struct dns_resolving *resolving;   /* resolves not yet delivered */
-	struct dns_stats st;
 	const char *reply_err;             /* see dns_server_reply_error */
 	char errbuf[400];
 	time_t warned_at;                  /* failure warnings: one a second */
@@ -46,6 +63,7 @@ struct dns_server {
 
 void dns_log(const struct dns_server *srv, int debug, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+uint64_t dns_now_seconds(void);          /* CLOCK_MONOTONIC */
 /* Failures every query can hit: one line a second, with a count. */
 void dns_warn_limited(struct dns_server *srv, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

@@ -14,11 +14,9 @@ void dns_store_save(struct dns_server *srv)
 	if (!srv->pool || !srv->store_path || !fakeip_dirty(srv->pool))
 		return;
 	if (fakeip_save(srv->pool, srv->store_path, err, sizeof(err)) < 0) {
-		srv->st.store_errors++;
 		dns_log(srv, 0, "%s; FakeIP mappings not persisted", err);
 		return;
 	}
-	srv->st.store_saves++;
 	fakeip_mark_clean(srv->pool);
 }
 
@@ -29,10 +27,12 @@ static void save_timer_cb(evutil_socket_t fd, short what, void *arg)
 	dns_store_save(arg);
 }
 
-/* At most one save per second, whatever the rate of new names. */
+/* At most one save every DNS_STORE_INTERVAL seconds, whatever the rate
+ * of new names (a rewrite and two fsyncs each), and one at exit: a crash
+ * loses the newest names, whose clients then ask again. */
 void dns_store_schedule(struct dns_server *srv)
 {
-	struct timeval tv = { 1, 0 };
+	struct timeval tv = { DNS_STORE_INTERVAL, 0 };
 
 	if (srv->store_path && fakeip_dirty(srv->pool) &&
 	    !evtimer_pending(srv->save_timer, NULL))

@@ -199,7 +199,9 @@ static void next_query(struct dnstcp *s)
 		}
 		evbuffer_remove(in, q, len);
 		s->pending = STARTING;
-		struct dns_pending *p = dns_server_query(s->d->dns, q, len, 1, on_reply, s);
+		struct dns_pending *p = dns_server_query_from(s->d->dns, s->have_proc ?
+							      s->proc.tgid : 0, q, len, 1,
+							      on_reply, s);
 
 		free(q);
 		if (s->pending == STARTING)

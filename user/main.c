@@ -250,6 +250,7 @@ static int start_dns(struct run *r)
 		.bypass = byp,
 		.n_bypass = (size_t)o->n_bypass,
 		.allow_private_answers = o->allow_private_answers,
+		.max_names_per_process = o->fakeip_per_process,
 	};
 
 	for (int i = 0; i < o->n_bypass; i++) {
