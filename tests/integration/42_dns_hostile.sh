@@ -9,7 +9,10 @@
 #     SHUT_WR (closed within the idle bound);
 #   answers the proxy must not use: a name that resolves to loopback or
 #     to the cloud metadata address is refused (logged with the name, the
-#     address and the option), unless --allow-private-answers.
+#     address and the option), unless --allow-private-answers; a resolver
+#     inside the cgroup that asks the daemon back (a loop) is named as such;
+#   FakeIP reuse: with a pool of two addresses a third name within the
+#     hold gets its real address, and the first two keep theirs.
 . "$(dirname "$0")/../lib.sh"
 
 RESOLVER=198.51.100.53
@@ -115,6 +118,37 @@ t_private_allowed() {
 		wait_for 5 grep -q /allowed "$LOCAL_LOG"
 }
 
+# A caching resolver inside the cgroup forwards to "the" DNS server, which
+# is the daemon: the daemon, using it, would get its own fake addresses.
+t_resolver_loop() {
+	start_bg loopdns app dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv \
+		--no-hosts --listen-address=127.0.0.1 --port=5353 --bind-interfaces \
+		--server=192.0.2.53 --cache-size=0 --user=root --group=root --pid-file= || return 1
+	restart_daemon --resolver 127.0.0.1:5353 || return 1
+	app_run curl curl -sS -m 10 "http://name.test:8080/loop"
+	expect "the web server saw /loop through a resolver loop" \
+		[ "$(grep -c /loop "$HTTP_LOG" 2>/dev/null)" -eq 0 ] || return 1
+	expect "no log line names the loop: $(tail -n 2 "$TMP/daemon.err" | tr '\n' ' ')" \
+		wait_for 5 eval 'grep -h "name.test" "$TMP/daemon.err" "$TMP/conn.log" | grep -q "resolver loop"' || return 1
+	stop_bg loopdns
+}
+
+# Two fake addresses, three names within the hold: the third gets its real
+# address rather than one a client may still hold.
+t_no_reuse() {
+	local first second third again
+	restart_daemon --resolver $RESOLVER --fakeip-range 198.18.0.0/30 || return 1
+	app_run dig "${DIG[@]}" +short @192.0.2.53 name.test A && first=$(cat "$TMP/dig.out")
+	app_run dig "${DIG[@]}" +short @192.0.2.53 meta.test A && second=$(cat "$TMP/dig.out")
+	app_run dig "${DIG[@]}" +short @192.0.2.53 loop.test A && third=$(cat "$TMP/dig.out")
+	app_run dig "${DIG[@]}" +short @192.0.2.53 name.test A && again=$(cat "$TMP/dig.out")
+	expect "answers '$first' '$second' '$third': want two fake ones" \
+		eval '[[ $first == 198.18.0.[12] && $second == 198.18.0.[12] ]]' || return 1
+	expect "the third name got '$third', want its real address 127.0.0.1" [ "$third" = 127.0.0.1 ] || return 1
+	expect "name.test moved from $first to $again" [ "$first" = "$again" ] || return 1
+	expect "no log line says the pool is full" grep -q "FakeIP pool full.*loop.test" "$TMP/daemon.err"
+}
+
 t_stop() {
 	expect "daemon did not stop cleanly (status ${DAEMON_RC:-?})" stop_daemon
 }
@@ -125,5 +159,7 @@ run_case tcp-sessions-per-process t_sessions
 run_case tcp-half-query-closed t_half_query
 run_case private-answer-refused t_private_refused
 run_case private-answer-allowed t_private_allowed
+run_case resolver-loop-named t_resolver_loop
+run_case fakeip-no-reuse-within-hold t_no_reuse
 run_case clean-stop t_stop
 finish
