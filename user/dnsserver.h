@@ -3,7 +3,10 @@
  *  - A / AAAA (class IN) get fake addresses from the FakeIP pool (TTL
  *    cfg->ttl, 1 s by default), unless FakeIP is disabled, the name is an
  *    IP literal, is under an excluded suffix, or is under "arpa" or
- *    "localhost": those are forwarded.
+ *    "localhost": those are forwarded.  So is a new name when no address
+ *    has been unused for TTL + DNS_FAKEIP_GRACE (none is reused while
+ *    clients may hold it) or when its process has had
+ *    max_names_per_process new names within that time (logged).
  *  - PTR for a fake address answers its name (NXDOMAIN when unmapped);
  *    other PTRs are forwarded.
  *  - Everything else is forwarded to the real resolvers unchanged except
@@ -30,6 +33,10 @@ struct event_base;
 #define DNS_DEFAULT_ATTEMPT_MS      2000
 #define DNS_DEFAULT_MAX_PENDING     4096
 #define DNS_DEFAULT_NAMES_PER_PROCESS 2048
+/* Clients may cache an answer past its TTL (browsers up to a minute,
+ * Java 30 s) and connect a moment later: a fake address is not given to
+ * another name until TTL + this has passed since its last use. */
+#define DNS_FAKEIP_GRACE 60
 
 /* An address range over the 128-bit form (IPv4 as ::ffff:a.b.c.d, so an
  * IPv4 /24 has prefixlen 120), as the --bypass map has them. */

@@ -17,10 +17,6 @@
 struct evdns_base;
 struct event;
 
-/* Clients may cache an answer past its TTL (browsers up to a minute,
- * Java 30 s) and connect a moment later: a fake address is not given to
- * another name until TTL + this has passed since its last use. */
-#define DNS_FAKEIP_GRACE 60
 /* The store is written at most this often, and at exit. */
 #define DNS_STORE_INTERVAL 30
 #define DNS_PROC_SLOTS 1024
