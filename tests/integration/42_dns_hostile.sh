@@ -3,7 +3,8 @@
 # (198.51.100.53) is the real resolver; captured apps ask the daemon's
 # FakeIP server. Covers:
 #   DNS over TCP: a client that pipelines queries and never reads (the
-#     daemon's memory stays bounded, others are still served), more TCP
+#     daemon's memory stays bounded, others are still served), one that
+#     then reads a trickle (closed within the idle bound), more TCP
 #     sessions from one process than the cap (the extra ones are closed,
 #     logged with the pid), a session left with half a query after
 #     SHUT_WR (closed within the idle bound);
@@ -76,6 +77,16 @@ t_flood() {
 		[ $((after - before)) -lt 49152 ] || return 1
 	expect "no fake answer over TCP for another process during the flood" served || return 1
 	stop_bg flood
+}
+
+# The same, then reading 100 bytes a second: enough to keep a write
+# timeout alive, not enough to be a client. The idle bound (10 s without
+# a query taken in) ends it.
+t_trickle() {
+	ran app_run trickle "$TOOLS/dnshostile" flood -t 2 -h 30 -r 192.0.2.53:53 || return 1
+	expect "the daemon did not close the trickling reader: $(tail -n 1 "$TMP/trickle.out")" \
+		grep -q '^closed after' "$TMP/trickle.out" || return 1
+	expect_log " dns " "pid=$RUN_PID " "idle timeout"
 }
 
 # One process opens 48 TCP sessions to port 53 and holds them all: past the
@@ -178,6 +189,7 @@ t_stop() {
 
 if t_start; then pass daemon-start; else fail daemon-start "$WHY" "$TMP/daemon.err"; fi
 run_case tcp-flood-bounded t_flood
+run_case tcp-trickling-reader-closed t_trickle
 run_case tcp-sessions-per-process t_sessions
 run_case tcp-half-query-closed t_half_query
 run_case pointer-chains-others-served t_chain

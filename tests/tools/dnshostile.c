@@ -2,11 +2,13 @@
  * dnshostile: DNS-over-TCP clients that misbehave, for the integration
  * tests of the daemon's DNS server.
  *
- *   dnshostile flood [-t SEC] [-h SEC] ADDR:PORT
+ *   dnshostile flood [-t SEC] [-h SEC] [-r] ADDR:PORT
  *       Pipelines A queries for flood.test as fast as the socket takes
  *       them, for SEC seconds (default 5), and never reads an answer.
  *       Prints "sent BYTES", then holds the connection open for -h SEC
- *       (default 30) before it exits.
+ *       (default 30) before it exits.  With -r it reads 100 bytes a
+ *       second while it holds, and prints "closed after MS ms" when the
+ *       server ends the session (exit 0) or "still open" (exit 3).
  *
  *   dnshostile hang [-t SEC] ADDR:PORT NAME
  *       Sends one TXT query for NAME, then the first 5 bytes of a second
@@ -30,6 +32,8 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -95,7 +99,7 @@ static int dial(const struct sockaddr_storage *ss, socklen_t len)
 	return fd;
 }
 
-static int flood(int fd, int secs, int hold)
+static int flood(int fd, int secs, int hold, int trickle)
 {
 	static uint8_t buf[64 * 1024];
 	size_t one, n = 0;
@@ -140,8 +144,28 @@ static int flood(int fd, int secs, int hold)
 	}
 	printf("sent %lld\n", sent);
 	fflush(stdout);
-	sleep((unsigned)hold);
-	return 0;
+	if (!trickle) {
+		sleep((unsigned)hold);
+		return 0;
+	}
+	/* Megabytes of answers sit in our receive queue, ahead of the FIN:
+	 * the state of the connection says whether the server ended it. */
+	long long t0 = now_ms();
+	while (now_ms() < t0 + hold * 1000LL) {
+		struct tcp_info ti;
+		socklen_t tl = sizeof(ti);
+		ssize_t r = recv(fd, buf, 100, 0);
+
+		if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) ||
+		    (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 &&
+		     ti.tcpi_state != TCP_ESTABLISHED)) {
+			printf("closed after %lld ms\n", now_ms() - t0);
+			return 0;
+		}
+		usleep(1000000);
+	}
+	printf("still open after %d s\n", hold);
+	return 3;
 }
 
 static int hang(int fd, int secs, const char *name)
@@ -291,7 +315,7 @@ static int chain(const struct sockaddr_storage *ss, socklen_t len, int count, in
 
 static int usage(void)
 {
-	fprintf(stderr, "usage: dnshostile flood [-t SEC] [-h SEC] ADDR:PORT\n"
+	fprintf(stderr, "usage: dnshostile flood [-t SEC] [-h SEC] [-r] ADDR:PORT\n"
 		"       dnshostile hang [-t SEC] ADDR:PORT NAME\n"
 		"       dnshostile sessions [-t SEC] -n N ADDR:PORT\n"
 		"       dnshostile chain [-t SEC] -n N ADDR:PORT\n");
@@ -302,18 +326,19 @@ int main(int argc, char **argv)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
-	int secs = 5, hold = 30, count = 0, c, fd;
+	int secs = 5, hold = 30, count = 0, trickle = 0, c, fd;
 	const char *mode;
 
 	if (argc < 2)
 		return usage();
 	mode = argv[1];
 	optind = 2;
-	while ((c = getopt(argc, argv, "t:h:n:")) != -1) {
+	while ((c = getopt(argc, argv, "t:h:n:r")) != -1) {
 		switch (c) {
 		case 't': secs = atoi(optarg); break;
 		case 'h': hold = atoi(optarg); break;
 		case 'n': count = atoi(optarg); break;
+		case 'r': trickle = 1; break;
 		default: return usage();
 		}
 	}
@@ -328,7 +353,7 @@ int main(int argc, char **argv)
 	if (fd < 0)
 		return 2;
 	if (!strcmp(mode, "flood"))
-		return flood(fd, secs, hold);
+		return flood(fd, secs, hold, trickle);
 	if (!strcmp(mode, "hang") && optind + 1 < argc)
 		return hang(fd, secs, argv[optind + 1]);
 	return usage();
