@@ -16,7 +16,8 @@
 #     address and the option), unless --allow-private-answers; a resolver
 #     inside the cgroup that asks the daemon back (a loop) is named as such;
 #   FakeIP reuse: with a pool of two addresses a third name within the
-#     hold gets its real address, and the first two keep theirs.
+#     hold gets its real address, and the first two keep theirs; past
+#     --fakeip-per-process new names, one process gets real answers.
 . "$(dirname "$0")/../lib.sh"
 
 RESOLVER=198.51.100.53
@@ -183,6 +184,17 @@ t_no_reuse() {
 	expect "no log line says the pool is full" grep -q "FakeIP pool full.*loop.test" "$TMP/daemon.err"
 }
 
+# One dig process, four new names, a bound of three.
+t_per_process() {
+	restart_daemon --resolver $RESOLVER --fakeip-per-process 3 || return 1
+	ran app_run dig "${DIG[@]}" +short @192.0.2.53 name.test A meta.test A txt.test A loop.test A || return 1
+	expect "answers $(tr '\n' ' ' <"$TMP/dig.out"): want three fake ones, then 127.0.0.1" \
+		[ "$(grep -c '^198\.18\.' "$TMP/dig.out")" -eq 3 ] || return 1
+	expect "loop.test did not get its real address" grep -qx 127.0.0.1 "$TMP/dig.out" || return 1
+	expect "no log line names the pid and the bound" \
+		grep -q "pid $RUN_PID got 3 new FakeIP names.*--fakeip-per-process.*loop.test" "$TMP/daemon.err"
+}
+
 t_stop() {
 	expect "daemon did not stop cleanly (status ${DAEMON_RC:-?})" stop_daemon
 }
@@ -197,5 +209,6 @@ run_case private-answer-refused t_private_refused
 run_case private-answer-allowed t_private_allowed
 run_case resolver-loop-named t_resolver_loop
 run_case fakeip-no-reuse-within-hold t_no_reuse
+run_case fakeip-names-per-process t_per_process
 run_case clean-stop t_stop
 finish
