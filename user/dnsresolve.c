@@ -157,15 +157,18 @@ static int refuse_answer(struct dns_resolving *r, const struct sockaddr *sa)
 	uint8_t a[16];
 	struct in_addr a4;
 
+	static const uint8_t v4mapped[16] = { [10] = 0xff, [11] = 0xff };
+	int v4;
+
 	as_v6(sa, a);
-	if (in_range(a, (const uint8_t[16]){ [10] = 0xff, [11] = 0xff }, 96))
-		inet_ntop(AF_INET, a + 12, as, sizeof(as));
+	v4 = in_range(a, v4mapped, 96);
+	memcpy(&a4, a + 12, 4);
+	if (v4)
+		inet_ntop(AF_INET, &a4, as, sizeof(as));
 	else
 		inet_ntop(AF_INET6, a, as, sizeof(as));
-	memcpy(&a4, a + 12, 4);
-	if (srv->pool && (in_range(a, (const uint8_t[16]){ [10] = 0xff, [11] = 0xff }, 96)
-			  ? fakeip_contains4(srv->pool, &a4)
-			  : fakeip_contains6(srv->pool, (const struct in6_addr *)(const void *)a))) {
+	if (srv->pool && (v4 ? fakeip_contains4(srv->pool, &a4)
+			     : fakeip_contains6(srv->pool, (const struct in6_addr *)(const void *)a))) {
 		r->refused = ELOOP;
 		snprintf(r->msg, sizeof(r->msg), "cannot resolve %s: the resolvers "
 			 "answered %s, one of this daemon's FakeIP addresses: they ask "
