@@ -39,7 +39,8 @@ struct sproxy_conn {
 	struct sproxy_proc proc;
 	__u64 cookie;     /* the application socket's cookie */
 	__u32 family;     /* AF_INET or AF_INET6: the application's socket */
-	__u32 pad;
+	__u32 isn;        /* tuple record: the proxy end's initial sequence
+			   * number, as the SYN-ACK told the application */
 };
 
 /* The proxy's accepted socket finds its record by this 4-tuple: the
@@ -91,13 +92,16 @@ enum sproxy_stat {
 	SPROXY_STAT_POOL_EMPTY,        /* UDP flow refused: no free pool port */
 	SPROXY_STAT_MAP_FULL,          /* a map update failed */
 	SPROXY_STAT_RECV_RESTORED,
+	SPROXY_STAT_RECORD_MISMATCH,   /* a tuple's record is another connection's */
 	SPROXY_STAT__MAX,
 };
 
 enum sproxy_event_type {
 	SPROXY_EV_UDP_RELEASE = 1,     /* a UDP socket with flows closed */
 	SPROXY_EV_POOL_EMPTY,
-	SPROXY_EV_MAP_FULL,
+	SPROXY_EV_MAP_FULL,            /* a connection refused: no room for its record */
+	SPROXY_EV_MAP_HIGH,            /* records reached 80% of --map-size;
+					* cookie holds their number */
 };
 
 struct sproxy_event {
@@ -106,10 +110,5 @@ struct sproxy_event {
 	__u64 cookie;
 	struct sproxy_proc proc;
 };
-
-/* getsockopt(SOL_IP, SPROXY_SO_PROCESS) on an accepted socket returns the
- * struct sproxy_proc of the connection (a private option number above the
- * netfilter range). */
-#define SPROXY_SO_PROCESS 0x5350
 
 #endif

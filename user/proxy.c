@@ -139,7 +139,8 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 }
 
 /* The record the BPF side keyed by this connection's 4-tuple: the process.
- * The proxy deletes it once read; a record left behind ages out of the LRU. */
+ * Read, not deleted: the BPF side deletes it when the connection ends, and
+ * counts it until then (a full map refuses new connections). */
 static int take_record(struct session *s, const struct sockaddr_storage *local)
 {
 	struct sproxy_tuple k;
@@ -149,7 +150,7 @@ static int take_record(struct session *s, const struct sockaddr_storage *local)
 	k.netns = s->d->netns;
 	addr_to_sproxy((const struct sockaddr *)&s->src, &k.app);
 	addr_to_sproxy((const struct sockaddr *)local, &k.proxy);
-	if (bpf_map_lookup_and_delete_elem(s->d->tuples_fd, &k, &c) < 0)
+	if (bpf_map_lookup_elem(s->d->tuples_fd, &k, &c) < 0)
 		return -1;
 	s->proc = c.proc;
 	s->have_proc = 1;
