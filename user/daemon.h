@@ -10,6 +10,7 @@
 struct event_base;
 struct dns_server;
 struct udp_pool;
+struct rules;
 
 #define SPROXY_MARK_DEFAULT 0x5350  /* "SP" */
 
@@ -38,6 +39,10 @@ struct options {
 	int n_resolvers;
 	unsigned fakeip_ttl;
 	int reattach;                 /* 1: wait for a removed CGROUP to come back */
+	struct rules *rules;          /* --rule lines, compiled by cli_finish */
+	const char *origin;           /* "FILE:LINE" of the config line being applied */
+	char **owned;                 /* copies of values that outlive their source */
+	int n_owned;
 };
 
 struct daemon {
