@@ -312,7 +312,7 @@ int cli_apply(struct options *o, const char *name, const char *value, char *err,
 		if (!flag(value))
 			value = "false";
 	}
-	if (opt->has_arg == required_argument && !value)
+	if (opt->has_arg == required_argument && (!value || !*value))
 		return usage_error(err, errlen, "%s needs a value", name);
 	return apply(o, opt->val, value, err, errlen) < 0 ? -1 : 0;
 }
