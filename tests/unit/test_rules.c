@@ -5,9 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "check.h"
+#include "procinfo.h"
 #include "rules.h"
 
 /* Rows name only the fields they need. */
@@ -376,11 +378,27 @@ static void indexed_equals_linear(void)
 	CHECK(mismatches == 0);
 }
 
+/* PROCESS-NAME and PROCESS-PATH take the executable from /proc. */
+static void exe_lookup(void)
+{
+	char exe[4096], want[4096];
+	ssize_t n = readlink("/proc/self/exe", want, sizeof(want) - 1);
+
+	CHECK(n > 0);
+	want[n > 0 ? n : 0] = 0;
+	CHECK(procinfo_exe((uint32_t)getpid(), exe, sizeof(exe)) == 0);
+	CHECK_STREQ(exe, want);
+	CHECK(strstr(exe, "test_rules") != NULL);
+	CHECK(procinfo_exe((uint32_t)getpid(), exe, 4) < 0);
+	CHECK(procinfo_exe(0x7ffffff0u, exe, sizeof(exe)) < 0);
+}
+
 int main(void)
 {
 	RUN("rules", match_table);
 	RUN("rules", targets);
 	RUN("rules", bad_lines);
 	RUN("rules", indexed_equals_linear);
+	RUN("rules", exe_lookup);
 	CHECK_EXIT();
 }
