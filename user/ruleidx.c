@@ -18,17 +18,25 @@ struct ruleidx {
 	size_t cap, used;            /* cap is a power of two */
 	char *arena;
 	size_t arena_len, arena_cap;
+	unsigned kinds[256];          /* keys of each kind: none, no lookup */
 };
 
-/* FNV-1a, then a final mix so that keys that differ in their last bytes
- * (masked addresses) spread over the low bits too. */
-static uint64_t hash_key(const void *key, size_t len)
+/* Eight bytes a step, multiply and rotate, then a final mix so that keys
+ * that differ in their last bytes (masked addresses) spread over the low
+ * bits too.  Keys come from the rules, not from the network: no seed. */
+static uint64_t hash_key(int kind, const void *key, size_t len)
 {
 	const unsigned char *p = key;
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = 0x9e3779b97f4a7c15ull ^ ((uint64_t)(uint8_t)kind << 56) ^ len, w;
 
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
+	for (; len >= 8; len -= 8, p += 8) {
+		memcpy(&w, p, 8);
+		h = ((h ^ w) * 0xff51afd7ed558ccdull);
+		h = (h << 31) | (h >> 33);
+	}
+	w = 0;
+	memcpy(&w, p, len);
+	h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;
@@ -59,7 +67,8 @@ void ruleidx_free(struct ruleidx *t)
 	free(t);
 }
 
-static struct slot *find(const struct ruleidx *t, uint64_t h, const void *key, size_t len)
+static struct slot *find(const struct ruleidx *t, uint64_t h, int kind, const void *key,
+			 size_t len)
 {
 	size_t mask = t->cap - 1;
 
@@ -68,7 +77,8 @@ static struct slot *find(const struct ruleidx *t, uint64_t h, const void *key, s
 
 		if (!s->hash)
 			return s;
-		if (s->hash == h && s->len == len && memcmp(t->arena + s->off, key, len) == 0)
+		if (s->hash == h && s->len == len + 1 && t->arena[s->off] == (char)kind &&
+		    memcmp(t->arena + s->off + 1, key, len) == 0)
 			return s;
 	}
 }
@@ -98,24 +108,24 @@ static int grow(struct ruleidx *t)
 	return 0;
 }
 
-int ruleidx_put(struct ruleidx *t, const void *key, size_t len, int idx)
+int ruleidx_put(struct ruleidx *t, int kind, const void *key, size_t len, int idx)
 {
-	uint64_t h = hash_key(key, len);
+	uint64_t h = hash_key(kind, key, len);
 	struct slot *s;
 
 	if ((t->used + 1) * 4 > t->cap * 3 && grow(t) < 0)
 		return -1;
-	s = find(t, h, key, len);
+	s = find(t, h, kind, key, len);
 	if (s->hash) {
 		if (idx < s->idx)
 			s->idx = idx;
 		return 0;
 	}
-	if (t->arena_len + len > t->arena_cap) {
+	if (t->arena_len + len + 1 > t->arena_cap) {
 		size_t cap = t->arena_cap ? t->arena_cap * 2 : 4096;
 		char *a;
 
-		while (cap < t->arena_len + len)
+		while (cap < t->arena_len + len + 1)
 			cap *= 2;
 		a = realloc(t->arena, cap);
 		if (!a)
@@ -123,19 +133,25 @@ int ruleidx_put(struct ruleidx *t, const void *key, size_t len, int idx)
 		t->arena = a;
 		t->arena_cap = cap;
 	}
-	memcpy(t->arena + t->arena_len, key, len);
+	t->arena[t->arena_len] = (char)kind;
+	memcpy(t->arena + t->arena_len + 1, key, len);
 	s->hash = h;
 	s->off = (uint32_t)t->arena_len;
-	s->len = (uint32_t)len;
+	s->len = (uint32_t)len + 1;
 	s->idx = idx;
-	t->arena_len += len;
+	t->arena_len += len + 1;
 	t->used++;
+	t->kinds[(uint8_t)kind]++;
 	return 0;
 }
 
-int ruleidx_get(const struct ruleidx *t, const void *key, size_t len)
+int ruleidx_get(const struct ruleidx *t, int kind, const void *key, size_t len)
 {
-	const struct slot *s = find(t, hash_key(key, len), key, len);
+	const struct slot *s;
+
+	if (!t->kinds[(uint8_t)kind])
+		return RULEIDX_NONE;
+	s = find(t, hash_key(kind, key, len), kind, key, len);
 
 	return s->hash ? s->idx : RULEIDX_NONE;
 }

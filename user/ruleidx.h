@@ -11,9 +11,10 @@ struct ruleidx;
 
 struct ruleidx *ruleidx_new(void);
 void ruleidx_free(struct ruleidx *t);
-/* Keeps the smaller of idx and what key had.  -1 when out of memory. */
-int ruleidx_put(struct ruleidx *t, const void *key, size_t len, int idx);
-/* The index stored for key, or RULEIDX_NONE. */
-int ruleidx_get(const struct ruleidx *t, const void *key, size_t len);
+/* Keys are a kind byte (which rule type) and bytes.  Keeps the smaller of
+ * idx and what the key had.  -1 when out of memory. */
+int ruleidx_put(struct ruleidx *t, int kind, const void *key, size_t len, int idx);
+/* The index stored for the key, or RULEIDX_NONE. */
+int ruleidx_get(const struct ruleidx *t, int kind, const void *key, size_t len);
 
 #endif

@@ -246,26 +246,20 @@ int rules_match_linear(const struct rules *r, const struct rule_input *in,
 	return RULES_DECIDED;
 }
 
-static void cidr_key(uint8_t key[18], int kind, int plen, const uint8_t ip[16])
+/* The prefix length, then the address masked to it. */
+static void cidr_key(uint8_t key[17], int plen, const uint8_t ip[16])
 {
-	key[0] = (uint8_t)kind;
-	key[1] = (uint8_t)plen;
+	key[0] = (uint8_t)plen;
 	for (int i = 0; i < 16; i++) {
 		int keep = plen - i * 8;
 
-		key[2 + i] = ip[i] & (keep >= 8 ? 0xff : keep <= 0 ? 0 : (uint8_t)(0xff << (8 - keep)));
+		key[1 + i] = ip[i] & (keep >= 8 ? 0xff : keep <= 0 ? 0 : (uint8_t)(0xff << (8 - keep)));
 	}
 }
 
 static int get_str(const struct rules *r, int kind, const char *s, size_t len)
 {
-	char key[4097];
-
-	if (len >= sizeof(key))
-		return RULEIDX_NONE;
-	key[0] = (char)kind;
-	memcpy(key + 1, s, len);
-	return ruleidx_get(r->idx, key, len + 1);
+	return ruleidx_get(r->idx, kind, s, len);
 }
 
 static int min_i(int a, int b)
@@ -278,7 +272,7 @@ static int lookup(const struct rules *r, const struct mctx *m)
 {
 	const struct rule_input *in = m->in;
 	int best = RULEIDX_NONE;
-	uint8_t key[18], a[16];
+	uint8_t key[17], a[16];
 
 	if (m->has_host) {
 		best = min_i(best, get_str(r, K_DOMAIN, m->host, m->hostlen));
@@ -290,16 +284,17 @@ static int lookup(const struct rules *r, const struct mctx *m)
 	if (!in->fakeip && m->has_dst) {
 		for (int nr = 0; nr < 2; nr++)
 			for (int i = 0; i < r->n_plen[nr]; i++) {
-				cidr_key(key, nr ? K_CIDR_NR : K_CIDR, r->plen[nr][i], m->dst);
-				best = min_i(best, ruleidx_get(r->idx, key, sizeof(key)));
+				cidr_key(key, r->plen[nr][i], m->dst);
+				best = min_i(best, ruleidx_get(r->idx, nr ? K_CIDR_NR : K_CIDR,
+								key, sizeof(key)));
 			}
 	} else if (in->fakeip && in->resolved_done) {
 		for (int j = 0; j < in->n_resolved; j++) {
 			if (!to16((const struct sockaddr *)&in->resolved[j], a, NULL))
 				continue;
 			for (int i = 0; i < r->n_plen[0]; i++) {
-				cidr_key(key, K_CIDR, r->plen[0][i], a);
-				best = min_i(best, ruleidx_get(r->idx, key, sizeof(key)));
+				cidr_key(key, r->plen[0][i], a);
+				best = min_i(best, ruleidx_get(r->idx, K_CIDR, key, sizeof(key)));
 			}
 		}
 	}
@@ -354,22 +349,12 @@ static unsigned cond_needs(const struct cond *c)
 
 static int put_str(struct rules *r, int kind, const char *s, int idx)
 {
-	size_t len = strlen(s);
-	char *key = malloc(len + 1);
-	int rc;
-
-	if (!key)
-		return -1;
-	key[0] = (char)kind;
-	memcpy(key + 1, s, len);
-	rc = ruleidx_put(r->idx, key, len + 1, idx);
-	free(key);
-	return rc;
+	return ruleidx_put(r->idx, kind, s, strlen(s), idx);
 }
 
 static int index_one(struct rules *r, const struct cond *c, int idx)
 {
-	uint8_t key[18];
+	uint8_t key[17];
 	int nr = c->no_resolve;
 
 	switch (c->type) {
@@ -379,8 +364,8 @@ static int index_one(struct rules *r, const struct cond *c, int idx)
 	case T_PPATH: return put_str(r, K_PPATH, c->str, idx);
 	case T_CIDR:
 		r->plen[nr][c->plen] = 1;     /* a flag here; a list once built */
-		cidr_key(key, nr ? K_CIDR_NR : K_CIDR, c->plen, c->ip);
-		return ruleidx_put(r->idx, key, sizeof(key), idx);
+		cidr_key(key, c->plen, c->ip);
+		return ruleidx_put(r->idx, nr ? K_CIDR_NR : K_CIDR, key, sizeof(key), idx);
 	default:
 		r->linear[r->n_linear++] = idx - 1;
 		return 0;
