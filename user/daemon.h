@@ -56,6 +56,11 @@ struct daemon {
 	uint64_t netns;
 	int tuples_fd;
 	uint64_t n_conns;             /* open TCP sessions */
+	/* The rules in use.  SIGHUP swaps in a new set; a decision that waits
+	 * (on DNS) holds a reference (rules_ref) to the set it started with. */
+	struct rules *rules;
+	int argc;                     /* the command line, read again on SIGHUP */
+	char **argv;
 };
 
 /* Sets the socket mark that the BPF side skips.  Logs a failure. */
