@@ -14,6 +14,7 @@
 #include "daemon.h"
 #include "preflight.h"
 #include "rules.h"
+#include "tag.h"
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
@@ -47,7 +48,8 @@ static const char usage_text[] =
 "  -v, --verbose              debug messages (libbpf, dropped datagrams, DNS)\n"
 "      --all                  allow CGROUP to be the cgroup v2 root: captures\n"
 "                             every process of the machine\n"
-"      --map-size N           entries of each BPF record map (default 65536)\n"
+"      --map-size N           captured TCP connections open at once; more are\n"
+"                             refused (default 65536)\n"
 "      --udp-flows N          concurrent UDP flows per address family (default 1024)\n"
 "      --udp-timeout SEC      idle UDP flows end after SEC seconds (default 60)\n"
 "      --connect-timeout SEC  outbound connect timeout (default 10)\n"
@@ -57,6 +59,16 @@ static const char usage_text[] =
 "                             captured; decimal or 0x hex (default 0x5350)\n"
 "      --reattach             when CGROUP is removed, wait for its path to come\n"
 "                             back and capture it again (default: exit, status 3)\n"
+"      --tag off|on|TEMPLATE  what HTTP User-Agents get appended: on (default) is\n"
+"                             'sproxy-bpf (comm=%c; pid=%p)'; a TEMPLATE may use\n"
+"                             %c comm, %p pid, %u uid, %g gid, %% a percent sign\n"
+"      --header-timeout SEC   a request header not complete after SEC seconds\n"
+"                             ends its connection (default 30; 0: never)\n"
+"      --header-budget KIB    memory for unfinished request headers, all\n"
+"                             connections together (default 16384); past it a\n"
+"                             connection is relayed untagged\n"
+"      --idle-timeout SEC     end a TCP connection after SEC seconds without a\n"
+"                             byte either way (default 0: never)\n"
 "      --config FILE          read options from FILE: 'option = value' lines, one\n"
 "                             long option each (flags take true or false), as if\n"
 "                             written here at this place; '#' starts a comment line\n"
@@ -89,7 +101,8 @@ static const char usage_text[] =
 enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
        O_FSTORE, O_FEXCL, O_FTTL,
-       O_REATTACH, O_CONFIG, O_RULE };
+       O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
+       O_CONFIG, O_RULE };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -111,6 +124,10 @@ static const struct option long_opts[] = {
 	{ "fakeip-exclude", required_argument, 0, O_FEXCL },
 	{ "fakeip-ttl", required_argument, 0, O_FTTL },
 	{ "reattach", no_argument, 0, O_REATTACH },
+	{ "tag", required_argument, 0, O_TAG },
+	{ "header-timeout", required_argument, 0, O_HDRTIMEOUT },
+	{ "header-budget", required_argument, 0, O_HDRBUDGET },
+	{ "idle-timeout", required_argument, 0, O_IDLETIMEOUT },
 	{ "config", required_argument, 0, O_CONFIG },
 	{ "rule", required_argument, 0, O_RULE },
 	{ "help", no_argument, 0, 'h' },
@@ -277,6 +294,26 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 		NUMBER(o->fakeip_ttl, arg, "--fakeip-ttl", 0, 0, 86400);
 		break;
 	case O_REATTACH: o->reattach = flag(arg); break;
+	case O_TAG:
+		if (strcmp(arg, "off") == 0)
+			o->tag = NULL;
+		else if (strcmp(arg, "on") == 0)
+			o->tag = TAG_DEFAULT;
+		else if (tag_template_check(arg, msg, sizeof(msg)) < 0)
+			return usage_error(err, errlen, "--tag: %s", msg);
+		else if (!(o->tag = keep(o, arg)))
+			return usage_error(err, errlen, "out of memory");
+		break;
+	case O_HDRTIMEOUT:
+		NUMBER(o->header_timeout, arg, "--header-timeout", 0, 0, 3600);
+		break;
+	case O_HDRBUDGET:
+		NUMBER(o->header_budget, arg, "--header-budget", 0, 64, 1u << 22);
+		o->header_budget *= 1024;
+		break;
+	case O_IDLETIMEOUT:
+		NUMBER(o->idle_timeout, arg, "--idle-timeout", 0, 0, 7 * 86400);
+		break;
 	case O_CONFIG:
 		return apply_config(o, arg, err, errlen);
 	case O_RULE: {
@@ -391,6 +428,9 @@ static void defaults(struct options *o)
 	o->udp_flows = 1024;
 	o->mark = SPROXY_MARK_DEFAULT;
 	o->fakeip_ttl = 1;
+	o->tag = TAG_DEFAULT;
+	o->header_timeout = 30;
+	o->header_budget = 16384 * 1024;
 }
 
 static void parse(int argc, char **argv, struct options *o)

@@ -24,7 +24,7 @@ struct connect_req {
 	struct dns_resolving *res;
 	int family;                    /* the one being resolved */
 	int other_tried;
-	int result;                    /* the connected fd, or -1 */
+	int result;                    /* the connected fd, or -1: owned until delivered */
 	char err[512];
 };
 
@@ -189,6 +189,7 @@ struct connect_req *connector_start(struct daemon *d, const struct target *t,
 	r->cb = cb;
 	r->arg = arg;
 	r->fd = -1;
+	r->result = -1;
 	if (t->host[0]) {
 		/* The family the application asked for (A or AAAA) first. */
 		if (start_resolve(r, t->addr.ss_family == AF_INET6 ? AF_INET6 : AF_INET) < 0)
@@ -209,5 +210,8 @@ void connector_cancel(struct connect_req *r)
 		event_free(r->ev);
 	if (r->fd >= 0)
 		close(r->fd);
+	/* Finished, not yet delivered: the connected socket is still ours. */
+	if (r->result >= 0)
+		close(r->result);
 	free(r);
 }

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "loader.h"
+#include "relay.h"
 
 struct event_base;
 struct dns_server;
@@ -39,6 +40,10 @@ struct options {
 	int n_resolvers;
 	unsigned fakeip_ttl;
 	int reattach;                 /* 1: wait for a removed CGROUP to come back */
+	unsigned header_timeout;      /* seconds to finish a request header; 0 = none */
+	unsigned idle_timeout;        /* seconds without a byte either way; 0 = none */
+	size_t header_budget;         /* bytes of header buffers, all connections */
+	const char *tag;              /* User-Agent tag template; NULL = off */
 	struct rules *rules;          /* --rule lines, compiled by cli_finish */
 	const char *origin;           /* "FILE:LINE" of the config line being applied */
 	char **owned;                 /* copies of values that outlive their source */
@@ -56,6 +61,7 @@ struct daemon {
 	uint64_t netns;
 	int tuples_fd;
 	uint64_t n_conns;             /* open TCP sessions */
+	struct relay_limits limits;   /* shared by every relay */
 	/* The rules in use.  SIGHUP swaps in a new set; a decision that waits
 	 * (on DNS) holds a reference (rules_ref) to the set it started with. */
 	struct rules *rules;
