@@ -534,6 +534,25 @@ int cli_reparse(int argc, char **argv, struct options *o, char *err, size_t errl
 	return 0;
 }
 
+char **cli_copy_args(int argc, char **argv)
+{
+	char **copy = calloc((size_t)argc + 1, sizeof(*copy));
+
+	for (int i = 0; copy && i < argc; i++)
+		if (!(copy[i] = strdup(argv[i]))) {
+			cli_free_args(copy);
+			return NULL;
+		}
+	return copy;
+}
+
+void cli_free_args(char **args)
+{
+	for (int i = 0; args && args[i]; i++)
+		free(args[i]);
+	free(args);
+}
+
 void cli_options_free(struct options *o)
 {
 	for (int i = 0; i < o->n_owned; i++)

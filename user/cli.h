@@ -29,6 +29,10 @@ int cli_finish(struct options *o, char *err, size_t errlen);
  * with o filled and its rules compiled, or -1 with err and o empty; the
  * options in use are not touched either way. */
 int cli_reparse(int argc, char **argv, struct options *o, char *err, size_t errlen);
+/* A copy of the command line for cli_reparse, taken before cli_parse,
+ * which may blank secrets in argv itself.  NULL when out of memory. */
+char **cli_copy_args(int argc, char **argv);
+void cli_free_args(char **args);
 /* Frees what o owns: copied values and its reference to the rules. */
 void cli_options_free(struct options *o);
 /* s as a number from min to max: decimal digits only (a leading zero is

@@ -93,8 +93,11 @@ static void reload_rules(struct daemon *d)
 	struct rules *old = d->rules;
 	char err[4096];
 
-	if (!d->argv)
+	if (!d->argv) {
+		log_warn("SIGHUP: the command line was not kept (out of memory at start): "
+			 "the rules in use stay");
 		return;
+	}
 	if (cli_reparse(d->argc, d->argv, &n, err, sizeof(err)) < 0) {
 		for (char *p = err, *nl; p; p = nl ? nl + 1 : NULL) {
 			nl = strchr(p, '\n');

@@ -409,10 +409,13 @@ static int run(struct options *o, int argc, char **argv)
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
+	/* For SIGHUP, as given: parsing may blank a password in argv. */
+	char **args = cli_copy_args(argc, argv);
 	int rc;
 
 	cli_parse(argc, argv, &o);
-	rc = run(&o, argc, argv);
+	rc = run(&o, args ? argc : 0, args);
 	cli_options_free(&o);
+	cli_free_args(args);
 	return rc;
 }
