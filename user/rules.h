@@ -31,7 +31,7 @@ struct rule_input {
 	int n_resolved;
 	int resolved_done;
 	uint32_t pid;
-	uint32_t uid;
+	uint32_t uid;                 /* (uint32_t)-1: unknown, matches no UID rule */
 	const char *comm;             /* as the kernel keeps it: at most 15 bytes */
 	const char *exe;              /* /proc/PID/exe's target */
 	const char *cgroup;           /* the process's cgroup below the attached one */
