@@ -70,8 +70,8 @@ static const char usage_text[] =
 "      --idle-timeout SEC     end a TCP connection after SEC seconds without a\n"
 "                             byte either way (default 0: never)\n"
 "      --config FILE          read options from FILE: 'option = value' lines, one\n"
-"                             long option each (flags take true or false), as if\n"
-"                             written here at this place; '#' starts a comment line\n"
+"                             long option each (flags take true or false), as\n"
+"                             if written here; '#' starts a comment line\n"
 "Rules:\n"
 "      --rule TYPE,VALUE,TARGET  route a connection; repeatable, the first match\n"
 "                             wins (e.g. DOMAIN-SUFFIX,example.com,REJECT;\n"
@@ -95,7 +95,7 @@ static const char usage_text[] =
 "Exit status: 0 stopped by SIGINT/SIGTERM (everything detached); 1 a runtime\n"
 "failure (kernel too old, BPF load or attach, listening); 2 a usage error or a\n"
 "bad value (named in the message; nothing was loaded); 3 CGROUP was removed\n"
-"while captured (without --reattach).\n";
+"while captured (without --reattach).  check: 0 all is well, 2 it is not.\n";
 
 
 enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
