@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "daemon.h"
 #include "preflight.h"
+#include "upstream.h"
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
@@ -51,6 +52,17 @@ static const char usage_text[] =
 "                             captured; decimal or 0x hex (default 0x5350)\n"
 "      --reattach             when CGROUP is removed, wait for its path to come\n"
 "                             back and capture it again (default: exit, status 3)\n"
+"Upstream proxies:\n"
+"      --upstream [NAME=]URL  an upstream proxy; repeatable.  URL is\n"
+"                             socks5://[USER:PASS@]HOST[:PORT] (socks5h:// too),\n"
+"                             http://[USER:PASS@]HOST[:PORT] or direct; the port\n"
+"                             defaults to 1080; USER and PASS percent-encoded.\n"
+"                             Without NAME it is the default route, which every\n"
+"                             connection takes.  NAME=@FILE reads the URL from\n"
+"                             FILE, which others must not be able to read: keeps\n"
+"                             a password out of ps\n"
+"      --udp-over-http MODE   UDP on a route through an HTTP proxy, which cannot\n"
+"                             carry it: reject (default) or direct\n"
 "DNS:\n"
 "      --resolver ADDR[:PORT] real resolver; repeatable (default: the nameservers\n"
 "                             of /etc/resolv.conf)\n"
@@ -123,12 +135,35 @@ static unsigned long number(const char *s, const char *opt, unsigned long min,
 	return number_base(s, opt, 0, min, max);
 }
 
+/* Parsed, resolved, and its password blanked in argv, so that ps shows
+ * less of it from now on (NAME=@FILE shows none at all). */
+static void upstream_option(struct options *o, char *arg)
+{
+	struct upstream *u = &o->upstream[o->n_upstream];
+	char err[400], *at, *colon;
+
+	if (o->n_upstream == UPSTREAM_MAX)
+		usage_error("at most %s --upstream", "16");
+	if (upstream_parse_arg(arg, u, err, sizeof(err)) < 0)
+		usage_error("--upstream %s", err);
+	if (upstream_find(o, u->name))
+		usage_error("--upstream: the name '%s' is given twice", u->name);
+	if (upstream_resolve(u, err, sizeof(err)) < 0)
+		usage_error("--%s", err);
+	o->n_upstream++;
+	at = strchr(arg, '@');
+	colon = at && strstr(arg, "://") ? strchr(strstr(arg, "://") + 3, ':') : NULL;
+	at = strrchr(arg, '@');
+	if (colon && at && colon < at)
+		memset(colon + 1, '*', (size_t)(at - colon - 1));
+}
+
 static void parse(int argc, char **argv, struct options *o)
 {
 	enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
 	       O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
 	       O_FSTORE, O_FEXCL, O_FTTL,
-	       O_REATTACH };
+	       O_REATTACH, O_UPSTREAM, O_UDPHTTP };
 	static const struct option lo[] = {
 		{ "listen", required_argument, 0, 'l' },
 		{ "bypass", required_argument, 0, 'b' },
@@ -149,6 +184,8 @@ static void parse(int argc, char **argv, struct options *o)
 		{ "fakeip-exclude", required_argument, 0, O_FEXCL },
 		{ "fakeip-ttl", required_argument, 0, O_FTTL },
 		{ "reattach", no_argument, 0, O_REATTACH },
+		{ "upstream", required_argument, 0, O_UPSTREAM },
+		{ "udp-over-http", required_argument, 0, O_UDPHTTP },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
@@ -230,6 +267,14 @@ static void parse(int argc, char **argv, struct options *o)
 			o->fakeip_ttl = (unsigned)number(optarg, "--fakeip-ttl", 0, 86400);
 			break;
 		case O_REATTACH: o->reattach = 1; break;
+		case O_UPSTREAM: upstream_option(o, optarg); break;
+		case O_UDPHTTP:
+			if (strcmp(optarg, "direct") == 0)
+				o->udp_over_http = UDP_OVER_HTTP_DIRECT;
+			else if (strcmp(optarg, "reject") != 0)
+				usage_error("--udp-over-http is 'reject' or 'direct', not '%s'",
+					    optarg);
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);

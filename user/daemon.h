@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "loader.h"
+#include "upstream.h"
 
 struct event_base;
 struct dns_server;
@@ -38,6 +39,9 @@ struct options {
 	int n_resolvers;
 	unsigned fakeip_ttl;
 	int reattach;                 /* 1: wait for a removed CGROUP to come back */
+	struct upstream upstream[UPSTREAM_MAX];  /* --upstream, by name */
+	int n_upstream;
+	int udp_over_http;            /* UDP_OVER_HTTP_REJECT or _DIRECT */
 };
 
 struct daemon {

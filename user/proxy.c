@@ -42,6 +42,7 @@ struct session {
 	struct sproxy_proc proc;
 	int have_proc;
 	struct connect_req *creq;
+	const char *via;                      /* the route, for the log */
 	struct relay relay;
 	int relaying;
 	struct timespec start;
@@ -75,6 +76,7 @@ static void session_end(struct session *s, const char *result, const char *err)
 		.src = (struct sockaddr *)&s->src,
 		.dst = (struct sockaddr *)&s->t.addr,
 		.host = s->t.host[0] ? s->t.host : NULL,
+		.via = s->via,
 		.up = s->relay.up.bytes,
 		.down = s->relay.down.bytes,
 		.duration = since(&s->start),
@@ -218,6 +220,7 @@ static void route(struct session *s)
 	}
 	if (name)
 		snprintf(s->t.host, sizeof(s->t.host), "%s", name);
+	s->via = connector_via(d, SOCK_STREAM);
 	s->creq = connector_start(d, &s->t, SOCK_STREAM, on_connected, s);
 	if (!s->creq)
 		session_end(s, "error", "out of memory");
