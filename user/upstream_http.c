@@ -85,7 +85,8 @@ int http_begin(struct hs_io *io, const struct upstream *u, const struct target *
 static const char *status_hint(int status)
 {
 	switch (status) {
-	case 407: return ": wrong or missing credentials";
+	case 407: /* fall through: tinyproxy's BasicAuth answers 401 */
+	case 401: return ": wrong or missing credentials";
 	case 403: return ": the upstream does not allow this destination";
 	case 502: return ": the upstream could not reach the destination";
 	case 503: return ": the upstream cannot serve now";
