@@ -183,6 +183,26 @@ t_danted_udp() {
 	expect "the daemon died" daemon_running
 }
 
+# A name over UDP: the app's fake address goes to the relay as the name.
+t_danted_udp_name() {
+	local fake n
+	daemon_running || return 1
+	n=$(grep -c "udp local=$WEB:7 peer=$UP:" "$TMP/echo.log")
+	ran app_run dig dig +short +time=3 +tries=1 $NAME A || return 1
+	fake=$(head -n 1 "$TMP/dig.out")
+	expect "no address for $NAME: '$fake'" [ -n "$fake" ] || return 1
+	# netclient wants the payload to name the address it sent to; echod
+	# names its real one, which is the point: the reply came from there,
+	# from the fake address as the app sees it.
+	app_run dudpn "$TOOLS/netclient" udpc "$fake:7"
+	expect "no echo came back: $(tail -n 1 "$TMP/dudpn.out")" \
+		grep -qF "reply from $fake:7: \"$WEB:7 ping" "$TMP/dudpn.out" || return 1
+	expect "echod saw no datagram from the relay $UP" \
+		[ "$(grep -c "udp local=$WEB:7 peer=$UP:" "$TMP/echo.log")" -gt "$n" ] || return 1
+	stop_daemon || return 1
+	expect_log " udp " "pid=$RUN_PID " "host=$NAME " "via=default " "result=ok"
+}
+
 t_http() {
 	daemon_via http://user:$PASS@$UP:3128 || return 1
 	fetch hname "http://$NAME:8080" || return 1
@@ -243,6 +263,13 @@ t_stall() {
 	expect "the daemon died" daemon_running
 }
 
+t_json() {
+	daemon_via socks5://$UP:1080 --json || return 1
+	fetch json "http://$NAME:8080" || return 1
+	expect "no JSON line with via and host: $(tail -n 2 "$TMP/conn.log")" \
+		wait_for 5 eval 'json_lines $RUN_PID | jq -e "select(.proto == \"tcp\" and .via == \"default\" and .host == \"$NAME\")"'
+}
+
 # The password shows nowhere: not in ps, not in any log line.
 t_secret() {
 	daemon_via "corp=socks5://user:$PASS@$UP:1081" --upstream "socks5://user:$PASS@$UP:1081" \
@@ -275,6 +302,7 @@ run_case socks5-password-missing t_socks_noauth_given
 run_case socks5-reply-code t_socks_refused_reply
 run_case danted-connect-name t_danted_tcp
 run_case danted-udp-associate t_danted_udp
+run_case danted-udp-name t_danted_udp_name
 run_case http-connect-auth t_http
 run_case http-udp-rejected t_http_udp_reject
 run_case http-udp-direct t_http_udp_direct
@@ -282,6 +310,7 @@ run_case http-wrong-password t_http_badauth
 run_case upstream-down t_down
 run_case upstream-garbage t_garbage
 run_case upstream-stall t_stall
+run_case json-via t_json
 run_case no-secret-in-ps-or-log t_secret
 run_case url-from-file t_file
 finish
