@@ -178,12 +178,16 @@ static void on_resolved(int err, const char *errmsg, const struct sockaddr *addr
 	do_connect(r);
 }
 
+/* Already called from the loop: handed on at once, so that no fd waits
+ * in r for a second round. */
 static void on_upstream(int fd, const char *errmsg, void *arg)
 {
 	struct connect_req *r = arg;
+	connect_cb cb = r->cb;
+	void *cbarg = r->arg;
 
-	r->hs = NULL;
-	finish(r, fd, errmsg);
+	free(r);
+	cb(fd, errmsg, cbarg);
 }
 
 struct connect_req *connector_start(struct daemon *d, const struct target *t,

@@ -348,7 +348,7 @@ static void on_relay(evutil_socket_t fd, short what, void *arg)
 				  "from the relay: dropped", r->label);
 			continue;
 		}
-		send(r->pair, rbuf + hl, (size_t)n - (size_t)hl, MSG_DONTWAIT);
+		send(r->pair, rbuf + hl, (size_t)n - (size_t)hl, MSG_DONTWAIT | MSG_NOSIGNAL);
 	}
 }
 
@@ -375,7 +375,7 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 		if (r->udp < 0)
 			continue;
 		memcpy(rbuf, r->hdr, r->hdrlen);
-		if (send(r->udp, rbuf, r->hdrlen + (size_t)n, MSG_DONTWAIT) < 0)
+		if (send(r->udp, rbuf, r->hdrlen + (size_t)n, MSG_DONTWAIT | MSG_NOSIGNAL) < 0)
 			log_debug("upstream %s: UDP datagram dropped: %s", r->label,
 				  strerror(errno));
 	}
