@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "daemon.h"
 #include "preflight.h"
+#include "tag.h"
 #include "upstream.h"
 
 static const char usage_text[] =
@@ -42,7 +43,8 @@ static const char usage_text[] =
 "  -v, --verbose              debug messages (libbpf, dropped datagrams, DNS)\n"
 "      --all                  allow CGROUP to be the cgroup v2 root: captures\n"
 "                             every process of the machine\n"
-"      --map-size N           entries of each BPF record map (default 65536)\n"
+"      --map-size N           captured TCP connections open at once; more are\n"
+"                             refused (default 65536)\n"
 "      --udp-flows N          concurrent UDP flows per address family (default 1024)\n"
 "      --udp-timeout SEC      idle UDP flows end after SEC seconds (default 60)\n"
 "      --connect-timeout SEC  outbound connect timeout (default 10)\n"
@@ -52,6 +54,16 @@ static const char usage_text[] =
 "                             captured; decimal or 0x hex (default 0x5350)\n"
 "      --reattach             when CGROUP is removed, wait for its path to come\n"
 "                             back and capture it again (default: exit, status 3)\n"
+"      --tag off|on|TEMPLATE  what HTTP User-Agents get appended: on (default) is\n"
+"                             'sproxy-bpf (comm=%c; pid=%p)'; a TEMPLATE may use\n"
+"                             %c comm, %p pid, %u uid, %g gid, %% a percent sign\n"
+"      --header-timeout SEC   a request header not complete after SEC seconds\n"
+"                             ends its connection (default 30; 0: never)\n"
+"      --header-budget KIB    memory for unfinished request headers, all\n"
+"                             connections together (default 16384); past it a\n"
+"                             connection is relayed untagged\n"
+"      --idle-timeout SEC     end a TCP connection after SEC seconds without a\n"
+"                             byte either way (default 0: never)\n"
 "Upstream proxies:\n"
 "      --upstream [NAME=]URL  an upstream proxy; repeatable.  URL is\n"
 "                             socks5://[USER:PASS@]HOST[:PORT] (socks5h:// too),\n"
@@ -163,7 +175,8 @@ static void parse(int argc, char **argv, struct options *o)
 	enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
 	       O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
 	       O_FSTORE, O_FEXCL, O_FTTL,
-	       O_REATTACH, O_UPSTREAM, O_UDPHTTP };
+	       O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
+	       O_UPSTREAM, O_UDPHTTP };
 	static const struct option lo[] = {
 		{ "listen", required_argument, 0, 'l' },
 		{ "bypass", required_argument, 0, 'b' },
@@ -184,6 +197,10 @@ static void parse(int argc, char **argv, struct options *o)
 		{ "fakeip-exclude", required_argument, 0, O_FEXCL },
 		{ "fakeip-ttl", required_argument, 0, O_FTTL },
 		{ "reattach", no_argument, 0, O_REATTACH },
+		{ "tag", required_argument, 0, O_TAG },
+		{ "header-timeout", required_argument, 0, O_HDRTIMEOUT },
+		{ "header-budget", required_argument, 0, O_HDRBUDGET },
+		{ "idle-timeout", required_argument, 0, O_IDLETIMEOUT },
 		{ "upstream", required_argument, 0, O_UPSTREAM },
 		{ "udp-over-http", required_argument, 0, O_UDPHTTP },
 		{ "help", no_argument, 0, 'h' },
@@ -199,6 +216,9 @@ static void parse(int argc, char **argv, struct options *o)
 	o->udp_flows = 1024;
 	o->mark = SPROXY_MARK_DEFAULT;
 	o->fakeip_ttl = 1;
+	o->tag = TAG_DEFAULT;
+	o->header_timeout = 30;
+	o->header_budget = 16384 * 1024;
 	while ((c = getopt_long(argc, argv, "l:b:vhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'l':
@@ -267,6 +287,25 @@ static void parse(int argc, char **argv, struct options *o)
 			o->fakeip_ttl = (unsigned)number(optarg, "--fakeip-ttl", 0, 86400);
 			break;
 		case O_REATTACH: o->reattach = 1; break;
+		case O_TAG:
+			if (strcmp(optarg, "off") == 0)
+				o->tag = NULL;
+			else if (strcmp(optarg, "on") == 0)
+				o->tag = TAG_DEFAULT;
+			else if (tag_template_check(optarg, err, sizeof(err)) < 0)
+				usage_error("--tag: %s", err);
+			else
+				o->tag = optarg;
+			break;
+		case O_HDRTIMEOUT:
+			o->header_timeout = (unsigned)number(optarg, "--header-timeout", 0, 3600);
+			break;
+		case O_HDRBUDGET:
+			o->header_budget = number(optarg, "--header-budget", 64, 1u << 22) * 1024;
+			break;
+		case O_IDLETIMEOUT:
+			o->idle_timeout = (unsigned)number(optarg, "--idle-timeout", 0, 7 * 86400);
+			break;
 		case O_UPSTREAM: upstream_option(o, optarg); break;
 		case O_UDPHTTP:
 			if (strcmp(optarg, "direct") == 0)

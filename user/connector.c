@@ -26,7 +26,7 @@ struct connect_req {
 	struct upstream_hs *hs;        /* through an upstream */
 	int family;                    /* the one being resolved */
 	int other_tried;
-	int result;                    /* the connected fd, or -1 */
+	int result;                    /* the connected fd, or -1: owned until delivered */
 	char err[512];
 };
 
@@ -215,6 +215,7 @@ struct connect_req *connector_start_via(struct daemon *d, const struct upstream 
 	r->cb = cb;
 	r->arg = arg;
 	r->fd = -1;
+	r->result = -1;
 	if (upstream_refuses(d->opt, u, socktype, r->err, sizeof(r->err))) {
 		finish(r, -1, r->err);
 		return r;
@@ -247,5 +248,8 @@ void connector_cancel(struct connect_req *r)
 		event_free(r->ev);
 	if (r->fd >= 0)
 		close(r->fd);
+	/* Finished, not yet delivered: the connected socket is still ours. */
+	if (r->result >= 0)
+		close(r->result);
 	free(r);
 }

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "loader.h"
+#include "relay.h"
 #include "upstream.h"
 
 struct event_base;
@@ -39,6 +40,10 @@ struct options {
 	int n_resolvers;
 	unsigned fakeip_ttl;
 	int reattach;                 /* 1: wait for a removed CGROUP to come back */
+	unsigned header_timeout;      /* seconds to finish a request header; 0 = none */
+	unsigned idle_timeout;        /* seconds without a byte either way; 0 = none */
+	size_t header_budget;         /* bytes of header buffers, all connections */
+	const char *tag;              /* User-Agent tag template; NULL = off */
 	struct upstream upstream[UPSTREAM_MAX];  /* --upstream, by name */
 	int n_upstream;
 	int udp_over_http;            /* UDP_OVER_HTTP_REJECT or _DIRECT */
@@ -55,6 +60,7 @@ struct daemon {
 	uint64_t netns;
 	int tuples_fd;
 	uint64_t n_conns;             /* open TCP sessions */
+	struct relay_limits limits;   /* shared by every relay */
 };
 
 /* Sets the socket mark that the BPF side skips.  Logs a failure. */

@@ -578,7 +578,7 @@ struct upstream_hs *upstream_start(struct daemon *d, const struct upstream *u,
 	h->socktype = socktype;
 	h->cb = cb;
 	h->arg = arg;
-	h->fd = h->udp = -1;
+	h->fd = h->udp = h->result = -1;
 	h->io.stage = "connect";
 	h->io.err = h->why;
 	h->io.errlen = sizeof(h->why);
@@ -604,6 +604,10 @@ struct upstream_hs *upstream_start(struct daemon *d, const struct upstream *u,
 
 void upstream_cancel(struct upstream_hs *h)
 {
-	if (h)
-		hs_free(h);
+	if (!h)
+		return;
+	/* Finished, not yet delivered: the tunnel is still ours. */
+	if (h->result >= 0)
+		close(h->result);
+	hs_free(h);
 }

@@ -287,7 +287,7 @@ struct s5udp {
 static struct s5udp *relays;
 static uint8_t rbuf[65536 + 262];
 
-static void relay_free(struct s5udp *r)
+static void assoc_free(struct s5udp *r)
 {
 	if (r->ev_ctl)
 		event_free(r->ev_ctl);
@@ -368,7 +368,7 @@ static void on_flow(evutil_socket_t fd, short what, void *arg)
 
 			/* A closed pair, or an empty datagram? */
 			if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP))) {
-				relay_free(r);
+				assoc_free(r);
 				return;
 			}
 		}
@@ -412,7 +412,7 @@ int socks5_udp_relay(struct daemon *d, const struct upstream *u, const struct ta
 			 ? "the destination cannot be named in SOCKS5" : "out of memory");
 		r->ctl = r->udp = -1;    /* the caller's still */
 		close(sv[1]);
-		relay_free(r);
+		assoc_free(r);
 		return -1;
 	}
 	return sv[1];
@@ -421,5 +421,5 @@ int socks5_udp_relay(struct daemon *d, const struct upstream *u, const struct ta
 void upstream_shutdown(void)
 {
 	while (relays)
-		relay_free(relays);
+		assoc_free(relays);
 }
