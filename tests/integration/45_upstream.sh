@@ -25,7 +25,11 @@ if ! need curl microsocks danted tinyproxy socat ss "$TOOLS/httpd" "$TOOLS/echod
 	fail setup "$WHY"
 	finish
 fi
-start_bg web server "$TOOLS/httpd" -o "$HTTP_LOG" $WEB:8080 || finish
+start_bg web server "$TOOLS/httpd" -o "$HTTP_LOG" $WEB:8080 "[2001:db8::10]:8080" || finish
+# A server that speaks first (as SMTP and SSH do): its banner may come in
+# the same segment as the proxy's reply, and must not be lost.
+start_bg banner server socat TCP-LISTEN:2525,bind=$WEB,reuseaddr,fork SYSTEM:"echo 220-banner-first" \
+	|| finish
 start_bg echo server "$TOOLS/echod" -o "$TMP/echo.log" $WEB:7 || finish
 
 # The upstreams resolve names from a hosts file of their own (nothing else
@@ -79,7 +83,7 @@ start_bg silent server socat TCP-LISTEN:1090,bind=$UP,reuseaddr,fork SYSTEM:"cat
 # Answers anything with a line that is no proxy's.
 start_bg garbage server socat TCP-LISTEN:1091,bind=$UP,reuseaddr,fork SYSTEM:"echo garbage; sleep 5" \
 	|| finish
-for port in 1080 1081 1082 3128 1090 1091; do
+for port in 1080 1081 1082 3128 1090 1091 2525; do
 	if ! wait_for 10 listening $port; then
 		_setup_fail "nothing listens on $UP:$port: $(tail -n 3 "$TMP"/*.err | tr '\n' ' ')"
 		finish
@@ -136,6 +140,21 @@ t_socks_name() {
 	expect "the server saw Host '$(http_get /s5name host)'" \
 		[ "$(http_get /s5name host)" = $NAME:8080 ] || return 1
 	expect_log " tcp " "pid=$RUN_PID " "host=$NAME " "via=default " "result=ok"
+}
+
+t_socks_v6() {
+	daemon_running || return 1
+	ran app_run s5v6 "${CURL[@]}" "http://[2001:db8::10]:8080/s5v6" || return 1
+	expect "the server got no request for /s5v6" wait_http 5 /s5v6 || return 1
+	expect_log " tcp " "pid=$RUN_PID " "dst=[2001:db8::10]:8080 " "via=default " "result=ok"
+}
+
+# banner NAME: the app reads the banner server's first line through the route.
+banner() {
+	app_run "$1" timeout 10 socat -u TCP:$WEB:2525 STDOUT
+	expect "no banner through the upstream (exit $RUN_RC): '$(head -c 100 "$TMP/$1.out")'" \
+		grep -qx 220-banner-first "$TMP/$1.out" || return 1
+	expect_log " tcp " "comm=socat " "dst=$WEB:2525 " "via=default " "result=ok"
 }
 
 t_socks_auth() {
@@ -296,6 +315,8 @@ t_file() {
 
 run_case socks5-by-address t_socks_ip
 run_case socks5-fakeip-name t_socks_name
+run_case socks5-ipv6 t_socks_v6
+run_case socks5-server-speaks-first banner s5banner
 run_case socks5-auth t_socks_auth
 run_case socks5-wrong-password t_socks_badauth
 run_case socks5-password-missing t_socks_noauth_given
@@ -304,6 +325,7 @@ run_case danted-connect-name t_danted_tcp
 run_case danted-udp-associate t_danted_udp
 run_case danted-udp-name t_danted_udp_name
 run_case http-connect-auth t_http
+run_case http-server-speaks-first banner hbanner
 run_case http-udp-rejected t_http_udp_reject
 run_case http-udp-direct t_http_udp_direct
 run_case http-wrong-password t_http_badauth
