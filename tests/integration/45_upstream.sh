@@ -313,6 +313,30 @@ t_file() {
 	went_via file
 }
 
+# Bad values: exit 2 before anything loads, named, no password echoed.
+t_bad_values() {
+	local args want rc
+	while IFS='|' read -r args want; do
+		# shellcheck disable=SC2086
+		in_client timeout 5 "$SPROXY_BIN" attach "$CG" $args >"$TMP/bad.out" 2>&1
+		rc=$?
+		expect "'$args' exited $rc, not 2: $(head -n 1 "$TMP/bad.out")" [ $rc -eq 2 ] || return 1
+		expect "'$args' said '$(head -n 1 "$TMP/bad.out")', not '$want'" \
+			grep -qF -- "$want" "$TMP/bad.out" || return 1
+		expect "'$args' echoed the password" eval '! grep -q hideme "$TMP/bad.out"' || return 1
+	done <<EOF
+--upstream ftp://u:hideme@$UP:21|starts with socks5://
+--upstream socks5://u:hideme@$UP:0|port of an upstream URL
+--upstream socks5://u:hideme@$UP:1080/x|no path
+--upstream socks5://u%zz:hideme@$UP:1080|percent-encoded
+--upstream a=direct --upstream a=socks5://$UP:1080|the name 'a' is given twice
+--upstream b@d=direct|starts with socks5://
+--upstream x=@$TMP/nonexistent|cannot read
+--udp-over-http tunnel|--udp-over-http is 'reject' or 'direct'
+EOF
+}
+
+run_case bad-values t_bad_values
 run_case socks5-by-address t_socks_ip
 run_case socks5-fakeip-name t_socks_name
 run_case socks5-ipv6 t_socks_v6
