@@ -10,6 +10,7 @@
 #include "addr.h"
 #include "cli.h"
 #include "daemon.h"
+#include "fakeip.h"
 #include "preflight.h"
 #include "tag.h"
 #include "upstream.h"
@@ -86,6 +87,13 @@ static const char usage_text[] =
 "      --fakeip-store FILE    keep the name <-> address mapping across restarts\n"
 "      --fakeip-exclude SUFFIX  names that always get real answers; repeatable\n"
 "      --fakeip-ttl SEC       TTL of FakeIP answers (default 1)\n"
+"      --fakeip-per-process N  new FakeIP names one process gets within the\n"
+"                             reuse hold (TTL + 60 s); past it, real answers\n"
+"                             (default 2048)\n"
+"      --allow-private-answers  connect to names that resolve to loopback,\n"
+"                             link-local or --bypass addresses (refused by\n"
+"                             default: the daemon connects as root, with its\n"
+"                             mark)\n"
 "  -h, --help                 this text\n"
 "  -V, --version              the version\n"
 "\n"
@@ -176,7 +184,7 @@ static void parse(int argc, char **argv, struct options *o)
 	       O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
 	       O_FSTORE, O_FEXCL, O_FTTL,
 	       O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
-	       O_UPSTREAM, O_UDPHTTP };
+	       O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP };
 	static const struct option lo[] = {
 		{ "listen", required_argument, 0, 'l' },
 		{ "bypass", required_argument, 0, 'b' },
@@ -201,6 +209,8 @@ static void parse(int argc, char **argv, struct options *o)
 		{ "header-timeout", required_argument, 0, O_HDRTIMEOUT },
 		{ "header-budget", required_argument, 0, O_HDRBUDGET },
 		{ "idle-timeout", required_argument, 0, O_IDLETIMEOUT },
+		{ "allow-private-answers", no_argument, 0, O_PRIVATE },
+		{ "fakeip-per-process", required_argument, 0, O_FPERPROC },
 		{ "upstream", required_argument, 0, O_UPSTREAM },
 		{ "udp-over-http", required_argument, 0, O_UDPHTTP },
 		{ "help", no_argument, 0, 'h' },
@@ -305,6 +315,11 @@ static void parse(int argc, char **argv, struct options *o)
 			break;
 		case O_IDLETIMEOUT:
 			o->idle_timeout = (unsigned)number(optarg, "--idle-timeout", 0, 7 * 86400);
+			break;
+		case O_PRIVATE: o->allow_private_answers = 1; break;
+		case O_FPERPROC:
+			o->fakeip_per_process = (unsigned)number(optarg, "--fakeip-per-process",
+								 1, FAKEIP_MAX_ENTRIES);
 			break;
 		case O_UPSTREAM: upstream_option(o, optarg); break;
 		case O_UDPHTTP:

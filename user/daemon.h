@@ -44,6 +44,8 @@ struct options {
 	unsigned idle_timeout;        /* seconds without a byte either way; 0 = none */
 	size_t header_budget;         /* bytes of header buffers, all connections */
 	const char *tag;              /* User-Agent tag template; NULL = off */
+	int allow_private_answers;    /* proxied names may resolve to loopback etc. */
+	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
 	struct upstream upstream[UPSTREAM_MAX];  /* --upstream, by name */
 	int n_upstream;
 	int udp_over_http;            /* UDP_OVER_HTTP_REJECT or _DIRECT */

@@ -108,6 +108,7 @@ static int enter_proxy_cgroup(struct run *r)
 static int start_dns(struct run *r)
 {
 	const struct options *o = r->d.opt;
+	struct dns_range byp[256];
 	struct dns_config dc = {
 		.fakeip_enabled = !o->disable_fakeip,
 		.v4_range = o->fakeip_range[0],
@@ -120,7 +121,16 @@ static int start_dns(struct run *r)
 		.store_path = o->fakeip_store,
 		.mark = o->mark,
 		.verbose = o->verbose,
+		.bypass = byp,
+		.n_bypass = (size_t)o->n_bypass,
+		.allow_private_answers = o->allow_private_answers,
+		.max_names_per_process = o->fakeip_per_process,
 	};
+
+	for (int i = 0; i < o->n_bypass; i++) {
+		memcpy(byp[i].addr, o->bypass[i].key.ip, 16);
+		byp[i].prefixlen = o->bypass[i].key.prefixlen;
+	}
 
 	r->d.dns = dns_server_new(r->d.base, &dc, r->err, sizeof(r->err));
 	if (!r->d.dns) {
