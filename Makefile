@@ -29,8 +29,8 @@ endif
 CFLAGS   ?= -g -O2
 XCFLAGS  := -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE \
 	-DSPROXY_VERSION='"$(VERSION)"' -Iuser -Ibpf -I$(OUTPUT)
-LDLIBS   := $(shell $(PKG_CONFIG) --libs libbpf libevent inih 2>/dev/null || \
-	echo -lbpf -levent -linih) -lelf -lz
+LDLIBS   := $(shell $(PKG_CONFIG) --libs libbpf libevent inih libcap-ng 2>/dev/null || \
+	echo -lbpf -levent -linih -lcap-ng) -lelf -lz
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(dir $(VMLINUX)) -Ibpf

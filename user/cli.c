@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <bpf/libbpf.h>
+#include <event2/event.h>
 
 #include "addr.h"
 #include "cli.h"
@@ -14,6 +15,7 @@
 #include "daemon.h"
 #include "fakeip.h"
 #include "preflight.h"
+#include "privs.h"
 #include "rules.h"
 #include "tag.h"
 #include "upstream.h"
@@ -107,6 +109,11 @@ static const char usage_text[] =
 "                             link-local or --bypass addresses (refused by\n"
 "                             default: the daemon connects as root, with its\n"
 "                             mark)\n"
+"Privileges:\n"
+"      --user NAME            once set up, run as NAME with CAP_NET_ADMIN only\n"
+"                             (default: sproxy-bpf if that user exists, else\n"
+"                             nobody); root keeps every privilege\n"
+"      --no-drop              keep root and every capability (debugging)\n"
 "  -h, --help                 this text\n"
 "  -V, --version              the version\n"
 "\n"
@@ -122,7 +129,8 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
        O_FSTORE, O_FEXCL, O_FTTL,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
-       O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP };
+       O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
+       O_USER, O_NODROP };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -154,6 +162,8 @@ static const struct option long_opts[] = {
 	{ "fakeip-per-process", required_argument, 0, O_FPERPROC },
 	{ "upstream", required_argument, 0, O_UPSTREAM },
 	{ "udp-over-http", required_argument, 0, O_UDPHTTP },
+	{ "user", required_argument, 0, O_USER },
+	{ "no-drop", no_argument, 0, O_NODROP },
 	{ "help", no_argument, 0, 'h' },
 	{ "version", no_argument, 0, 'V' },
 	{ 0, 0, 0, 0 },
@@ -378,6 +388,13 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 			return usage_error(err, errlen,
 					   "--udp-over-http is 'reject' or 'direct', not '%s'", arg);
 		break;
+	case O_USER:
+		if (privs_check_user(arg, err, errlen) < 0)
+			return BAD_USAGE;
+		if (!(o->user = keep(o, arg)))
+			return usage_error(err, errlen, "out of memory");
+		break;
+	case O_NODROP: o->no_drop = flag(arg); break;
 	case O_CONFIG:
 		return apply_config(o, arg, err, errlen);
 	case O_RULE: {
@@ -510,7 +527,8 @@ static void parse(int argc, char **argv, struct options *o)
 			fputs(usage_text, stdout);
 			exit(0);
 		case 'V':
-			printf("sproxy-bpf %s (libbpf %s)\n", SPROXY_VERSION, libbpf_version_string());
+			printf("sproxy-bpf %s (libbpf %s, libevent %s)\n", SPROXY_VERSION,
+			       libbpf_version_string(), event_get_version());
 			exit(0);
 		case '?':
 		case ':':

@@ -54,6 +54,8 @@ struct options {
 	struct upstream upstream[UPSTREAM_MAX];  /* --upstream, by name */
 	int n_upstream;
 	int udp_over_http;            /* UDP_OVER_HTTP_REJECT or _DIRECT */
+	const char *user;             /* --user: run as this user once set up */
+	int no_drop;                  /* --no-drop: keep root and every capability */
 };
 
 struct daemon {

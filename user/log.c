@@ -9,6 +9,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "privhelper.h"
 #include "sproxy.h"
 
 int slog_level = SLOG_INFO;
@@ -34,7 +35,7 @@ void slog(int level, const char *fmt, ...)
 /* A new file is private: the log names every process and destination. */
 static FILE *open_append(const char *path)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int fd = privhelper_open(path, PH_APPEND);   /* root's file, after the drop */
 	FILE *fp;
 
 	if (fd < 0)

@@ -22,6 +22,8 @@
 #include "log.h"
 #include "notify.h"
 #include "preflight.h"
+#include "privhelper.h"
+#include "privs.h"
 #include "proxy.h"
 #include "resolvconf.h"
 #include "rules.h"
@@ -252,7 +254,11 @@ static void teardown(struct run *r)
 	if (d->bpf.skel)
 		loader_free(&d->bpf);
 	cgwatch_free(r->watch);
-	if (r->own_cg[0]) {
+	/* After the store is written: the helper writes it. */
+	i = privhelper_finish(r->err, sizeof(r->err));
+	if (i < 0)
+		log_warn("%s", r->err);
+	else if (i == 0 && r->own_cg[0]) {
 		if (cg_move_self(r->self_cg) < 0)
 			log_warn("cannot move back to %s: %s", r->self_cg, strerror(errno));
 		cg_own_remove(d->cg_mount, r->own_cg);
@@ -390,6 +396,10 @@ static int serve(struct run *r, struct options *o)
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
+	if (privs_drop(&(struct privs_plan){ .user = o->user, .no_drop = o->no_drop,
+		.log_path = o->log_path, .store_path = o->fakeip_store,
+		.cg_mount = d->cg_mount, .own_cg = r->own_cg, .self_cg = r->self_cg }) < 0)
+		return EXIT_RUNTIME;
 	notify_ready("capturing %s (pid %d); listening on %s%s%s", d->target,
 		     (int)getpid(), lc->listen4 ? addr_str(lc->listen4, a, sizeof(a)) : "",
 		     lc->listen4 && lc->listen6 ? " and " : "",

@@ -15,6 +15,7 @@
 #include "addr.h"
 #include "daemon.h"
 #include "log.h"
+#include "privhelper.h"
 #include "upstream.h"
 
 /* --- URLs ------------------------------------------------------------- */
@@ -153,7 +154,7 @@ static int read_url_file(const char *path, char *out, size_t cap, char *err, siz
 {
 	struct stat st;
 	ssize_t n;
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int fd = privhelper_open(path, PH_READ);    /* root's file, after the drop */
 
 	if (fd < 0 || fstat(fd, &st) < 0) {
 		snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
