@@ -1,0 +1,204 @@
+#!/bin/bash
+# UDP flows and who owns them: a pool port belongs to the application
+# socket it was handed to, a connected socket keeps its flow as long as it
+# lives (and after the daemon stops, it reaches its peer directly), one
+# application cannot take the pool (nor DNS) from the others, a flow still
+# resolving holds bounded memory, ping sockets and subnet broadcast go
+# direct.
+. "$(dirname "$0")/../lib.sh"
+
+ECHO4=203.0.113.10:7
+DEAD_RESOLVER=198.51.100.99
+CASE_LOGS=("$TMP/echo.log")
+P=$TOOLS/udpprobe
+
+setup_topology || finish
+setup_cgroup || finish
+if ! need dig ss socat "$TOOLS/echod" "$P"; then
+	fail setup "$WHY"
+	finish
+fi
+start_bg echo server "$TOOLS/echod" -o "$TMP/echo.log" $ECHO4 "[2001:db8::10]:7" || finish
+printf 'nameserver 192.0.2.53\noptions timeout:3 attempts:1\n' >"$TMP/resolv.conf"
+
+# pool_peer LOCALPORT: the real peer (a pool port on 127.0.0.1) of the
+# client namespace's UDP socket bound to LOCALPORT; sock_diag is not
+# rewritten by the BPF side.
+pool_peer() {
+	in_client ss -Huan | awk -v lp=":$1" '$4 ~ lp"$" && $5 ~ /^127\.0\.0\.1:/ { sub(/.*:/, "", $5); print $5; exit }'
+}
+
+# wait_ready NAME: the background udpprobe NAME printed "ready".
+wait_ready() { wait_for 10 grep -q '^ready' "$TMP/$1.out"; }
+
+# icmp_in_echos: echo requests the server namespace has received.
+icmp_in_echos() {
+	in_server cat /proc/net/snmp | awk '$1 == "Icmp:" { if (!h) { for (i = 1; i <= NF; i++) if ($i == "InEchos") c = i; h = 1 } else print $c }'
+}
+
+# --- cases -------------------------------------------------------------------------
+
+# Another process (outside the cgroup, in the same namespace) writes to the
+# pool port of an application's connected socket before the application
+# sends: it must not become the flow nor get the replies, and the
+# application's own datagram must still go through.
+t_hijack_connected() {
+	local lport port
+	restart_daemon --resolver $DEAD_RESOLVER || return 1
+	start_bg victim app "$P" udp4 connect $ECHO4 local ready wait "$TMP/hijack.go" \
+		send mine recv || return 1
+	expect "the victim did not get ready: $(cat "$TMP/victim.out")" wait_ready victim || return 1
+	lport=$(sed -n 's/^local=.*:\([0-9]*\)$/\1/p' "$TMP/victim.out")
+	port=$(pool_peer "$lport")
+	expect "no pool port found for the victim's socket (local port '$lport')" [ -n "$port" ] || return 1
+	client_run thief "$P" -t 2 udp4 sendto "127.0.0.1:$port" stolen recv
+	touch "$TMP/hijack.go"
+	expect "the victim did not finish" wait_for 10 eval '! alive $(cat "$TMP/victim.pid")' || return 1
+	expect "the outsider got a reply through the victim's flow: $(grep reply "$TMP/thief.out")" \
+		eval '! grep -q "^reply" "$TMP/thief.out"' || return 1
+	expect "the victim got no reply to its own datagram: $(tail -n 1 "$TMP/victim.out")" \
+		grep -q "^reply from $ECHO4 text=$ECHO4 mine" "$TMP/victim.out"
+}
+
+# A connected socket idle for longer than --udp-timeout keeps its flow:
+# the second round trip works and getpeername still shows the peer.
+t_connected_outlives_timeout() {
+	restart_daemon --resolver $DEAD_RESOLVER --udp-timeout 1 || return 1
+	ran app_run idle "$P" udp4 connect $ECHO4 send one recv sleep 3500 send two recv peer || return 1
+	expect "first round trip failed: $(sed -n 3p "$TMP/idle.out")" \
+		grep -q "^reply from $ECHO4 text=$ECHO4 one" "$TMP/idle.out" || return 1
+	expect "after the idle timeout: $(sed -n 6p "$TMP/idle.out")" \
+		grep -q "^reply from $ECHO4 text=$ECHO4 two" "$TMP/idle.out" || return 1
+	expect "getpeername after the idle timeout: $(tail -n 1 "$TMP/idle.out")" \
+		grep -q "^peer=$ECHO4$" "$TMP/idle.out"
+}
+
+# Four processes each try two flows with a pool of 4: they cannot take the
+# ports DNS needs. dig (a UDP flow to port 53) still gets its answer.
+t_dns_reserve() {
+	local i
+	restart_daemon --resolver $DEAD_RESOLVER --udp-flows 4 || return 1
+	for i in 1 2 3 4; do
+		start_bg "hog$i" app "$P" udp4 spray 203.0.113.10 7000 2 2 x ready wait "$TMP/hogs.go" || return 1
+	done
+	for i in 1 2 3 4; do
+		expect "hog$i did not get ready" wait_ready "hog$i" || return 1
+	done
+	RESOLV_CONF=$TMP/resolv.conf app_run dns-dry dig +short +time=2 +tries=1 @192.0.2.53 name.test A
+	touch "$TMP/hogs.go"
+	expect "dig with the pool taken: exit $RUN_RC, $(tail -n 1 "$TMP/dns-dry.out")" \
+		grep -q '^198\.1[89]\.' "$TMP/dns-dry.out"
+}
+
+# --udp-flows-per-process bounds one process's flows; others still get theirs.
+t_per_process() {
+	restart_daemon --resolver $DEAD_RESOLVER --udp-flows 16 --udp-flows-per-process 3 || return 1
+	ran app_run greedy "$P" udp4 spray 203.0.113.10 7100 5 5 x || return 1
+	expect "5 flows with a bound of 3: $(cat "$TMP/greedy.out")" \
+		grep -q '^spray ok=3 error=2$' "$TMP/greedy.out" || return 1
+	expect "no log line names the bound" \
+		wait_for 5 grep -q 'udp-flows-per-process' "$TMP/daemon.err" || return 1
+	ran app_run modest "$P" udp4 sendto $ECHO4 hello recv || return 1
+	expect "another process got no flow: $(cat "$TMP/modest.out")" \
+		grep -q "^reply from $ECHO4 " "$TMP/modest.out"
+}
+
+# A burst of refused datagrams while the pool is dry does not keep the
+# pool dry once the flows that held it close.
+t_dry_burst() {
+	restart_daemon --resolver $DEAD_RESOLVER --udp-flows 4 --udp-flows-per-process 8 || return 1
+	start_bg holder app "$P" udp4 spray 203.0.113.10 7200 4 4 x ready wait "$TMP/holder.go" || return 1
+	expect "the holder did not get ready" wait_ready holder || return 1
+	ran app_run burst "$P" udp4 spray 203.0.113.10 7300 1000 3000 x
+	expect "the burst got flows from a dry pool: $(cat "$TMP/burst.out")" \
+		grep -q '^spray ok=0 error=3000$' "$TMP/burst.out" || return 1
+	touch "$TMP/holder.go"
+	expect "the holder did not finish" wait_for 10 eval '! alive $(cat "$TMP/holder.pid")' || return 1
+	expect "the pool did not refill after the holder closed: $(cat "$TMP/refill.out" 2>/dev/null)" \
+		wait_for 10 eval 'app_run refill "$P" -t 1 udp4 sendto $ECHO4 again recv && grep -q "^reply from $ECHO4 " "$TMP/refill.out"'
+}
+
+# Flows waiting for a name that does not resolve hold bounded memory: 64
+# flows x 16 datagrams of 60000 bytes would be 61 MB.
+t_queue_bound() {
+	local fake rss0 rss1
+	restart_daemon --resolver $DEAD_RESOLVER || return 1
+	RESOLV_CONF=$TMP/resolv.conf app_run qfake dig +short +time=2 +tries=1 @192.0.2.53 slow.test A
+	fake=$(head -n 1 "$TMP/qfake.out")
+	expect "no fake address for slow.test: '$fake'" eval '[[ $fake == 198.1[89].* ]]' || return 1
+	rss0=$(awk '/^VmRSS/ { print $2 }' "/proc/$DAEMON_PID/status")
+	# The sender stays: its flows end when its socket closes.
+	start_bg qspray app "$P" udp4 spray "$fake" 9000 64 1024 @60000 ready wait "$TMP/qspray.go" || return 1
+	expect "the sender did not finish sending: $(cat "$TMP/qspray.out")" \
+		wait_for 20 grep -q '^ready' "$TMP/qspray.out" || return 1
+	sleep 0.5
+	rss1=$(awk '/^VmRSS/ { print $2 }' "/proc/$DAEMON_PID/status")
+	touch "$TMP/qspray.go"
+	expect "the daemon grew by $(((rss1 - rss0) / 1024)) MB ($rss0 kB to $rss1 kB) queueing datagrams" \
+		[ $((rss1 - rss0)) -lt 24000 ] || return 1
+	expect "no log line says queued datagrams were dropped" \
+		wait_for 5 grep -q 'queued.*dropped\|dropped.*queued' "$TMP/daemon.err"
+}
+
+# A ping socket (SOCK_DGRAM, IPPROTO_ICMP/ICMPV6, as iputils ping uses
+# without CAP_NET_RAW) is not UDP: the echo request reaches the server,
+# not a pool port on 127.0.0.1 (which would answer it too).
+t_ping_socket() {
+	local before after
+	restart_daemon --resolver $DEAD_RESOLVER || return 1
+	_ns_sysctl "$NS_C" net.ipv4.ping_group_range "0 2147483647"
+	before=$(icmp_in_echos)
+	ran app_run ping4 "$P" icmp4 connect 203.0.113.10:0 ping 203.0.113.10 peer || return 1
+	after=$(icmp_in_echos)
+	expect "ICMP ping socket: the server saw $((after - before)) echo requests: $(cat "$TMP/ping4.out")" \
+		[ "$((after - before))" -ge 1 ] || return 1
+	expect "ICMP ping socket: $(cat "$TMP/ping4.out")" \
+		grep -q '^icmp reply from 203.0.113.10:' "$TMP/ping4.out" || return 1
+	ran app_run ping6 "$P" icmp6 connect "[2001:db8::10]:0" ping 2001:db8::10 || return 1
+	expect "ICMPv6 ping socket: $(cat "$TMP/ping6.out")" \
+		grep -q '^icmp reply from \[2001:db8::10\]' "$TMP/ping6.out"
+}
+
+# Broadcast to the subnet goes direct, as --help says.
+t_broadcast() {
+	restart_daemon --resolver $DEAD_RESOLVER || return 1
+	: >"$TMP/bcast.got"
+	start_bg bcastrx server socat -u UDP4-RECV:9999 "OPEN:$TMP/bcast.got,append" || return 1
+	sleep 0.3
+	ran app_run bcast "$P" udp4 broadcast sendto 203.0.113.255:9999 hello-broadcast || return 1
+	expect "the broadcast was not sent: $(cat "$TMP/bcast.out")" grep -q '^send ok' "$TMP/bcast.out" || return 1
+	expect "the server namespace did not receive the broadcast" \
+		wait_for 5 grep -q hello-broadcast "$TMP/bcast.got"
+}
+
+# The daemon stops while an application holds a connected UDP socket: the
+# application's next datagram reaches its peer directly.
+t_connected_fail_open() {
+	restart_daemon --resolver $DEAD_RESOLVER || return 1
+	start_bg keeper app "$P" udp4 connect $ECHO4 send before recv ready wait "$TMP/keeper.go" \
+		send after recv peer || return 1
+	expect "the keeper did not get ready: $(cat "$TMP/keeper.out")" wait_ready keeper || return 1
+	expect "first round trip failed: $(cat "$TMP/keeper.out")" \
+		grep -q "^reply from $ECHO4 text=$ECHO4 before" "$TMP/keeper.out" || return 1
+	stop_daemon || return 1
+	touch "$TMP/keeper.go"
+	expect "the keeper did not finish" wait_for 10 eval '! alive $(cat "$TMP/keeper.pid")' || return 1
+	expect "after the daemon stopped: $(sed -n '/^ready/,$p' "$TMP/keeper.out" | tr '\n' ' ')" \
+		grep -q "^reply from $ECHO4 text=$ECHO4 after" "$TMP/keeper.out" || return 1
+	expect "getpeername after the daemon stopped: $(tail -n 1 "$TMP/keeper.out")" \
+		grep -q "^peer=$ECHO4$" "$TMP/keeper.out"
+}
+
+# --- run -------------------------------------------------------------------------
+
+run_case hijack-connected t_hijack_connected
+run_case connected-outlives-timeout t_connected_outlives_timeout
+run_case dns-reserve t_dns_reserve
+run_case per-process-bound t_per_process
+run_case dry-burst-refills t_dry_burst
+run_case queue-bound t_queue_bound
+run_case ping-socket t_ping_socket
+run_case broadcast-direct t_broadcast
+run_case connected-fail-open t_connected_fail_open
+[ -n "$DAEMON_PID" ] && { stop_daemon || fail final-stop "$WHY" "$TMP/daemon.err"; }
+finish
