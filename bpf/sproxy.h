@@ -64,7 +64,15 @@ struct sproxy_flow {
 	struct sproxy_proc proc;
 	__u64 cookie;
 	__u64 generation;  /* bumped each time the port is handed out */
+	__u32 flags;       /* SPROXY_FLOW_* */
+	__u32 pad;
 };
+
+/* The flow of a connected socket: sends on it pass no hook, so it cannot
+ * be given a new port when idle; it lives as long as the socket. */
+#define SPROXY_FLOW_CONNECTED 1
+/* The port came from the DNS reserve and goes back there. */
+#define SPROXY_FLOW_RESERVE   2
 
 struct sproxy_bypass_key {
 	__u32 prefixlen;   /* over the 128-bit (IPv4-mapped) address */
@@ -91,6 +99,8 @@ enum sproxy_stat {
 	SPROXY_STAT_POOL_EMPTY,        /* UDP flow refused: no free pool port */
 	SPROXY_STAT_MAP_FULL,          /* a map update failed */
 	SPROXY_STAT_RECV_RESTORED,
+	SPROXY_STAT_UDP_EVENTS_QUIET,  /* dry/limit events not sent (rate limit) */
+	SPROXY_STAT_UDP_PROC_LIMIT,    /* UDP flow refused: the process has its share */
 	SPROXY_STAT__MAX,
 };
 
@@ -98,6 +108,7 @@ enum sproxy_event_type {
 	SPROXY_EV_UDP_RELEASE = 1,     /* a UDP socket with flows closed */
 	SPROXY_EV_POOL_EMPTY,
 	SPROXY_EV_MAP_FULL,
+	SPROXY_EV_UDP_LIMIT,           /* a process reached --udp-flows-per-process */
 };
 
 struct sproxy_event {

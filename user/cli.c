@@ -37,7 +37,11 @@ static const char usage_text[] =
 "      --all                  allow CGROUP to be the cgroup v2 root: captures\n"
 "                             every process of the machine\n"
 "      --map-size N           entries of each BPF record map (default 65536)\n"
-"      --udp-flows N          concurrent UDP flows per address family (default 1024)\n"
+"      --udp-flows N          concurrent UDP flows per address family (default 1024;\n"
+"                             a sixteenth of them only for DNS, to port 53)\n"
+"      --udp-flows-per-process N  UDP flows one process may hold, both families\n"
+"                             together (default a quarter of --udp-flows, no\n"
+"                             bound below 16; 0: no bound)\n"
 "      --udp-timeout SEC      idle UDP flows end after SEC seconds (default 60)\n"
 "      --connect-timeout SEC  outbound connect timeout (default 10)\n"
 "      --relay MODE           splice (default: bulk bytes that need no rewriting\n"
@@ -87,7 +91,7 @@ static void parse(int argc, char **argv, struct options *o)
 {
 	enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
 	       O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
-	       O_FSTORE, O_FEXCL, O_FTTL };
+	       O_FSTORE, O_FEXCL, O_FTTL, O_UDPPERPROC };
 	static const struct option lo[] = {
 		{ "listen", required_argument, 0, 'l' },
 		{ "bypass", required_argument, 0, 'b' },
@@ -98,6 +102,7 @@ static void parse(int argc, char **argv, struct options *o)
 		{ "map-size", required_argument, 0, O_MAPSIZE },
 		{ "udp-flows", required_argument, 0, O_UDPFLOWS },
 		{ "udp-timeout", required_argument, 0, O_UDPTIMEOUT },
+		{ "udp-flows-per-process", required_argument, 0, O_UDPPERPROC },
 		{ "connect-timeout", required_argument, 0, O_CONNTIMEOUT },
 		{ "relay", required_argument, 0, O_RELAY },
 		{ "mark", required_argument, 0, O_MARK },
@@ -112,7 +117,7 @@ static void parse(int argc, char **argv, struct options *o)
 		{ 0, 0, 0, 0 },
 	};
 	char err[256];
-	int c;
+	int c, per_proc = -1;
 
 	o->udp_timeout = 60;
 	o->connect_timeout = 10;
@@ -148,6 +153,9 @@ static void parse(int argc, char **argv, struct options *o)
 			break;
 		case O_UDPFLOWS:
 			o->udp_flows = (uint32_t)number(optarg, "--udp-flows", 1, 16384);
+			break;
+		case O_UDPPERPROC:
+			per_proc = (int)number(optarg, "--udp-flows-per-process", 0, 1 << 20);
 			break;
 		case O_UDPTIMEOUT:
 			o->udp_timeout = (unsigned)number(optarg, "--udp-timeout", 1, 86400);
@@ -196,6 +204,10 @@ static void parse(int argc, char **argv, struct options *o)
 			exit(EXIT_USAGE);
 		}
 	}
+	if (per_proc >= 0)
+		o->udp_per_proc = (uint32_t)per_proc;
+	else
+		o->udp_per_proc = o->udp_flows >= 16 ? o->udp_flows / 4 : 0;
 }
 
 /* The whole command line: the command, its options, its argument. */

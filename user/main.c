@@ -124,6 +124,9 @@ static int on_bpf_event(void *ctx, void *data, size_t size)
 	case SPROXY_EV_POOL_EMPTY:
 		udp_pool_dry(d->udp, (int)e->family, e->proc.comm, e->proc.tgid);
 		break;
+	case SPROXY_EV_UDP_LIMIT:
+		udp_pool_limited(d->udp, e->proc.comm, e->proc.tgid);
+		break;
 	case SPROXY_EV_MAP_FULL:
 		if (time(NULL) != last_full)
 			log_warn("a BPF record map is full: a connection of %.16s (pid %u) "

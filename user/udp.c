@@ -14,11 +14,14 @@
 #include "daemon.h"
 #include "dnsserver.h"
 #include "log.h"
+#include "sockdiag.h"
 #include "sproxy.h"
 #include "sproxy.skel.h"
 #include "udp.h"
+#include "udp_ports.h"
 
 #define MAX_QUEUED   16    /* datagrams held while a flow connects */
+#define MAX_QUEUED_BYTES (4u << 20)  /* ... and by all flows together */
 #define MAX_DNS      32    /* queries in flight per flow */
 #define MAX_DGRAM    65536
 
@@ -58,12 +61,14 @@ struct udp_flow {
 	int out_fd;
 	struct event *out_ev;
 	struct connect_req *creq;
+	time_t retry_at;             /* set: the connector failed; try again then */
 	struct queued *q, **qtail;
 	int nq;
+	size_t qbytes;
 	struct dns_query *dns[MAX_DNS];
 	uint64_t up, down;
 	struct timespec start;
-	time_t last;
+	time_t last;                 /* CLOCK_MONOTONIC seconds */
 };
 
 struct udp_pool {
@@ -74,32 +79,37 @@ struct udp_pool {
 	size_t n_active;
 	struct event *sweep;
 	time_t last_orphan_scan;
-	time_t last_dry_log;
-	uint64_t dry;
+	time_t last_dry_log, last_limit_log, last_queue_log, last_owner_log;
+	uint64_t dry, limited, queue_drops, strangers;
+	size_t queued;               /* bytes held by all flows still connecting */
+	uint32_t per_proc;
+	int no_diag;                 /* sock_diag cannot tell a port's owner */
 };
 
 static uint8_t dgram[MAX_DGRAM];
 
-static int ports_fd(struct udp_pool *p, int family)
+/* Idle times and retries follow CLOCK_MONOTONIC: a wall clock set back
+ * would keep flows forever, set forward would end them all. */
+static time_t mono_sec(void)
 {
-	struct sproxy_bpf *s = p->d->bpf.skel;
+	struct timespec ts;
 
-	return bpf_map__fd(family == AF_INET ? s->maps.ports4 : s->maps.ports6);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
 }
 
-/* Gives a port back to the BPF side: its records go, the port is free. */
-static void port_free(struct udp_pool *p, int family, uint32_t port,
-		      const struct sproxy_flow *rec)
+static void queue_drop(struct udp_flow *f)
 {
-	struct sproxy_flow_key k;
+	struct queued *q;
 
-	memset(&k, 0, sizeof(k));
-	k.cookie = rec->cookie;
-	k.dst = rec->dst;
-	bpf_map_delete_elem(bpf_map__fd(p->d->bpf.skel->maps.flows), &k);
-	bpf_map_delete_elem(ports_fd(p, family), &port);
-	if (loader_push_port(&p->d->bpf, family, port) < 0)
-		log_err("cannot return UDP pool port %u: %s", port, strerror(errno));
+	while ((q = f->q)) {
+		f->q = q->next;
+		free(q);
+	}
+	f->qtail = &f->q;
+	f->slot->pool->queued -= f->qbytes;
+	f->qbytes = 0;
+	f->nq = 0;
 }
 
 static void flow_end(struct udp_flow *f, const char *result, const char *err)
@@ -122,7 +132,6 @@ static void flow_end(struct udp_flow *f, const char *result, const char *err)
 		.result = result,
 		.error = err,
 	};
-	struct queued *q;
 	int i;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -137,10 +146,7 @@ static void flow_end(struct udp_flow *f, const char *result, const char *err)
 			free(f->dns[i]);
 		}
 	}
-	while ((q = f->q)) {
-		f->q = q->next;
-		free(q);
-	}
+	queue_drop(f);
 	if (f->creq)
 		connector_cancel(f->creq);
 	if (f->out_ev)
@@ -155,7 +161,7 @@ static void flow_end(struct udp_flow *f, const char *result, const char *err)
 		f->next->prev = f->prev;
 	p->n_active--;
 	f->slot->flow = NULL;
-	port_free(p, f->slot->family, f->slot->port, &f->rec);
+	udp_port_free(p->d, f->slot->family, f->slot->port, &f->rec);
 	free(f);
 }
 
@@ -168,7 +174,7 @@ static void send_to_app(struct udp_flow *f, const void *data, size_t len)
 		return;
 	}
 	f->down += len;
-	f->last = time(NULL);
+	f->last = mono_sec();
 }
 
 static void on_out_read(evutil_socket_t fd, short what, void *arg)
@@ -181,8 +187,10 @@ static void on_out_read(evutil_socket_t fd, short what, void *arg)
 		ssize_t n = recv(fd, dgram, sizeof(dgram), MSG_DONTWAIT);
 
 		if (n < 0) {
-			/* ECONNREFUSED and the like come from ICMP: the
-			 * application would not see them either. */
+			/* ECONNREFUSED and the like come from ICMP.  A connected
+			 * application socket would have seen them, an
+			 * unconnected one not; a pool port cannot pass them
+			 * on, so they are only logged. */
 			if (errno != EAGAIN)
 				log_debug("UDP flow: recv: %s", strerror(errno));
 			return;
@@ -197,6 +205,17 @@ static void out_send(struct udp_flow *f, const void *data, size_t len)
 		log_debug("UDP datagram dropped: %s", strerror(errno));
 }
 
+/* A connector that failed (out of fds, no route, a name that did not
+ * resolve) is tried again on a datagram a second later or more: EMFILE
+ * passes once fds free up, and the flow need not stay refused for life. */
+static void connect_failed(struct udp_flow *f, const char *why)
+{
+	snprintf(f->why, sizeof(f->why), "%s", why);
+	f->refused = f->why;
+	f->retry_at = mono_sec() + 1;
+	queue_drop(f);
+}
+
 static void on_connected(int fd, const char *errmsg, void *arg)
 {
 	struct udp_flow *f = arg;
@@ -204,12 +223,7 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 
 	f->creq = NULL;
 	if (fd < 0) {
-		snprintf(f->why, sizeof(f->why), "%s", errmsg);
-		f->refused = f->why;
-		while ((q = f->q)) {
-			f->q = q->next;
-			free(q);
-		}
+		connect_failed(f, errmsg);
 		return;
 	}
 	f->out_fd = fd;
@@ -219,12 +233,18 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 		f->refused = "out of memory";
 		return;
 	}
-	while ((q = f->q)) {
-		f->q = q->next;
+	for (q = f->q; q; q = q->next)
 		out_send(f, q->data, q->len);
-		free(q);
-	}
-	f->nq = 0;
+	queue_drop(f);
+}
+
+static void connect_start(struct udp_flow *f)
+{
+	f->refused = NULL;
+	f->retry_at = 0;
+	f->creq = connector_start(f->slot->pool->d, &f->t, SOCK_DGRAM, on_connected, f);
+	if (!f->creq)
+		connect_failed(f, errno ? strerror(errno) : "out of memory");
 }
 
 static void on_dns_reply(const uint8_t *reply, size_t len, void *arg)
@@ -278,6 +298,61 @@ static void dns_in(struct udp_flow *f, const uint8_t *data, size_t len)
 	f->dns[i] = dq;
 }
 
+static void slot_addr(const struct udp_slot *s, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (s->family == AF_INET) {
+		struct sockaddr_in *a = (void *)ss;
+
+		a->sin_family = AF_INET;
+		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a->sin_port = htons((uint16_t)s->port);
+	} else {
+		struct sockaddr_in6 *a = (void *)ss;
+
+		a->sin6_family = AF_INET6;
+		a->sin6_addr = in6addr_loopback;
+		a->sin6_port = htons((uint16_t)s->port);
+	}
+}
+
+/* Whether the datagram comes from the application socket the port was
+ * handed to.  Any process of the namespace can write to 127.0.0.1:<port>,
+ * and a datagram of a socket that just closed may still wait in the pool
+ * socket when the port has gone to another flow: only the socket that
+ * owns the sender's address, as the kernel's sock_diag finds it, with the
+ * flow's cookie, makes the flow.  (The hooks cannot record the sender's
+ * port themselves: connect() runs its hook before the socket is bound.) */
+static int from_owner(struct udp_slot *slot, const struct sockaddr_storage *from,
+		      const struct sproxy_flow *rec)
+{
+	struct udp_pool *p = slot->pool;
+	struct sockaddr_storage pool;
+	uint64_t cookie = 0;
+	char a[ADDR_STRLEN];
+	time_t now;
+	int rc;
+
+	if (p->no_diag)
+		return 1;
+	slot_addr(slot, &pool);
+	rc = sockdiag_udp_cookie((const struct sockaddr *)from, (struct sockaddr *)&pool, &cookie);
+	if (rc == 0 && cookie == rec->cookie)
+		return 1;
+	p->strangers++;
+	now = mono_sec();
+	if (now != p->last_owner_log) {
+		p->last_owner_log = now;
+		log_warn("UDP datagram to pool port %u from %s dropped: not the socket of "
+			 "%.16s (pid %u) the port was handed to%s%s (%llu so far)", slot->port,
+			 addr_str((const struct sockaddr *)from, a, sizeof(a)), rec->proc.comm,
+			 rec->proc.tgid, rc < 0 && rc != -ENOENT ? "; sock_diag: " : "",
+			 rc < 0 && rc != -ENOENT ? strerror(-rc) : "",
+			 (unsigned long long)p->strangers);
+	}
+	return 0;
+}
+
 static struct udp_flow *flow_new(struct udp_slot *slot, const struct sockaddr_storage *from)
 {
 	struct udp_pool *p = slot->pool;
@@ -289,9 +364,10 @@ static struct udp_flow *flow_new(struct udp_slot *slot, const struct sockaddr_st
 	f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
-	if (bpf_map_lookup_elem(ports_fd(p, slot->family), &slot->port, &f->rec) < 0) {
+	if (udp_port_record(p->d, slot->family, slot->port, &f->rec) < 0 ||
+	    !from_owner(slot, from, &f->rec)) {
 		free(f);
-		return NULL;      /* a late datagram of a flow that ended */
+		return NULL;      /* a late datagram, or a stranger's */
 	}
 	daemon_process_comm(&f->rec.proc);
 	f->slot = slot;
@@ -299,7 +375,7 @@ static struct udp_flow *flow_new(struct udp_slot *slot, const struct sockaddr_st
 	f->app = *from;
 	f->qtail = &f->q;
 	clock_gettime(CLOCK_MONOTONIC, &f->start);
-	f->last = time(NULL);
+	f->last = mono_sec();
 	addr_from_sproxy(&f->rec.dst, &f->t.addr);
 	f->is_dns = addr_port((struct sockaddr *)&f->t.addr) == 53;
 	slot->flow = f;
@@ -320,10 +396,46 @@ static struct udp_flow *flow_new(struct udp_slot *slot, const struct sockaddr_st
 	}
 	if (name)
 		snprintf(f->t.host, sizeof(f->t.host), "%s", name);
-	f->creq = connector_start(p->d, &f->t, SOCK_DGRAM, on_connected, f);
-	if (!f->creq)
-		f->refused = "out of memory";
+	connect_start(f);
 	return f;
+}
+
+/* Holds a datagram until the flow's connector is done: at most MAX_QUEUED
+ * per flow and MAX_QUEUED_BYTES for all (flows resolving a name can be
+ * many, each with 64 KiB datagrams). */
+static void enqueue(struct udp_flow *f, const uint8_t *data, size_t n)
+{
+	struct udp_pool *p = f->slot->pool;
+	struct queued *q;
+	char a[ADDR_STRLEN];
+	time_t now;
+
+	if (f->nq >= MAX_QUEUED)
+		return;
+	if (p->queued + n > MAX_QUEUED_BYTES) {
+		p->queue_drops++;
+		now = mono_sec();
+		if (now != p->last_queue_log) {
+			p->last_queue_log = now;
+			log_warn("UDP datagram of %.16s (pid %u) to %s dropped: %zu bytes "
+				 "already queued for flows still connecting or resolving "
+				 "(at most %u; %llu dropped so far)", f->rec.proc.comm,
+				 f->rec.proc.tgid, addr_str((struct sockaddr *)&f->t.addr, a, sizeof(a)),
+				 p->queued, MAX_QUEUED_BYTES, (unsigned long long)p->queue_drops);
+		}
+		return;
+	}
+	q = malloc(sizeof(*q) + n);
+	if (!q)
+		return;
+	q->next = NULL;
+	q->len = n;
+	memcpy(q->data, data, n);
+	*f->qtail = q;
+	f->qtail = &q->next;
+	f->nq++;
+	f->qbytes += n;
+	p->queued += n;
 }
 
 static void on_slot_read(evutil_socket_t fd, short what, void *arg)
@@ -355,80 +467,120 @@ static void on_slot_read(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		f->up += (uint64_t)n;
-		f->last = time(NULL);
+		f->last = mono_sec();
+		if (f->refused && f->retry_at && f->last >= f->retry_at)
+			connect_start(f);
 		if (f->refused)
 			continue;
-		if (f->is_dns) {
+		if (f->is_dns)
 			dns_in(f, dgram, (size_t)n);
-		} else if (f->out_fd >= 0) {
+		else if (f->out_fd >= 0)
 			out_send(f, dgram, (size_t)n);
-		} else if (f->nq < MAX_QUEUED) {
-			struct queued *q = malloc(sizeof(*q) + (size_t)n);
-
-			if (!q)
-				continue;
-			q->next = NULL;
-			q->len = (size_t)n;
-			memcpy(q->data, dgram, (size_t)n);
-			*f->qtail = q;
-			f->qtail = &q->next;
-			f->nq++;
-		}
+		else
+			enqueue(f, dgram, (size_t)n);
 	}
 }
 
-/* Ports the BPF side handed out whose flow never reached us (the
- * application connected a UDP socket and never sent, or closed before we
- * read): give them back once they are as old as an idle flow. */
+static struct udp_slot *slot_of(struct udp_pool *p, int family, uint32_t port)
+{
+	size_t i;
+
+	for (i = 0; i < p->n_slots; i++)
+		if (p->slots[i].port == port && p->slots[i].family == family)
+			return &p->slots[i];
+	return NULL;
+}
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Ports handed out whose flow never reached us (the application connected
+ * a UDP socket and never sent, or closed before we read), and flows whose
+ * socket is gone (its release event lost to a full ring buffer): give them
+ * back.  A connected socket's port stays as long as the socket lives,
+ * whatever its age; another is freed once as old as an idle flow. */
 static void scan_orphans(struct udp_pool *p)
 {
-	struct timespec now;
-	uint64_t now_ns, limit = (uint64_t)p->d->opt->udp_timeout * 1000000000ull;
+	uint64_t limit = (uint64_t)p->d->opt->udp_timeout * 1000000000ull;
+	uint64_t now = mono_ns();   /* bpf_ktime_get_ns() is CLOCK_MONOTONIC too */
+	struct udp_sock_info *alive = NULL;
+	size_t n_alive = 0;
+	int known = sockdiag_udp_all(&alive, &n_alive) == 0;
 	int fam;
 
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	now_ns = (uint64_t)now.tv_sec * 1000000000ull + (uint64_t)now.tv_nsec;
 	for (fam = 0; fam < 2; fam++) {
-		int family = fam ? AF_INET6 : AF_INET, fd = ports_fd(p, family);
+		int family = fam ? AF_INET6 : AF_INET;
+		int fd = bpf_map__fd(fam ? p->d->bpf.skel->maps.ports6 : p->d->bpf.skel->maps.ports4);
 		uint32_t key, next, stale[256];
-		size_t n = 0, i;
+		struct udp_slot *gone[256];
+		size_t n = 0, n_gone = 0, i;
 		void *prev = NULL;
 
-		while (n < 256 && bpf_map_get_next_key(fd, prev, &next) == 0) {
+		while (n < 256 && n_gone < 256 && bpf_map_get_next_key(fd, prev, &next) == 0) {
 			struct sproxy_flow rec;
+			struct udp_slot *slot;
+			int dead;
 
 			key = next;
 			prev = &key;
-			if (bpf_map_lookup_elem(fd, &key, &rec) < 0)
+			if (bpf_map_lookup_elem(fd, &key, &rec) < 0 ||
+			    !(slot = slot_of(p, family, key)))
 				continue;
-			if (now_ns - rec.generation < limit)
-				continue;
-			for (i = 0; i < p->n_slots; i++)
-				if (p->slots[i].port == key && p->slots[i].family == family)
-					break;
-			if (i < p->n_slots && !p->slots[i].flow)
+			/* Handed out after the dump began: not in it yet. */
+			dead = known && rec.generation < now &&
+			       !sockdiag_find(alive, n_alive, rec.cookie);
+			if (slot->flow && dead)
+				gone[n_gone++] = slot;
+			else if (!slot->flow && (dead || (!(rec.flags & SPROXY_FLOW_CONNECTED) &&
+							  now - rec.generation >= limit)))
 				stale[n++] = key;
 		}
+		for (i = 0; i < n_gone; i++)
+			if (gone[i]->flow)
+				flow_end(gone[i]->flow, gone[i]->flow->refused ? "refused" : "ok",
+					 gone[i]->flow->refused);
 		for (i = 0; i < n; i++) {
 			struct sproxy_flow rec;
 
-			if (bpf_map_lookup_elem(fd, &stale[i], &rec) == 0)
-				port_free(p, family, stale[i], &rec);
+			if (udp_port_record(p->d, family, stale[i], &rec) == 0)
+				udp_port_free(p->d, family, stale[i], &rec);
 		}
 	}
+	free(alive);
+	udp_procs_recount(p->d);
+}
+
+/* A flow is connected when its socket connect()ed to the destination,
+ * maybe after the flow began: the BPF side marks the record then. */
+static int flow_connected(struct udp_flow *f)
+{
+	struct sproxy_flow rec;
+
+	if (!(f->rec.flags & SPROXY_FLOW_CONNECTED) &&
+	    udp_port_record(f->slot->pool->d, f->slot->family, f->slot->port, &rec) == 0 &&
+	    rec.cookie == f->rec.cookie)
+		f->rec.flags = rec.flags;
+	return !!(f->rec.flags & SPROXY_FLOW_CONNECTED);
 }
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct udp_pool *p = arg;
-	time_t now = time(NULL);
+	time_t now = mono_sec();
 	struct udp_flow *f, *next;
 
 	(void)fd;
 	(void)what;
 	for (f = p->active; f; f = next) {
 		next = f->next;
-		if (now - f->last >= (time_t)p->d->opt->udp_timeout)
+		/* Sends on a connected socket pass no hook: its port cannot
+		 * be handed out again later, so it stays until close. */
+		if (now - f->last >= (time_t)p->d->opt->udp_timeout && !flow_connected(f))
 			flow_end(f, f->refused ? "refused" : "ok", f->refused);
 	}
 	if (now - p->last_orphan_scan >= (time_t)(p->d->opt->udp_timeout / 2 + 1)) {
@@ -449,47 +601,46 @@ void udp_pool_release(struct udp_pool *p, uint64_t cookie)
 	}
 }
 
+/* The BPF side sends at most one such event a second; the counts of the
+ * rest are in its statistics. */
 void udp_pool_dry(struct udp_pool *p, int family, const char *comm, uint32_t pid)
 {
-	time_t now = time(NULL);
+	time_t now = mono_sec();
 
 	p->dry++;
 	if (now == p->last_dry_log)
 		return;
 	p->last_dry_log = now;
 	log_warn("UDP pool for %s is dry: %zu flows open; a datagram of %.16s "
-		 "(pid %u) was refused (%llu so far); raise --udp-flows or lower "
-		 "--udp-timeout", family == AF_INET ? "IPv4" : "IPv6", p->n_active,
-		 comm, pid, (unsigned long long)p->dry);
+		 "(pid %u) was refused (the DNS reserve is kept for port 53); raise "
+		 "--udp-flows or lower --udp-timeout", family == AF_INET ? "IPv4" : "IPv6",
+		 p->n_active, comm, pid);
 }
 
-size_t udp_pool_active(const struct udp_pool *p)
+void udp_pool_limited(struct udp_pool *p, const char *comm, uint32_t pid)
 {
-	return p->n_active;
+	time_t now = mono_sec();
+
+	p->limited++;
+	if (now == p->last_limit_log)
+		return;
+	p->last_limit_log = now;
+	log_warn("UDP flow of %.16s (pid %u) refused: the process holds its share "
+		 "of the pool (--udp-flows-per-process %u)", comm, pid, p->per_proc);
 }
 
 static int slot_open(struct udp_pool *p, struct udp_slot *s, int family,
-		     char *err, size_t errlen)
+		     int reserve, char *err, size_t errlen)
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
 	int one = 1;
 
-	memset(&ss, 0, sizeof(ss));
-	if (family == AF_INET) {
-		struct sockaddr_in *a = (void *)&ss;
-
-		a->sin_family = AF_INET;
-		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	} else {
-		struct sockaddr_in6 *a = (void *)&ss;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_addr = in6addr_loopback;
-	}
-	len = addr_len((struct sockaddr *)&ss);
 	s->pool = p;
 	s->family = family;
+	s->port = 0;
+	slot_addr(s, &ss);
+	len = addr_len((struct sockaddr *)&ss);
 	s->fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->fd < 0)
 		goto fail;
@@ -503,7 +654,7 @@ static int slot_open(struct udp_pool *p, struct udp_slot *s, int family,
 	s->ev = event_new(p->d->base, s->fd, EV_READ | EV_PERSIST, on_slot_read, s);
 	if (!s->ev || event_add(s->ev, NULL) < 0)
 		goto fail;
-	if (loader_push_port(&p->d->bpf, family, s->port) < 0)
+	if (udp_port_push(p->d, family, s->port, reserve) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -514,12 +665,43 @@ fail:
 	return -1;
 }
 
+/* Whether sock_diag can name the owner of a sender: asked about one of
+ * our own sockets, it must answer with that socket's cookie. */
+static int diag_works(struct udp_slot *s)
+{
+	struct sockaddr_storage local, any;
+	uint64_t want = 0, got = 0;
+	socklen_t l = sizeof(want);
+	int rc;
+
+	slot_addr(s, &local);
+	memset(&any, 0, sizeof(any));
+	any.ss_family = (sa_family_t)s->family;
+	if (getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &want, &l) < 0)
+		return -errno;
+	rc = sockdiag_udp_cookie((struct sockaddr *)&local, (struct sockaddr *)&any, &got);
+	if (rc < 0)
+		return rc;
+	return got == want ? 0 : -ESRCH;
+}
+
+/* Ports of a family kept for DNS: a sixteenth of the pool, at least one
+ * once the pool has four. */
+static uint32_t dns_reserve(uint32_t per_family)
+{
+	if (per_family < 4)
+		return 0;
+	return per_family / 16 ? per_family / 16 : 1;
+}
+
 struct udp_pool *udp_pool_new(struct daemon *d, uint32_t per_family,
 			      char *err, size_t errlen)
 {
 	struct udp_pool *p = calloc(1, sizeof(*p));
 	struct timeval sec = { 1, 0 };
+	uint32_t reserve = dns_reserve(per_family);
 	size_t i;
+	int rc;
 
 	if (!p)
 		goto oom;
@@ -532,9 +714,18 @@ struct udp_pool *udp_pool_new(struct daemon *d, uint32_t per_family,
 		p->slots[i].fd = -1;
 	for (i = 0; i < p->n_slots; i++)
 		if (slot_open(p, &p->slots[i], i < per_family ? AF_INET : AF_INET6,
-			      err, errlen) < 0)
+			      i % per_family >= per_family - reserve, err, errlen) < 0)
 			goto fail;
-	p->last_orphan_scan = time(NULL);
+	p->per_proc = d->opt->udp_per_proc;
+	d->bpf.skel->bss->udp_per_proc = p->per_proc;
+	rc = diag_works(&p->slots[0]);
+	if (rc < 0) {
+		p->no_diag = 1;
+		log_warn("sock_diag cannot name the owner of a UDP socket (%s; is the "
+			 "udp_diag module available?): any local process that writes to a "
+			 "pool port first can take that flow", strerror(-rc));
+	}
+	p->last_orphan_scan = mono_sec();
 	p->sweep = event_new(d->base, -1, EV_PERSIST, on_sweep, p);
 	if (!p->sweep || event_add(p->sweep, &sec) < 0)
 		goto oom;

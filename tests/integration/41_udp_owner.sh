@@ -57,7 +57,9 @@ t_hijack_connected() {
 	expect "the outsider got a reply through the victim's flow: $(grep reply "$TMP/thief.out")" \
 		eval '! grep -q "^reply" "$TMP/thief.out"' || return 1
 	expect "the victim got no reply to its own datagram: $(tail -n 1 "$TMP/victim.out")" \
-		grep -q "^reply from $ECHO4 text=$ECHO4 mine" "$TMP/victim.out"
+		grep -q "^reply from $ECHO4 text=$ECHO4 mine" "$TMP/victim.out" || return 1
+	expect "no log line says the outsider's datagram was dropped" \
+		grep -q "pool port $port .*dropped: not the socket" "$TMP/daemon.err"
 }
 
 # A connected socket idle for longer than --udp-timeout keeps its flow:
