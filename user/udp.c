@@ -10,6 +10,7 @@
 #include <event2/event.h>
 
 #include "addr.h"
+#include "bcast.h"
 #include "connector.h"
 #include "daemon.h"
 #include "dnsserver.h"
@@ -18,6 +19,7 @@
 #include "sproxy.h"
 #include "sproxy.skel.h"
 #include "udp.h"
+#include "udp_failopen.h"
 #include "udp_ports.h"
 
 #define MAX_QUEUED   16    /* datagrams held while a flow connects */
@@ -83,6 +85,7 @@ struct udp_pool {
 	uint64_t dry, limited, queue_drops, strangers;
 	size_t queued;               /* bytes held by all flows still connecting */
 	uint32_t per_proc;
+	struct bcast *bcast;         /* broadcast goes direct (UDP only) */
 	int no_diag;                 /* sock_diag cannot tell a port's owner */
 };
 
@@ -726,6 +729,7 @@ struct udp_pool *udp_pool_new(struct daemon *d, uint32_t per_family,
 			 "pool port first can take that flow", strerror(-rc));
 	}
 	p->last_orphan_scan = mono_sec();
+	p->bcast = bcast_new(d);
 	p->sweep = event_new(d->base, -1, EV_PERSIST, on_sweep, p);
 	if (!p->sweep || event_add(p->sweep, &sec) < 0)
 		goto oom;
@@ -743,6 +747,7 @@ void udp_pool_free(struct udp_pool *p)
 
 	if (!p)
 		return;
+	udp_failopen(p->d);
 	while (p->active)
 		flow_end(p->active, p->active->refused ? "refused" : "ok",
 			 p->active->refused);
@@ -754,6 +759,7 @@ void udp_pool_free(struct udp_pool *p)
 	}
 	if (p->sweep)
 		event_free(p->sweep);
+	bcast_free(p->bcast);
 	free(p->slots);
 	free(p);
 }
