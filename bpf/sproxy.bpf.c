@@ -350,6 +350,25 @@ static __always_inline void proc_count(__u32 tgid)
 	}
 }
 
+/* The socket's bound address.  sendmsg runs its hook after the socket is
+ * bound (autobind comes first), connect before. */
+static __always_inline void app_addr(struct bpf_sock_addr *ctx, struct sproxy_addr *a)
+{
+	struct bpf_sock *sk = ctx->sk;
+
+	if (!sk)
+		return;
+	if (sk->family == AF_INET) {
+		set_v4(a, sk->src_ip4);
+	} else {
+		a->ip32[0] = sk->src_ip6[0];
+		a->ip32[1] = sk->src_ip6[1];
+		a->ip32[2] = sk->src_ip6[2];
+		a->ip32[3] = sk->src_ip6[3];
+	}
+	a->port = bpf_htons((__u16)sk->src_port);
+}
+
 /* The pool port for (socket, destination): the one it has, or a new one.
  * 0 when refused (pool dry, or the process has its share).  A flow made by
  * connect() is marked so: it lives as long as its socket. */
@@ -399,6 +418,8 @@ static __always_inline __u32 udp_port(struct bpf_sock_addr *ctx,
 	}
 	if (connected)
 		f.flags |= SPROXY_FLOW_CONNECTED;
+	else
+		app_addr(ctx, &f.app);
 	f.dst = *dst;
 	f.cookie = k.cookie;
 	f.generation = bpf_ktime_get_ns();

@@ -64,8 +64,12 @@ struct sproxy_flow {
 	struct sproxy_proc proc;
 	__u64 cookie;
 	__u64 generation;  /* bumped each time the port is handed out */
+	/* The application socket's own address when sendmsg handed the port
+	 * out (it is bound by then; unspecified = any address of it), so
+	 * that its datagrams are known from others'.  Port 0: unknown (a
+	 * connect() runs its hook before the socket is bound). */
+	struct sproxy_addr app;
 	__u32 flags;       /* SPROXY_FLOW_* */
-	__u32 pad;
 };
 
 /* The flow of a connected socket: sends on it pass no hook, so it cannot

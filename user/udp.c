@@ -1,3 +1,6 @@
+/* The UDP pool: its sockets on loopback, whose ports the BPF side hands
+ * out, and the life of the flows on them (idle expiry, closed sockets,
+ * ports never used). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,435 +14,18 @@
 
 #include "addr.h"
 #include "bcast.h"
-#include "connector.h"
 #include "daemon.h"
-#include "dnsserver.h"
 #include "log.h"
 #include "sockdiag.h"
 #include "sproxy.h"
 #include "sproxy.skel.h"
 #include "udp.h"
 #include "udp_failopen.h"
+#include "udp_int.h"
+#include "udp_owner.h"
 #include "udp_ports.h"
 
-#define MAX_QUEUED   16    /* datagrams held while a flow connects */
-#define MAX_QUEUED_BYTES (4u << 20)  /* ... and by all flows together */
-#define MAX_DNS      32    /* queries in flight per flow */
-#define MAX_DGRAM    65536
-
-struct udp_flow;
-
-struct udp_slot {
-	struct udp_pool *pool;
-	int family;
-	int fd;
-	uint32_t port;
-	struct event *ev;
-	struct udp_flow *flow;       /* NULL: free, or handed out but not seen yet */
-};
-
-struct dns_query {
-	struct udp_flow *flow;
-	struct dns_pending *p;
-	int starting;
-};
-
-struct queued {
-	struct queued *next;
-	size_t len;
-	uint8_t data[];
-};
-
-struct udp_flow {
-	struct udp_slot *slot;
-	struct udp_flow *prev, *next;
-	struct sproxy_flow rec;
-	struct sockaddr_storage app;
-	struct target t;
-	int is_dns;
-	const char *refused;         /* set: datagrams are dropped, this says why */
-	char why[160];
-	char dns_err[200];           /* the last query that failed, and why */
-	int out_fd;
-	struct event *out_ev;
-	struct connect_req *creq;
-	time_t retry_at;             /* set: the connector failed; try again then */
-	struct queued *q, **qtail;
-	int nq;
-	size_t qbytes;
-	struct dns_query *dns[MAX_DNS];
-	uint64_t up, down;
-	struct timespec start;
-	time_t last;                 /* CLOCK_MONOTONIC seconds */
-};
-
-struct udp_pool {
-	struct daemon *d;
-	struct udp_slot *slots;
-	size_t n_slots;
-	struct udp_flow *active;
-	size_t n_active;
-	struct event *sweep;
-	time_t last_orphan_scan;
-	time_t last_dry_log, last_limit_log, last_queue_log, last_owner_log;
-	uint64_t dry, limited, queue_drops, strangers;
-	size_t queued;               /* bytes held by all flows still connecting */
-	uint32_t per_proc;
-	struct bcast *bcast;         /* broadcast goes direct (UDP only) */
-	int no_diag;                 /* sock_diag cannot tell a port's owner */
-};
-
 static uint8_t dgram[MAX_DGRAM];
-
-/* Idle times and retries follow CLOCK_MONOTONIC: a wall clock set back
- * would keep flows forever, set forward would end them all. */
-static time_t mono_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
-static void queue_drop(struct udp_flow *f)
-{
-	struct queued *q;
-
-	while ((q = f->q)) {
-		f->q = q->next;
-		free(q);
-	}
-	f->qtail = &f->q;
-	f->slot->pool->queued -= f->qbytes;
-	f->qbytes = 0;
-	f->nq = 0;
-}
-
-static void flow_end(struct udp_flow *f, const char *result, const char *err)
-{
-	if (!err && f->dns_err[0]) {
-		result = "error";
-		err = f->dns_err;
-	}
-	struct udp_pool *p = f->slot->pool;
-	struct timespec now;
-	struct conn_log c = {
-		.proto = f->is_dns ? "dns" : "udp",
-		.proc = &f->rec.proc,
-		.cgroup = daemon_cgroup_name(p->d, f->rec.proc.cgroup_id),
-		.src = (struct sockaddr *)&f->app,
-		.dst = (struct sockaddr *)&f->t.addr,
-		.host = f->t.host[0] ? f->t.host : NULL,
-		.up = f->up,
-		.down = f->down,
-		.result = result,
-		.error = err,
-	};
-	int i;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	c.duration = (double)(now.tv_sec - f->start.tv_sec) +
-		     (double)(now.tv_nsec - f->start.tv_nsec) / 1e9;
-	if (f->app.ss_family == 0)
-		c.src = NULL;
-	connlog_write(&c);
-	for (i = 0; i < MAX_DNS; i++) {
-		if (f->dns[i]) {
-			dns_pending_cancel(f->dns[i]->p);
-			free(f->dns[i]);
-		}
-	}
-	queue_drop(f);
-	if (f->creq)
-		connector_cancel(f->creq);
-	if (f->out_ev)
-		event_free(f->out_ev);
-	if (f->out_fd >= 0)
-		close(f->out_fd);
-	if (f->prev)
-		f->prev->next = f->next;
-	else
-		p->active = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-	p->n_active--;
-	f->slot->flow = NULL;
-	udp_port_free(p->d, f->slot->family, f->slot->port, &f->rec);
-	free(f);
-}
-
-static void send_to_app(struct udp_flow *f, const void *data, size_t len)
-{
-	struct sockaddr *app = (struct sockaddr *)&f->app;
-
-	if (sendto(f->slot->fd, data, len, MSG_DONTWAIT, app, addr_len(app)) < 0) {
-		log_debug("UDP reply to %s dropped: %s", "application", strerror(errno));
-		return;
-	}
-	f->down += len;
-	f->last = mono_sec();
-}
-
-static void on_out_read(evutil_socket_t fd, short what, void *arg)
-{
-	struct udp_flow *f = arg;
-	int i;
-
-	(void)what;
-	for (i = 0; i < 64; i++) {
-		ssize_t n = recv(fd, dgram, sizeof(dgram), MSG_DONTWAIT);
-
-		if (n < 0) {
-			/* ECONNREFUSED and the like come from ICMP.  A connected
-			 * application socket would have seen them, an
-			 * unconnected one not; a pool port cannot pass them
-			 * on, so they are only logged. */
-			if (errno != EAGAIN)
-				log_debug("UDP flow: recv: %s", strerror(errno));
-			return;
-		}
-		send_to_app(f, dgram, (size_t)n);
-	}
-}
-
-static void out_send(struct udp_flow *f, const void *data, size_t len)
-{
-	if (send(f->out_fd, data, len, MSG_DONTWAIT) < 0)
-		log_debug("UDP datagram dropped: %s", strerror(errno));
-}
-
-/* A connector that failed (out of fds, no route, a name that did not
- * resolve) is tried again on a datagram a second later or more: EMFILE
- * passes once fds free up, and the flow need not stay refused for life. */
-static void connect_failed(struct udp_flow *f, const char *why)
-{
-	snprintf(f->why, sizeof(f->why), "%s", why);
-	f->refused = f->why;
-	f->retry_at = mono_sec() + 1;
-	queue_drop(f);
-}
-
-static void on_connected(int fd, const char *errmsg, void *arg)
-{
-	struct udp_flow *f = arg;
-	struct queued *q;
-
-	f->creq = NULL;
-	if (fd < 0) {
-		connect_failed(f, errmsg);
-		return;
-	}
-	f->out_fd = fd;
-	f->out_ev = event_new(f->slot->pool->d->base, fd, EV_READ | EV_PERSIST,
-			      on_out_read, f);
-	if (!f->out_ev || event_add(f->out_ev, NULL) < 0) {
-		f->refused = "out of memory";
-		return;
-	}
-	for (q = f->q; q; q = q->next)
-		out_send(f, q->data, q->len);
-	queue_drop(f);
-}
-
-static void connect_start(struct udp_flow *f)
-{
-	f->refused = NULL;
-	f->retry_at = 0;
-	f->creq = connector_start(f->slot->pool->d, &f->t, SOCK_DGRAM, on_connected, f);
-	if (!f->creq)
-		connect_failed(f, errno ? strerror(errno) : "out of memory");
-}
-
-static void on_dns_reply(const uint8_t *reply, size_t len, void *arg)
-{
-	struct dns_query *dq = arg;
-	struct udp_flow *f = dq->flow;
-	const char *why = dns_server_reply_error(f->slot->pool->d->dns);
-	int i;
-
-	if (why)
-		snprintf(f->dns_err, sizeof(f->dns_err), "%s", why);
-	if (reply && len)
-		send_to_app(f, reply, len);
-	if (dq->starting) {      /* answered inside dns_server_query */
-		dq->starting = 0;
-		dq->p = NULL;
-		return;
-	}
-	for (i = 0; i < MAX_DNS; i++)
-		if (f->dns[i] == dq)
-			f->dns[i] = NULL;
-	free(dq);
-}
-
-static void dns_in(struct udp_flow *f, const uint8_t *data, size_t len)
-{
-	struct dns_query *dq;
-	int i;
-
-	for (i = 0; i < MAX_DNS && f->dns[i]; i++)
-		;
-	if (i == MAX_DNS) {
-		log_debug("DNS query dropped: %d already in flight on one socket", MAX_DNS);
-		return;
-	}
-	dq = calloc(1, sizeof(*dq));
-	if (!dq)
-		return;
-	dq->flow = f;
-	dq->starting = 1;
-	dq->p = dns_server_query(f->slot->pool->d->dns, data, len, 0, on_dns_reply, dq);
-	if (!dq->starting) {     /* already answered */
-		free(dq);
-		return;
-	}
-	dq->starting = 0;
-	if (!dq->p) {
-		free(dq);
-		return;
-	}
-	f->dns[i] = dq;
-}
-
-static void slot_addr(const struct udp_slot *s, struct sockaddr_storage *ss)
-{
-	memset(ss, 0, sizeof(*ss));
-	if (s->family == AF_INET) {
-		struct sockaddr_in *a = (void *)ss;
-
-		a->sin_family = AF_INET;
-		a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-		a->sin_port = htons((uint16_t)s->port);
-	} else {
-		struct sockaddr_in6 *a = (void *)ss;
-
-		a->sin6_family = AF_INET6;
-		a->sin6_addr = in6addr_loopback;
-		a->sin6_port = htons((uint16_t)s->port);
-	}
-}
-
-/* Whether the datagram comes from the application socket the port was
- * handed to.  Any process of the namespace can write to 127.0.0.1:<port>,
- * and a datagram of a socket that just closed may still wait in the pool
- * socket when the port has gone to another flow: only the socket that
- * owns the sender's address, as the kernel's sock_diag finds it, with the
- * flow's cookie, makes the flow.  (The hooks cannot record the sender's
- * port themselves: connect() runs its hook before the socket is bound.) */
-static int from_owner(struct udp_slot *slot, const struct sockaddr_storage *from,
-		      const struct sproxy_flow *rec)
-{
-	struct udp_pool *p = slot->pool;
-	struct sockaddr_storage pool;
-	uint64_t cookie = 0;
-	char a[ADDR_STRLEN];
-	time_t now;
-	int rc;
-
-	if (p->no_diag)
-		return 1;
-	slot_addr(slot, &pool);
-	rc = sockdiag_udp_cookie((const struct sockaddr *)from, (struct sockaddr *)&pool, &cookie);
-	if (rc == 0 && cookie == rec->cookie)
-		return 1;
-	p->strangers++;
-	now = mono_sec();
-	if (now != p->last_owner_log) {
-		p->last_owner_log = now;
-		log_warn("UDP datagram to pool port %u from %s dropped: not the socket of "
-			 "%.16s (pid %u) the port was handed to%s%s (%llu so far)", slot->port,
-			 addr_str((const struct sockaddr *)from, a, sizeof(a)), rec->proc.comm,
-			 rec->proc.tgid, rc < 0 && rc != -ENOENT ? "; sock_diag: " : "",
-			 rc < 0 && rc != -ENOENT ? strerror(-rc) : "",
-			 (unsigned long long)p->strangers);
-	}
-	return 0;
-}
-
-static struct udp_flow *flow_new(struct udp_slot *slot, const struct sockaddr_storage *from)
-{
-	struct udp_pool *p = slot->pool;
-	struct udp_flow *f;
-	const char *name;
-	int in_range = 0;
-	char a[ADDR_STRLEN];
-
-	f = calloc(1, sizeof(*f));
-	if (!f)
-		return NULL;
-	if (udp_port_record(p->d, slot->family, slot->port, &f->rec) < 0 ||
-	    !from_owner(slot, from, &f->rec)) {
-		free(f);
-		return NULL;      /* a late datagram, or a stranger's */
-	}
-	daemon_process_comm(&f->rec.proc);
-	f->slot = slot;
-	f->out_fd = -1;
-	f->app = *from;
-	f->qtail = &f->q;
-	clock_gettime(CLOCK_MONOTONIC, &f->start);
-	f->last = mono_sec();
-	addr_from_sproxy(&f->rec.dst, &f->t.addr);
-	f->is_dns = addr_port((struct sockaddr *)&f->t.addr) == 53;
-	slot->flow = f;
-	f->next = p->active;
-	if (p->active)
-		p->active->prev = f;
-	p->active = f;
-	p->n_active++;
-	if (f->is_dns)
-		return f;
-	name = dns_server_fake_name(p->d->dns, (struct sockaddr *)&f->t.addr, &in_range);
-	if (in_range && !name) {
-		snprintf(f->why, sizeof(f->why), "%s is a FakeIP address that is not "
-			 "mapped to any name (handed out before a restart without "
-			 "--fakeip-store?)", addr_str((struct sockaddr *)&f->t.addr, a, sizeof(a)));
-		f->refused = f->why;
-		return f;
-	}
-	if (name)
-		snprintf(f->t.host, sizeof(f->t.host), "%s", name);
-	connect_start(f);
-	return f;
-}
-
-/* Holds a datagram until the flow's connector is done: at most MAX_QUEUED
- * per flow and MAX_QUEUED_BYTES for all (flows resolving a name can be
- * many, each with 64 KiB datagrams). */
-static void enqueue(struct udp_flow *f, const uint8_t *data, size_t n)
-{
-	struct udp_pool *p = f->slot->pool;
-	struct queued *q;
-	char a[ADDR_STRLEN];
-	time_t now;
-
-	if (f->nq >= MAX_QUEUED)
-		return;
-	if (p->queued + n > MAX_QUEUED_BYTES) {
-		p->queue_drops++;
-		now = mono_sec();
-		if (now != p->last_queue_log) {
-			p->last_queue_log = now;
-			log_warn("UDP datagram of %.16s (pid %u) to %s dropped: %zu bytes "
-				 "already queued for flows still connecting or resolving "
-				 "(at most %u; %llu dropped so far)", f->rec.proc.comm,
-				 f->rec.proc.tgid, addr_str((struct sockaddr *)&f->t.addr, a, sizeof(a)),
-				 p->queued, MAX_QUEUED_BYTES, (unsigned long long)p->queue_drops);
-		}
-		return;
-	}
-	q = malloc(sizeof(*q) + n);
-	if (!q)
-		return;
-	q->next = NULL;
-	q->len = n;
-	memcpy(q->data, data, n);
-	*f->qtail = q;
-	f->qtail = &q->next;
-	f->nq++;
-	f->qbytes += n;
-	p->queued += n;
-}
 
 static void on_slot_read(evutil_socket_t fd, short what, void *arg)
 {
@@ -456,7 +42,7 @@ static void on_slot_read(evutil_socket_t fd, short what, void *arg)
 
 		if (n < 0)
 			return;
-		f = slot->flow ? slot->flow : flow_new(slot, &from);
+		f = slot->flow ? slot->flow : udp_flow_new(slot, &from);
 		if (!f) {
 			log_debug("UDP datagram on pool port %u without a flow: dropped",
 				  slot->port);
@@ -469,18 +55,7 @@ static void on_slot_read(evutil_socket_t fd, short what, void *arg)
 				  slot->port);
 			continue;
 		}
-		f->up += (uint64_t)n;
-		f->last = mono_sec();
-		if (f->refused && f->retry_at && f->last >= f->retry_at)
-			connect_start(f);
-		if (f->refused)
-			continue;
-		if (f->is_dns)
-			dns_in(f, dgram, (size_t)n);
-		else if (f->out_fd >= 0)
-			out_send(f, dgram, (size_t)n);
-		else
-			enqueue(f, dgram, (size_t)n);
+		udp_flow_in(f, dgram, (size_t)n);
 	}
 }
 
@@ -545,7 +120,7 @@ static void scan_orphans(struct udp_pool *p)
 		}
 		for (i = 0; i < n_gone; i++)
 			if (gone[i]->flow)
-				flow_end(gone[i]->flow, gone[i]->flow->refused ? "refused" : "ok",
+				udp_flow_end(gone[i]->flow, gone[i]->flow->refused ? "refused" : "ok",
 					 gone[i]->flow->refused);
 		for (i = 0; i < n; i++) {
 			struct sproxy_flow rec;
@@ -574,7 +149,7 @@ static int flow_connected(struct udp_flow *f)
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct udp_pool *p = arg;
-	time_t now = mono_sec();
+	time_t now = udp_mono_sec();
 	struct udp_flow *f, *next;
 
 	(void)fd;
@@ -584,7 +159,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 		/* Sends on a connected socket pass no hook: its port cannot
 		 * be handed out again later, so it stays until close. */
 		if (now - f->last >= (time_t)p->d->opt->udp_timeout && !flow_connected(f))
-			flow_end(f, f->refused ? "refused" : "ok", f->refused);
+			udp_flow_end(f, f->refused ? "refused" : "ok", f->refused);
 	}
 	if (now - p->last_orphan_scan >= (time_t)(p->d->opt->udp_timeout / 2 + 1)) {
 		p->last_orphan_scan = now;
@@ -600,7 +175,7 @@ void udp_pool_release(struct udp_pool *p, uint64_t cookie)
 		next = f->next;
 		/* Answers still in flight go nowhere now. */
 		if (f->rec.cookie == cookie)
-			flow_end(f, f->refused ? "refused" : "ok", f->refused);
+			udp_flow_end(f, f->refused ? "refused" : "ok", f->refused);
 	}
 }
 
@@ -608,7 +183,7 @@ void udp_pool_release(struct udp_pool *p, uint64_t cookie)
  * rest are in its statistics. */
 void udp_pool_dry(struct udp_pool *p, int family, const char *comm, uint32_t pid)
 {
-	time_t now = mono_sec();
+	time_t now = udp_mono_sec();
 
 	p->dry++;
 	if (now == p->last_dry_log)
@@ -622,7 +197,7 @@ void udp_pool_dry(struct udp_pool *p, int family, const char *comm, uint32_t pid
 
 void udp_pool_limited(struct udp_pool *p, const char *comm, uint32_t pid)
 {
-	time_t now = mono_sec();
+	time_t now = udp_mono_sec();
 
 	p->limited++;
 	if (now == p->last_limit_log)
@@ -642,7 +217,7 @@ static int slot_open(struct udp_pool *p, struct udp_slot *s, int family,
 	s->pool = p;
 	s->family = family;
 	s->port = 0;
-	slot_addr(s, &ss);
+	udp_slot_addr(s, &ss);
 	len = addr_len((struct sockaddr *)&ss);
 	s->fd = socket(family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (s->fd < 0)
@@ -668,26 +243,6 @@ fail:
 	return -1;
 }
 
-/* Whether sock_diag can name the owner of a sender: asked about one of
- * our own sockets, it must answer with that socket's cookie. */
-static int diag_works(struct udp_slot *s)
-{
-	struct sockaddr_storage local, any;
-	uint64_t want = 0, got = 0;
-	socklen_t l = sizeof(want);
-	int rc;
-
-	slot_addr(s, &local);
-	memset(&any, 0, sizeof(any));
-	any.ss_family = (sa_family_t)s->family;
-	if (getsockopt(s->fd, SOL_SOCKET, SO_COOKIE, &want, &l) < 0)
-		return -errno;
-	rc = sockdiag_udp_cookie((struct sockaddr *)&local, (struct sockaddr *)&any, &got);
-	if (rc < 0)
-		return rc;
-	return got == want ? 0 : -ESRCH;
-}
-
 /* Ports of a family kept for DNS: a sixteenth of the pool, at least one
  * once the pool has four. */
 static uint32_t dns_reserve(uint32_t per_family)
@@ -703,6 +258,7 @@ struct udp_pool *udp_pool_new(struct daemon *d, uint32_t per_family,
 	struct udp_pool *p = calloc(1, sizeof(*p));
 	struct timeval sec = { 1, 0 };
 	uint32_t reserve = dns_reserve(per_family);
+	struct sockaddr_storage ss;
 	size_t i;
 	int rc;
 
@@ -721,14 +277,15 @@ struct udp_pool *udp_pool_new(struct daemon *d, uint32_t per_family,
 			goto fail;
 	p->per_proc = d->opt->udp_per_proc;
 	d->bpf.skel->bss->udp_per_proc = p->per_proc;
-	rc = diag_works(&p->slots[0]);
+	udp_slot_addr(&p->slots[0], &ss);
+	rc = udp_owner_probe(p->slots[0].fd, (struct sockaddr *)&ss);
 	if (rc < 0) {
 		p->no_diag = 1;
 		log_warn("sock_diag cannot name the owner of a UDP socket (%s; is the "
 			 "udp_diag module available?): any local process that writes to a "
 			 "pool port first can take that flow", strerror(-rc));
 	}
-	p->last_orphan_scan = mono_sec();
+	p->last_orphan_scan = udp_mono_sec();
 	p->bcast = bcast_new(d);
 	p->sweep = event_new(d->base, -1, EV_PERSIST, on_sweep, p);
 	if (!p->sweep || event_add(p->sweep, &sec) < 0)
@@ -749,7 +306,7 @@ void udp_pool_free(struct udp_pool *p)
 		return;
 	udp_failopen(p->d);
 	while (p->active)
-		flow_end(p->active, p->active->refused ? "refused" : "ok",
+		udp_flow_end(p->active, p->active->refused ? "refused" : "ok",
 			 p->active->refused);
 	for (i = 0; p->slots && i < p->n_slots; i++) {
 		if (p->slots[i].ev)

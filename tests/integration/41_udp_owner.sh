@@ -62,6 +62,19 @@ t_hijack_connected() {
 		grep -q "pool port $port .*dropped: not the socket" "$TMP/daemon.err"
 }
 
+# Senders that exit right after their datagram (logger, socat, statsd
+# clients): the socket is gone before the daemon reads, the datagram is
+# still theirs and still goes out.
+t_fire_and_forget() {
+	restart_daemon --resolver $DEAD_RESOLVER || return 1
+	ran app_run fire1 "$P" udp4 sendto $ECHO4 fire-and-forget-unconnected || return 1
+	ran app_run fire2 "$P" udp4 connect $ECHO4 send fire-and-forget-connected-socket || return 1
+	expect "the unconnected sender's datagram did not reach the server" \
+		wait_for 5 grep -q "len=27\$" "$TMP/echo.log" || return 1
+	expect "the connected sender's datagram did not reach the server" \
+		wait_for 5 grep -q "len=32\$" "$TMP/echo.log"
+}
+
 # A connected socket idle for longer than --udp-timeout keeps its flow:
 # the second round trip works and getpeername still shows the peer.
 t_connected_outlives_timeout() {
@@ -161,7 +174,9 @@ t_ping_socket() {
 		grep -q '^icmp reply from \[2001:db8::10\]' "$TMP/ping6.out"
 }
 
-# Broadcast to the subnet goes direct, as --help says.
+# Broadcast to the subnet goes direct, as --help says, also on a subnet
+# added while the daemon runs (no prefix route: 192.0.2.0/24 stays routed
+# through the server).
 t_broadcast() {
 	restart_daemon --resolver $DEAD_RESOLVER || return 1
 	: >"$TMP/bcast.got"
@@ -170,7 +185,11 @@ t_broadcast() {
 	ran app_run bcast "$P" udp4 broadcast sendto 203.0.113.255:9999 hello-broadcast || return 1
 	expect "the broadcast was not sent: $(cat "$TMP/bcast.out")" grep -q '^send ok' "$TMP/bcast.out" || return 1
 	expect "the server namespace did not receive the broadcast" \
-		wait_for 5 grep -q hello-broadcast "$TMP/bcast.got"
+		wait_for 5 grep -q hello-broadcast "$TMP/bcast.got" || return 1
+	ip -n "$NS_S" addr add 192.0.2.201/24 dev eth0 noprefixroute &&
+	ip -n "$NS_C" addr add 192.0.2.200/24 dev eth0 noprefixroute || { WHY="cannot add 192.0.2.200/24"; return 1; }
+	expect "a broadcast to 192.0.2.255 (an address added later) did not reach the server" \
+		wait_for 5 eval 'app_run bcast2 "$P" udp4 broadcast sendto 192.0.2.255:9999 later-broadcast; sleep 0.2; grep -q later-broadcast "$TMP/bcast.got"'
 }
 
 # The daemon stops while an application holds a connected UDP socket: the
@@ -194,6 +213,7 @@ t_connected_fail_open() {
 # --- run -------------------------------------------------------------------------
 
 run_case hijack-connected t_hijack_connected
+run_case fire-and-forget t_fire_and_forget
 run_case connected-outlives-timeout t_connected_outlives_timeout
 run_case dns-reserve t_dns_reserve
 run_case per-process-bound t_per_process
