@@ -141,10 +141,20 @@ static void out_send(struct udp_flow *f, const void *data, size_t len)
  * passes once fds free up, and the flow need not stay refused for life. */
 static void connect_failed(struct udp_flow *f, const char *why)
 {
+	struct udp_pool *p = f->slot->pool;
+	char a[ADDR_STRLEN];
+
 	snprintf(f->why, sizeof(f->why), "%s", why);
 	f->refused = f->why;
 	f->retry_at = udp_mono_sec() + 1;
 	queue_drop(f);
+	if (p->last_connect_log != f->retry_at) {
+		p->last_connect_log = f->retry_at;
+		log_warn("UDP flow of %.16s (pid %u) to %s: %s; its datagrams are dropped, "
+			 "tried again on one a second later or more%s", f->rec.proc.comm,
+			 f->rec.proc.tgid, addr_str((struct sockaddr *)&f->t.addr, a, sizeof(a)),
+			 why, strstr(why, "Too many open files") ? " (raise the fd limit)" : "");
+	}
 }
 
 static void on_connected(int fd, const char *errmsg, void *arg)

@@ -69,6 +69,7 @@ struct udp_pool {
 	struct event *sweep;
 	time_t last_orphan_scan;
 	time_t last_dry_log, last_limit_log, last_queue_log, last_owner_log;
+	time_t last_connect_log;
 	uint64_t dry, limited, queue_drops, strangers;
 	size_t queued;               /* bytes held by all flows still connecting */
 	uint32_t per_proc;

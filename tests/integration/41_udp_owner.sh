@@ -14,7 +14,7 @@ P=$TOOLS/udpprobe
 
 setup_topology || finish
 setup_cgroup || finish
-if ! need dig ss socat "$TOOLS/echod" "$P"; then
+if ! need dig ss socat prlimit "$TOOLS/echod" "$P"; then
 	fail setup "$WHY"
 	finish
 fi
@@ -155,6 +155,39 @@ t_queue_bound() {
 		wait_for 5 grep -q 'queued.*dropped\|dropped.*queued' "$TMP/daemon.err"
 }
 
+# Out of fds, a new flow is refused (socket: EMFILE); once fds free up,
+# the same flow works on the application's next datagram.
+t_emfile_recovers() {
+	local nfd lim free
+	restart_daemon --resolver $DEAD_RESOLVER --udp-flows 8 || return 1
+	nfd=$(ls "/proc/$DAEMON_PID/fd" | wc -l)
+	stop_daemon || return 1
+	# The daemon under a hard fd limit, with a few fds to spare; a hog
+	# takes exactly those (an fd numbered above the limit does not count).
+	lim=$((nfd + 2))
+	printf '#!/bin/bash\nexec prlimit --nofile=%d:%d -- "%s" "$@"\n' $lim $lim "$SPROXY_BIN" >"$TMP/limited"
+	chmod +x "$TMP/limited"
+	SPROXY_BIN=$TMP/limited start_daemon --resolver $DEAD_RESOLVER --udp-flows 8 || return 1
+	free=$((lim - $(ls "/proc/$DAEMON_PID/fd" | awk -v l=$lim '$1 < l' | wc -l)))
+	expect "$free fds to spare, want 1 to 6" [ "$free" -ge 1 ] && [ "$free" -le 6 ] || return 1
+	start_bg fdhog app "$P" udp4 spray 203.0.113.10 7400 $free $free x ready wait "$TMP/fdhog.go" || return 1
+	expect "the fd hog did not get ready" wait_ready fdhog || return 1
+	start_bg emfile app "$P" -t 1 udp4 sendto $ECHO4 one recv ready wait "$TMP/emfile.go" \
+		sleep 1200 sendto $ECHO4 two recv || return 1
+	expect "the second app did not get ready" wait_ready emfile || return 1
+	touch "$TMP/fdhog.go"
+	expect "the fd hog did not finish" wait_for 10 eval '! alive $(cat "$TMP/fdhog.pid")' || return 1
+	sleep 0.5
+	touch "$TMP/emfile.go"
+	expect "the second app did not finish" wait_for 10 eval '! alive $(cat "$TMP/emfile.pid")' || return 1
+	expect "the flow refused for EMFILE stayed refused: $(tr '\n' ' ' <"$TMP/emfile.out")" \
+		grep -q "^reply from $ECHO4 text=$ECHO4 two" "$TMP/emfile.out" || return 1
+	expect "the first datagram was answered although the fds were taken" \
+		grep -q "^recv timeout" "$TMP/emfile.out" || return 1
+	expect "no log line names the fd limit" \
+		grep -q "Too many open files.*raise the fd limit" "$TMP/daemon.err"
+}
+
 # A ping socket (SOCK_DGRAM, IPPROTO_ICMP/ICMPV6, as iputils ping uses
 # without CAP_NET_RAW) is not UDP: the echo request reaches the server,
 # not a pool port on 127.0.0.1 (which would answer it too).
@@ -219,6 +252,7 @@ run_case dns-reserve t_dns_reserve
 run_case per-process-bound t_per_process
 run_case dry-burst-refills t_dry_burst
 run_case queue-bound t_queue_bound
+run_case emfile-recovers t_emfile_recovers
 run_case ping-socket t_ping_socket
 run_case broadcast-direct t_broadcast
 run_case connected-fail-open t_connected_fail_open
