@@ -130,7 +130,11 @@ t_dry_burst() {
 	touch "$TMP/holder.go"
 	expect "the holder did not finish" wait_for 10 eval '! alive $(cat "$TMP/holder.pid")' || return 1
 	expect "the pool did not refill after the holder closed: $(cat "$TMP/refill.out" 2>/dev/null)" \
-		wait_for 10 eval 'app_run refill "$P" -t 1 udp4 sendto $ECHO4 again recv && grep -q "^reply from $ECHO4 " "$TMP/refill.out"'
+		wait_for 10 eval 'app_run refill "$P" -t 1 udp4 sendto $ECHO4 again recv && grep -q "^reply from $ECHO4 " "$TMP/refill.out"' || return 1
+	# 3000 refusals in about 3 s: a few events, the rest only counted.
+	stop_daemon || return 1
+	expect "the statistics count no dry event held back: $(grep -o 'UDP pool dry.*' "$TMP/daemon.err")" \
+		grep -q "UDP events not sent (rate limit) [1-9][0-9][0-9]" "$TMP/daemon.err"
 }
 
 # Flows waiting for a name that does not resolve hold bounded memory: 64
