@@ -144,6 +144,7 @@ static int dump_family(int fd, int family, struct udp_sock_info **v, size_t *n, 
 			}
 			(*v)[*n].cookie = msg_cookie(m);
 			(*v)[*n].inode = m->idiag_inode;
+			(*v)[*n].peer_port = ntohs(m->id.idiag_dport);
 			(*n)++;
 		}
 	}

@@ -10,6 +10,7 @@
 struct udp_sock_info {
 	uint64_t cookie;
 	uint32_t inode;
+	uint16_t peer_port;   /* host order; 0: not connected */
 };
 
 /* The cookie of the UDP socket whose local address is `local` and that

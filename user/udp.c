@@ -100,6 +100,7 @@ static void scan_orphans(struct udp_pool *p)
 		void *prev = NULL;
 
 		while (n < 256 && n_gone < 256 && bpf_map_get_next_key(fd, prev, &next) == 0) {
+			const struct udp_sock_info *s;
 			struct sproxy_flow rec;
 			struct udp_slot *slot;
 			int dead;
@@ -109,9 +110,17 @@ static void scan_orphans(struct udp_pool *p)
 			if (bpf_map_lookup_elem(fd, &key, &rec) < 0 ||
 			    !(slot = slot_of(p, family, key)))
 				continue;
-			/* Handed out after the dump began: not in it yet. */
+			/* Handed out after the dump began: not in it yet.  A
+			 * connected socket that connected elsewhere since (or
+			 * disconnected) is done with this port; a second of
+			 * grace covers a connect() whose hook ran but that has
+			 * not set the peer yet. */
+			s = known && rec.generation < now ?
+			    sockdiag_find(alive, n_alive, rec.cookie) : NULL;
 			dead = known && rec.generation < now &&
-			       !sockdiag_find(alive, n_alive, rec.cookie);
+			       (!s || ((rec.flags & SPROXY_FLOW_CONNECTED) &&
+				       s->peer_port != key &&
+				       now - rec.generation > 1000000000ull));
 			if (slot->flow && dead)
 				gone[n_gone++] = slot;
 			else if (!slot->flow && (dead || (!(rec.flags & SPROXY_FLOW_CONNECTED) &&

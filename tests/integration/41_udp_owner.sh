@@ -28,6 +28,18 @@ pool_peer() {
 	in_client ss -Huan | awk -v lp=":$1" '$4 ~ lp"$" && $5 ~ /^127\.0\.0\.1:/ { sub(/.*:/, "", $5); print $5; exit }'
 }
 
+# tries N CMD...: CMD until it succeeds, at most N times (CMD bounds its own
+# time; wait_for counts 0.1 s steps, not attempts).
+tries() {
+	local n=$1 i
+	shift
+	for ((i = 0; i < n; i++)); do
+		"$@" >/dev/null 2>&1 && return 0
+		sleep 0.3
+	done
+	return 1
+}
+
 # wait_ready NAME: the background udpprobe NAME printed "ready".
 wait_ready() { wait_for 10 grep -q '^ready' "$TMP/$1.out"; }
 
@@ -88,6 +100,18 @@ t_connected_outlives_timeout() {
 		grep -q "^peer=$ECHO4$" "$TMP/idle.out"
 }
 
+# A connected socket that connects elsewhere is done with its first pool
+# port: that port goes back to the pool, although the socket lives on.
+t_reconnect_frees_port() {
+	restart_daemon --resolver $DEAD_RESOLVER --udp-flows 2 --udp-timeout 2 || return 1
+	start_bg mover app "$P" udp4 connect $ECHO4 send first recv connect 203.0.113.10:9 \
+		send second ready wait "$TMP/mover.go" || return 1
+	expect "the mover did not get ready: $(cat "$TMP/mover.out")" wait_ready mover || return 1
+	expect "no flow for another process while the mover holds one port: $(cat "$TMP/other.out" 2>/dev/null)" \
+		tries 8 eval 'app_run other "$P" -t 1 udp4 sendto $ECHO4 other recv && grep -q "^reply from $ECHO4 " "$TMP/other.out"' || { touch "$TMP/mover.go"; return 1; }
+	touch "$TMP/mover.go"
+}
+
 # Four processes each try two flows with a pool of 4: they cannot take the
 # ports DNS needs. dig (a UDP flow to port 53) still gets its answer.
 t_dns_reserve() {
@@ -130,7 +154,7 @@ t_dry_burst() {
 	touch "$TMP/holder.go"
 	expect "the holder did not finish" wait_for 10 eval '! alive $(cat "$TMP/holder.pid")' || return 1
 	expect "the pool did not refill after the holder closed: $(cat "$TMP/refill.out" 2>/dev/null)" \
-		wait_for 10 eval 'app_run refill "$P" -t 1 udp4 sendto $ECHO4 again recv && grep -q "^reply from $ECHO4 " "$TMP/refill.out"' || return 1
+		tries 8 eval 'app_run refill "$P" -t 1 udp4 sendto $ECHO4 again recv && grep -q "^reply from $ECHO4 " "$TMP/refill.out"' || return 1
 	# 3000 refusals in about 3 s: a few events, the rest only counted.
 	stop_daemon || return 1
 	expect "the statistics count no dry event held back: $(grep -o 'UDP pool dry.*' "$TMP/daemon.err")" \
@@ -226,25 +250,35 @@ t_broadcast() {
 	ip -n "$NS_S" addr add 192.0.2.201/24 dev eth0 noprefixroute &&
 	ip -n "$NS_C" addr add 192.0.2.200/24 dev eth0 noprefixroute || { WHY="cannot add 192.0.2.200/24"; return 1; }
 	expect "a broadcast to 192.0.2.255 (an address added later) did not reach the server" \
-		wait_for 5 eval 'app_run bcast2 "$P" udp4 broadcast sendto 192.0.2.255:9999 later-broadcast; sleep 0.2; grep -q later-broadcast "$TMP/bcast.got"'
+		tries 5 eval 'app_run bcast2 "$P" udp4 broadcast sendto 192.0.2.255:9999 later-broadcast; sleep 0.5; grep -q later-broadcast "$TMP/bcast.got"'
 }
 
-# The daemon stops while an application holds a connected UDP socket: the
-# application's next datagram reaches its peer directly.
+# The daemon stops while applications hold connected UDP sockets (IPv4,
+# and a dual-stack socket connected to an IPv4-mapped peer): their next
+# datagrams reach their peers directly, and getpeername names the peer.
 t_connected_fail_open() {
+	local k
 	restart_daemon --resolver $DEAD_RESOLVER || return 1
-	start_bg keeper app "$P" udp4 connect $ECHO4 send before recv ready wait "$TMP/keeper.go" \
+	start_bg keeper4 app "$P" udp4 connect $ECHO4 send before recv ready wait "$TMP/keeper.go" \
 		send after recv peer || return 1
-	expect "the keeper did not get ready: $(cat "$TMP/keeper.out")" wait_ready keeper || return 1
-	expect "first round trip failed: $(cat "$TMP/keeper.out")" \
-		grep -q "^reply from $ECHO4 text=$ECHO4 before" "$TMP/keeper.out" || return 1
+	start_bg keeper6 app "$P" udp6 connect "[::ffff:203.0.113.10]:7" send before recv ready \
+		wait "$TMP/keeper.go" send after recv peer || return 1
+	for k in keeper4 keeper6; do
+		expect "$k did not get ready: $(cat "$TMP/$k.out")" wait_ready $k || return 1
+		expect "$k: first round trip failed: $(cat "$TMP/$k.out")" \
+			grep -q "text=$ECHO4 before" "$TMP/$k.out" || return 1
+	done
 	stop_daemon || return 1
 	touch "$TMP/keeper.go"
-	expect "the keeper did not finish" wait_for 10 eval '! alive $(cat "$TMP/keeper.pid")' || return 1
-	expect "after the daemon stopped: $(sed -n '/^ready/,$p' "$TMP/keeper.out" | tr '\n' ' ')" \
-		grep -q "^reply from $ECHO4 text=$ECHO4 after" "$TMP/keeper.out" || return 1
-	expect "getpeername after the daemon stopped: $(tail -n 1 "$TMP/keeper.out")" \
-		grep -q "^peer=$ECHO4$" "$TMP/keeper.out"
+	for k in keeper4 keeper6; do
+		expect "$k did not finish" wait_for 10 eval '! alive $(cat "$TMP/$k.pid")' || return 1
+		expect "$k after the daemon stopped: $(sed -n '/^ready/,$p' "$TMP/$k.out" | tr '\n' ' ')" \
+			grep -q "text=$ECHO4 after" "$TMP/$k.out" || return 1
+		expect "$k: getpeername after the daemon stopped: $(tail -n 1 "$TMP/$k.out")" \
+			grep -q "^peer=\(\[::ffff:\)\?203.0.113.10\]\?:7$" "$TMP/$k.out" || return 1
+	done
+	expect "no log line says the connected sockets were sent direct" \
+		grep -q "2 connected UDP sockets now reach their peers directly, 0 not" "$TMP/daemon.err"
 }
 
 # --- run -------------------------------------------------------------------------
@@ -252,6 +286,7 @@ t_connected_fail_open() {
 run_case hijack-connected t_hijack_connected
 run_case fire-and-forget t_fire_and_forget
 run_case connected-outlives-timeout t_connected_outlives_timeout
+run_case reconnect-frees-port t_reconnect_frees_port
 run_case dns-reserve t_dns_reserve
 run_case per-process-bound t_per_process
 run_case dry-burst-refills t_dry_burst
