@@ -182,8 +182,14 @@ void udp_pool_release(struct udp_pool *p, uint64_t cookie)
 
 	for (f = p->active; f; f = next) {
 		next = f->next;
-		/* Answers still in flight go nowhere now. */
-		if (f->rec.cookie == cookie)
+		/* Answers still in flight go nowhere now; datagrams that
+		 * wait for the outbound socket (a sender that exits right
+		 * after sending) still go out first. */
+		if (f->rec.cookie != cookie)
+			continue;
+		if (f->creq && f->q)
+			f->closing = 1;
+		else
 			udp_flow_end(f, f->refused ? "refused" : "ok", f->refused);
 	}
 }

@@ -165,6 +165,8 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 	f->creq = NULL;
 	if (fd < 0) {
 		connect_failed(f, errmsg);
+		if (f->closing)
+			udp_flow_end(f, "refused", f->refused);
 		return;
 	}
 	f->out_fd = fd;
@@ -172,11 +174,16 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 			      on_out_read, f);
 	if (!f->out_ev || event_add(f->out_ev, NULL) < 0) {
 		f->refused = "out of memory";
+		queue_drop(f);
+		if (f->closing)
+			udp_flow_end(f, "refused", f->refused);
 		return;
 	}
 	for (q = f->q; q; q = q->next)
 		out_send(f, q->data, q->len);
 	queue_drop(f);
+	if (f->closing)
+		udp_flow_end(f, "ok", NULL);
 }
 
 static void connect_start(struct udp_flow *f)

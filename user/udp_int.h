@@ -51,6 +51,7 @@ struct udp_flow {
 	struct event *out_ev;
 	struct connect_req *creq;
 	time_t retry_at;             /* set: the connector failed; try again then */
+	int closing;                 /* the application closed; end once sent */
 	struct queued *q, **qtail;
 	int nq;
 	size_t qbytes;
