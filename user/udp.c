@@ -204,7 +204,7 @@ void udp_pool_dry(struct udp_pool *p, int family, const char *comm, uint32_t pid
 	if (now == p->last_dry_log)
 		return;
 	p->last_dry_log = now;
-	log_warn("UDP pool for %s is dry: %zu flows open; a datagram of %.16s "
+	log_warn("UDP pool for %s is dry: %zu flows open; a datagram of %s "
 		 "(pid %u) was refused (the DNS reserve is kept for port 53); raise "
 		 "--udp-flows or lower --udp-timeout", family == AF_INET ? "IPv4" : "IPv6",
 		 p->n_active, comm, pid);
@@ -218,7 +218,7 @@ void udp_pool_limited(struct udp_pool *p, const char *comm, uint32_t pid)
 	if (now == p->last_limit_log)
 		return;
 	p->last_limit_log = now;
-	log_warn("UDP flow of %.16s (pid %u) refused: the process holds its share "
+	log_warn("UDP flow of %s (pid %u) refused: the process holds its share "
 		 "of the pool (--udp-flows-per-process %u)", comm, pid, p->per_proc);
 }
 
@@ -286,10 +286,21 @@ struct udp_pool *udp_pool_new(struct daemon *d, uint32_t per_family,
 		goto oom;
 	for (i = 0; i < p->n_slots; i++)
 		p->slots[i].fd = -1;
-	for (i = 0; i < p->n_slots; i++)
+	for (i = 0; i < p->n_slots; i++) {
 		if (slot_open(p, &p->slots[i], i < per_family ? AF_INET : AF_INET6,
-			      i % per_family >= per_family - reserve, err, errlen) < 0)
-			goto fail;
+			      i % per_family >= per_family - reserve, err, errlen) == 0)
+			continue;
+		/* No IPv6 loopback here (disable_ipv6): an IPv4-only pool. */
+		if (i == per_family && (errno == EADDRNOTAVAIL || errno == EAFNOSUPPORT)) {
+			log_warn("%s; IPv6 UDP will not be captured", err);
+			if (p->slots[i].fd >= 0)
+				close(p->slots[i].fd);
+			p->slots[i].fd = -1;
+			p->n_slots = per_family;
+			break;
+		}
+		goto fail;
+	}
 	p->per_proc = d->opt->udp_per_proc;
 	d->bpf.skel->bss->udp_per_proc = p->per_proc;
 	udp_slot_addr(&p->slots[0], &ss);

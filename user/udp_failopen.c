@@ -117,7 +117,7 @@ void udp_failopen(struct daemon *d)
 {
 	struct udp_sock_info *socks = NULL;
 	size_t n_socks = 0, done = 0, failed = 0;
-	char a[ADDR_STRLEN];
+	char a[ADDR_STRLEN], comm[SPROXY_COMM_LEN + 1];
 	int fam, rc;
 
 	if (!d->bpf.skel)
@@ -157,10 +157,11 @@ void udp_failopen(struct daemon *d)
 				continue;
 			}
 			failed++;
-			log_warn("connected UDP socket of %.16s (pid %u) to %s still points at "
+			log_warn("connected UDP socket of %s (pid %u) to %s still points at "
 				 "pool port %u, which closes: %s; the application sees errors "
-				 "until it reconnects", rec.proc.comm, rec.proc.tgid,
-				 addr_str((struct sockaddr *)&dst, a, sizeof(a)), key, strerror(-rc));
+				 "until it reconnects",
+				 log_escape(comm, sizeof(comm), rec.proc.comm, SPROXY_COMM_LEN),
+				 rec.proc.tgid, addr_str((struct sockaddr *)&dst, a, sizeof(a)), key, strerror(-rc));
 		}
 	}
 	free(socks);

@@ -21,6 +21,9 @@
 
 static uint8_t dgram[MAX_DGRAM];
 
+/* A process's name, made safe for the log (it chose the bytes). */
+#define COMM(proc) log_escape(comm, sizeof(comm), (proc).comm, SPROXY_COMM_LEN)
+
 time_t udp_mono_sec(void)
 {
 	struct timespec ts;
@@ -142,7 +145,7 @@ static void out_send(struct udp_flow *f, const void *data, size_t len)
 static void connect_failed(struct udp_flow *f, const char *why)
 {
 	struct udp_pool *p = f->slot->pool;
-	char a[ADDR_STRLEN];
+	char a[ADDR_STRLEN], comm[SPROXY_COMM_LEN + 1];
 
 	snprintf(f->why, sizeof(f->why), "%s", why);
 	f->refused = f->why;
@@ -150,8 +153,8 @@ static void connect_failed(struct udp_flow *f, const char *why)
 	queue_drop(f);
 	if (p->last_connect_log != f->retry_at) {
 		p->last_connect_log = f->retry_at;
-		log_warn("UDP flow of %.16s (pid %u) to %s: %s; its datagrams are dropped, "
-			 "tried again on one a second later or more%s", f->rec.proc.comm,
+		log_warn("UDP flow of %s (pid %u) to %s: %s; its datagrams are dropped, "
+			 "tried again on one a second later or more%s", COMM(f->rec.proc),
 			 f->rec.proc.tgid, addr_str((struct sockaddr *)&f->t.addr, a, sizeof(a)),
 			 why, strstr(why, "Too many open files") ? " (raise the fd limit)" : "");
 	}
@@ -233,7 +236,8 @@ static void dns_in(struct udp_flow *f, const uint8_t *data, size_t len)
 		return;
 	dq->flow = f;
 	dq->starting = 1;
-	dq->p = dns_server_query(f->slot->pool->d->dns, data, len, 0, on_dns_reply, dq);
+	dq->p = dns_server_query_from(f->slot->pool->d->dns, f->rec.proc.tgid, data, len, 0,
+				      on_dns_reply, dq);
 	if (!dq->starting) {     /* already answered */
 		free(dq);
 		return;
@@ -271,7 +275,7 @@ static int from_owner(struct udp_slot *slot, const struct sockaddr_storage *from
 {
 	struct udp_pool *p = slot->pool;
 	struct sockaddr_storage pool;
-	char a[ADDR_STRLEN];
+	char a[ADDR_STRLEN], comm[SPROXY_COMM_LEN + 1];
 	time_t now;
 	int err;
 
@@ -285,8 +289,8 @@ static int from_owner(struct udp_slot *slot, const struct sockaddr_storage *from
 	if (now != p->last_owner_log) {
 		p->last_owner_log = now;
 		log_warn("UDP datagram to pool port %u from %s dropped: not the socket of "
-			 "%.16s (pid %u) the port was handed to%s%s (%llu so far)", slot->port,
-			 addr_str((const struct sockaddr *)from, a, sizeof(a)), rec->proc.comm,
+			 "%s (pid %u) the port was handed to%s%s (%llu so far)", slot->port,
+			 addr_str((const struct sockaddr *)from, a, sizeof(a)), COMM(rec->proc),
 			 rec->proc.tgid, err ? "; sock_diag: " : "", err ? strerror(-err) : "",
 			 (unsigned long long)p->strangers);
 	}
@@ -347,7 +351,7 @@ static void enqueue(struct udp_flow *f, const uint8_t *data, size_t n)
 {
 	struct udp_pool *p = f->slot->pool;
 	struct queued *q;
-	char a[ADDR_STRLEN];
+	char a[ADDR_STRLEN], comm[SPROXY_COMM_LEN + 1];
 	time_t now;
 
 	if (f->nq >= MAX_QUEUED)
@@ -357,9 +361,9 @@ static void enqueue(struct udp_flow *f, const uint8_t *data, size_t n)
 		now = udp_mono_sec();
 		if (now != p->last_queue_log) {
 			p->last_queue_log = now;
-			log_warn("UDP datagram of %.16s (pid %u) to %s dropped: %zu bytes "
+			log_warn("UDP datagram of %s (pid %u) to %s dropped: %zu bytes "
 				 "already queued for flows still connecting or resolving "
-				 "(at most %u; %llu dropped so far)", f->rec.proc.comm,
+				 "(at most %u; %llu dropped so far)", COMM(f->rec.proc),
 				 f->rec.proc.tgid, addr_str((struct sockaddr *)&f->t.addr, a, sizeof(a)),
 				 p->queued, MAX_QUEUED_BYTES, (unsigned long long)p->queue_drops);
 		}
