@@ -142,6 +142,16 @@ t_per_process() {
 		grep -q "^reply from $ECHO4 " "$TMP/modest.out"
 }
 
+# A bad value is a usage error (exit 2) that names the option.
+t_per_process_bad() {
+	local rc
+	"$SPROXY_BIN" attach "$CG" --udp-flows-per-process lots >"$TMP/bad.out" 2>&1
+	rc=$?
+	expect "exit $rc for --udp-flows-per-process lots, want 2: $(head -n 1 "$TMP/bad.out")" [ $rc = 2 ] || return 1
+	expect "the message does not name the option: $(head -n 1 "$TMP/bad.out")" \
+		grep -q -- "--udp-flows-per-process wants a decimal number" "$TMP/bad.out"
+}
+
 # A burst of refused datagrams while the pool is dry does not keep the
 # pool dry once the flows that held it close.
 t_dry_burst() {
@@ -289,6 +299,7 @@ run_case connected-outlives-timeout t_connected_outlives_timeout
 run_case reconnect-frees-port t_reconnect_frees_port
 run_case dns-reserve t_dns_reserve
 run_case per-process-bound t_per_process
+run_case per-process-bad-value t_per_process_bad
 run_case dry-burst-refills t_dry_burst
 run_case queue-bound t_queue_bound
 run_case emfile-recovers t_emfile_recovers
