@@ -291,6 +291,24 @@ t_connected_fail_open() {
 		grep -q "2 connected UDP sockets now reach their peers directly, 0 not" "$TMP/daemon.err"
 }
 
+# Killed (SIGKILL), the daemon cannot hand the socket over, and README
+# says what the application sees: ECONNREFUSED on its next datagram; a
+# plain connect() again fails (EINVAL: the socket's source address is
+# still 127.0.0.1); after a disconnect (AF_UNSPEC) it connects and reaches
+# the peer directly.
+t_connected_sigkill() {
+	restart_daemon --resolver $DEAD_RESOLVER || return 1
+	start_bg killed app "$P" udp4 connect $ECHO4 send before recv ready wait "$TMP/killed.go" \
+		send after recv connect $ECHO4 disconnect connect $ECHO4 send again recv || return 1
+	expect "the app did not get ready: $(cat "$TMP/killed.out")" wait_ready killed || return 1
+	kill_daemon
+	touch "$TMP/killed.go"
+	expect "the app did not finish" wait_for 10 eval '! alive $(cat "$TMP/killed.pid")' || return 1
+	sed -n '/^ready/,$p' "$TMP/killed.out" | tr '\n' ' ' >"$TMP/killed.seen"
+	expect "after SIGKILL the app saw: $(cat "$TMP/killed.seen")" \
+		grep -q "^ready send ok recv error=Connection refused connect error=Invalid argument disconnect ok connect ok send ok reply from $ECHO4 text=$ECHO4 again" "$TMP/killed.seen"
+}
+
 # --- run -------------------------------------------------------------------------
 
 run_case hijack-connected t_hijack_connected
@@ -306,5 +324,6 @@ run_case emfile-recovers t_emfile_recovers
 run_case ping-socket t_ping_socket
 run_case broadcast-direct t_broadcast
 run_case connected-fail-open t_connected_fail_open
+run_case connected-after-sigkill t_connected_sigkill
 [ -n "$DAEMON_PID" ] && { stop_daemon || fail final-stop "$WHY" "$TMP/daemon.err"; }
 finish

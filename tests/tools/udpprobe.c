@@ -8,6 +8,7 @@
  * KIND: udp4, udp6 (dual-stack), icmp4, icmp6 (ping sockets).
  * STEPs, run in order on the one socket:
  *   connect ADDR:PORT     connect(); prints "connect ok" or "connect error=E"
+ *   disconnect            connect() to AF_UNSPEC
  *   send TEXT             send() on the connected socket
  *   sendto ADDR:PORT TEXT sendto()
  *   spray ADDR PORT P N TEXT
@@ -176,6 +177,13 @@ int main(int argc, char **argv)
 				printf("connect error=%s\n", strerror(errno));
 			else
 				printf("connect ok\n"), connected = 1;
+		} else if (!strcmp(s, "disconnect")) {
+			struct sockaddr un = { .sa_family = AF_UNSPEC };
+
+			if (connect(fd, &un, sizeof(un)) < 0)
+				printf("disconnect error=%s\n", strerror(errno));
+			else
+				printf("disconnect ok\n");
 		} else if (!strcmp(s, "send")) {
 			NEED(1);
 			do_send(fd, NULL, 0, argv[i], strlen(argv[i]), "send");
