@@ -15,6 +15,7 @@
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
+"       sproxy-bpf run [OPTION]... [--user NAME] [--cgroup-parent CGROUP] -- CMD [ARG]...\n"
 "       sproxy-bpf --help | --version\n"
 "\n"
 "Sends every TCP connection and UDP datagram of the processes in CGROUP (a\n"
@@ -27,6 +28,16 @@ static const char usage_text[] =
 "READY=1 to $NOTIFY_SOCKET when set (systemd Type=notify).  SIGHUP reopens the\n"
 "--log file.  Captures the cgroup's processes in the daemon's own network\n"
 "namespace.  Needs Linux 5.18 or later.\n"
+"\n"
+"run makes a cgroup of its own, <cg2>/sproxy-bpf.run/<pid>, captures it as\n"
+"attach would, then runs CMD there as the invoking user (SUDO_UID/SUDO_GID or\n"
+"PKEXEC_UID; root only with --user root), on the terminal, passing signals on.\n"
+"It lives until CMD and every process CMD started have exited, then detaches,\n"
+"removes the cgroup and exits with CMD's status (128+N for signal N).  Without\n"
+"--listen it listens on a free port, so several runs go side by side.  Every\n"
+"option of attach applies; run's own:\n"
+"      --user NAME|UID        run CMD as this user\n"
+"      --cgroup-parent CGROUP make the run's cgroup below CGROUP instead\n"
 "\n"
 "Options:\n"
 "  -l, --listen ADDR:PORT     TCP listener; repeatable (default 127.0.0.1:3333\n"
@@ -82,7 +93,8 @@ static const char usage_text[] =
 "Exit status: 0 stopped by SIGINT/SIGTERM (everything detached); 1 a runtime\n"
 "failure (kernel too old, BPF load or attach, listening); 2 a usage error or a\n"
 "bad value (named in the message; nothing was loaded); 3 CGROUP was removed\n"
-"while captured (without --reattach).\n";
+"while captured (without --reattach).  run exits with CMD's status, or with\n"
+"one of these when CMD could not be started.\n";
 
 static void usage_error(const char *fmt, const char *arg)
 {
@@ -135,12 +147,15 @@ static unsigned long number(const char *s, const char *opt, unsigned long min,
 	return number_base(s, opt, 0, min, max);
 }
 
+static int is_run;          /* the command is run */
+
 static void parse(int argc, char **argv, struct options *o)
 {
 	enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
 	       O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
 	       O_FSTORE, O_FEXCL, O_FTTL,
-	       O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT };
+	       O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
+	       O_USER, O_CGPARENT };
 	static const struct option lo[] = {
 		{ "listen", required_argument, 0, 'l' },
 		{ "bypass", required_argument, 0, 'b' },
@@ -165,6 +180,8 @@ static void parse(int argc, char **argv, struct options *o)
 		{ "header-timeout", required_argument, 0, O_HDRTIMEOUT },
 		{ "header-budget", required_argument, 0, O_HDRBUDGET },
 		{ "idle-timeout", required_argument, 0, O_IDLETIMEOUT },
+		{ "user", required_argument, 0, O_USER },
+		{ "cgroup-parent", required_argument, 0, O_CGPARENT },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
@@ -181,7 +198,8 @@ static void parse(int argc, char **argv, struct options *o)
 	o->tag = TAG_DEFAULT;
 	o->header_timeout = 30;
 	o->header_budget = 16384 * 1024;
-	while ((c = getopt_long(argc, argv, "l:b:vhV", lo, NULL)) != -1) {
+	/* run: options end at CMD, whose own options are its own. */
+	while ((c = getopt_long(argc, argv, is_run ? "+l:b:vhV" : "l:b:vhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'l':
 			if (o->n_listen == 8)
@@ -268,6 +286,13 @@ static void parse(int argc, char **argv, struct options *o)
 		case O_IDLETIMEOUT:
 			o->idle_timeout = (unsigned)number(optarg, "--idle-timeout", 0, 7 * 86400);
 			break;
+		case O_USER:
+		case O_CGPARENT:
+			if (!is_run)
+				usage_error("%s is an option of run", c == O_USER ? "--user" :
+					    "--cgroup-parent");
+			*(c == O_USER ? &o->run_user : &o->run_parent) = optarg;
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);
@@ -292,6 +317,15 @@ void cli_parse(int argc, char **argv, struct options *o)
 	if (argc < 2) {
 		fputs(usage_text, stderr);
 		exit(EXIT_USAGE);
+	}
+	if (strcmp(argv[1], "run") == 0) {
+		is_run = 1;
+		optind = 2;
+		parse(argc, argv, o);
+		if (optind >= argc)
+			usage_error("run needs a command: sproxy-bpf run [OPTION]... -- CMD [ARG]...%s", "");
+		o->run_argv = argv + optind;
+		return;
 	}
 	if (strcmp(argv[1], "attach") != 0)
 		usage_error("unknown command '%s'", argv[1]);

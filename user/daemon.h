@@ -43,6 +43,9 @@ struct options {
 	unsigned idle_timeout;        /* seconds without a byte either way; 0 = none */
 	size_t header_budget;         /* bytes of header buffers, all connections */
 	const char *tag;              /* User-Agent tag template; NULL = off */
+	char *const *run_argv;        /* run: CMD and its arguments; NULL: attach */
+	const char *run_user;         /* run --user: NAME or uid */
+	const char *run_parent;       /* run --cgroup-parent */
 };
 
 struct daemon {
