@@ -4,7 +4,8 @@
 #     with --user root, refused otherwise), captured from its first
 #     connection, named in the log (comm, uid, its own cgroup);
 #   CMD's stdout is CMD's alone; the exit status is CMD's, 128+N for a
-#     signal; a signal sent to run reaches CMD;
+#     signal; a signal sent to run reaches CMD; on a terminal, Ctrl-C
+#     reaches CMD once, and run waits for it;
 #   a CMD that leaves a child behind: capture goes on until the child is
 #     gone; a static binary (busybox wget) is captured;
 #   two runs at once, each with its own cgroup and listener port;
@@ -233,6 +234,29 @@ t_two_at_once() {
 	gone twoa && gone twob
 }
 
+# On a terminal (script(1) makes one), Ctrl-C goes to the foreground
+# process group, CMD and run alike: CMD (which traps it and exits 9) gets
+# it, run does not stop for it, nor pass it on a second time (which the
+# kernel may merge with the first: not asserted), and detaches after.
+t_ctrl_c() {
+	local ts=$TMP/tty.typescript inner rc
+	need script || return 1
+	: >"$ts"
+	inner="nsenter --net=/run/netns/$NS_C env -u SUDO_UID -u SUDO_GID -u PKEXEC_UID ${SUDO_ENV[*]} \
+		$SPROXY_BIN run --cgroup-parent $PARENT --log $TMP/tty.log -- \
+		sh -c 'trap \"echo got-int | tr a-z A-Z; exit 9\" INT; echo armed; read x'"
+	{
+		wait_for 10 grep -q armed "$ts"
+		printf '\003'
+		sleep 5
+	} | timeout 30 script -qfec "$inner" "$ts" >/dev/null 2>&1
+	rc=$?
+	expect "under a terminal, run exited with $rc after Ctrl-C, want CMD's 9: $(tail -n 2 "$ts" | tr '\r\n' '  ')" \
+		[ "$rc" = 9 ] || return 1
+	expect "CMD got SIGINT $(grep -c GOT-INT "$ts") times, want once" [ "$(grep -c GOT-INT "$ts")" = 1 ] || return 1
+	expect "left a cgroup below $PARENT: $(ls -d "$PARENT"/*/ 2>/dev/null)" [ -z "$(ls -d "$PARENT"/*/ 2>/dev/null)" ]
+}
+
 t_default_parent() {
 	srun dflt -- curl -sS -m 10 -o /dev/null "http://$V4:8080/run-default"
 	rc_is dflt 0 || return 1
@@ -249,5 +273,6 @@ run_case signal_passed_on t_signal_passed_on
 run_case child_outlives_cmd t_child_outlives_cmd
 run_case static_busybox t_static_busybox
 run_case two_at_once t_two_at_once
+run_case ctrl_c t_ctrl_c
 run_case default_parent t_default_parent
 finish
