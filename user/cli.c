@@ -15,7 +15,7 @@
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
-"       sproxy-bpf run [OPTION]... [--user NAME] [--cgroup-parent CGROUP] -- CMD [ARG]...\n"
+"       sproxy-bpf run [OPTION]... -- CMD [ARG]...\n"
 "       sproxy-bpf --help | --version\n"
 "\n"
 "Sends every TCP connection and UDP datagram of the processes in CGROUP (a\n"
@@ -34,8 +34,9 @@ static const char usage_text[] =
 "PKEXEC_UID; root only with --user root), on the terminal, passing signals on.\n"
 "It lives until CMD and every process CMD started have exited, then detaches,\n"
 "removes the cgroup and exits with CMD's status (128+N for signal N).  Without\n"
-"--listen it listens on a free port, so several runs go side by side.  Every\n"
-"option of attach applies; run's own:\n"
+"--listen it listens on a free port, so several runs go side by side.  Its\n"
+"messages and the connection log go to stderr (or --log), never to CMD's\n"
+"stdout.  Every option of attach applies; run's own:\n"
 "      --user NAME|UID        run CMD as this user\n"
 "      --cgroup-parent CGROUP make the run's cgroup below CGROUP instead\n"
 "\n"

@@ -137,7 +137,11 @@ t_stdout_is_cmds() {
 	rc_is ids 0 || return 1
 	expect "stdout is '$(tr '\n' ' ' <"$TMP/ids.out")', want '$NOBODY $NOBODY' and nothing else" \
 		[ "$(tr '\n' ' ' <"$TMP/ids.out")" = "$NOBODY $NOBODY " ] || return 1
-	gone ids
+	gone ids || return 1
+	# Without "--", run's options still end at CMD: -u is id's.
+	srun idu --cgroup-parent "$PARENT" id -u
+	rc_is idu 0 || return 1
+	expect "'run id -u' printed '$(cat "$TMP/idu.out")'" [ "$(cat "$TMP/idu.out")" = "$NOBODY" ]
 }
 
 t_user_option() {
