@@ -155,7 +155,9 @@ static void on_resolved(int err, const char *errmsg, const struct sockaddr *addr
 	/* An app that took the name's IPv6 fake address still reaches a name
 	 * with only IPv4 addresses (and the other way round): the leg to the
 	 * server is ours to choose. */
-	if ((err || !addr) && !r->other_tried) {
+	/* An answer refused by policy (a private address, a resolver loop)
+	 * is the reason to report, not the other family's. */
+	if ((err || !addr) && !r->other_tried && err != EACCES && err != ELOOP) {
 		r->other_tried = 1;
 		if (start_resolve(r, r->family == AF_INET6 ? AF_INET : AF_INET6) == 0)
 			return;

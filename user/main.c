@@ -24,6 +24,7 @@
 #include "preflight.h"
 #include "proxy.h"
 #include "resolvconf.h"
+#include "rules.h"
 #include "run.h"
 #include "sproxy.skel.h"
 #include "sysenv.h"
@@ -114,6 +115,7 @@ static int enter_proxy_cgroup(struct run *r)
 static int start_dns(struct run *r)
 {
 	const struct options *o = r->d.opt;
+	struct dns_range byp[256];
 	struct dns_config dc = {
 		.fakeip_enabled = !o->disable_fakeip,
 		.v4_range = o->fakeip_range[0],
@@ -126,7 +128,16 @@ static int start_dns(struct run *r)
 		.store_path = o->fakeip_store,
 		.mark = o->mark,
 		.verbose = o->verbose,
+		.bypass = byp,
+		.n_bypass = (size_t)o->n_bypass,
+		.allow_private_answers = o->allow_private_answers,
+		.max_names_per_process = o->fakeip_per_process,
 	};
+
+	for (int i = 0; i < o->n_bypass; i++) {
+		memcpy(byp[i].addr, o->bypass[i].key.ip, 16);
+		byp[i].prefixlen = o->bypass[i].key.prefixlen;
+	}
 
 	r->d.dns = dns_server_new(r->d.base, &dc, r->err, sizeof(r->err));
 	if (!r->d.dns) {
@@ -395,13 +406,16 @@ static int serve(struct run *r, struct options *o)
 	return r->rc;
 }
 
-static int run(struct options *o, struct runcmd *cmd)
+static int run(struct options *o, int argc, char **argv, struct runcmd *cmd)
 {
 	static struct run r;     /* large: not on the stack */
 	int rc;
 
 	memset(&r, 0, sizeof(r));
 	r.d.opt = o;
+	r.d.rules = rules_ref(o->rules);
+	r.d.argc = argc;
+	r.d.argv = argv;
 	r.cmd = cmd;
 	rc = check_args(&r, o);
 	if (rc)
@@ -409,19 +423,27 @@ static int run(struct options *o, struct runcmd *cmd)
 	events_route_libevent_log();
 	rc = serve(&r, o);
 	teardown(&r);
+	rules_unref(r.d.rules);
 	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
+	/* For SIGHUP, as given: parsing may blank a password in argv. */
+	char **args = cli_copy_args(argc, argv);
 	struct runcmd *cmd = NULL;
 	int rc;
 
 	cli_parse(argc, argv, &o);
 	/* run: the daemon's life around a command in a cgroup of its own. */
 	if (o.run_argv && !(cmd = runcmd_prepare(&o, &rc)))
-		return rc;
-	rc = run(&o, cmd);
-	return cmd ? runcmd_finish(cmd, rc) : rc;
+		goto out;
+	rc = run(&o, args ? argc : 0, args, cmd);
+	if (cmd)
+		rc = runcmd_finish(cmd, rc);
+out:
+	cli_options_free(&o);
+	cli_free_args(args);
+	return rc;
 }
