@@ -242,8 +242,11 @@ static int make_cgroup(struct runcmd *c, const struct options *o)
 	if (snprintf(c->cg, sizeof(c->cg), "%s/%d", c->parent, (int)getpid()) >=
 	    (int)sizeof(c->cg))
 		goto too_long;
-	if (mkdir(c->cg, 0755) < 0) {
-		log_err("cannot create cgroup %s: %s", c->cg, strerror(errno));
+	/* An empty one of the same name is a killed run's whose pid came back. */
+	if (mkdir(c->cg, 0755) < 0 && (errno != EEXIST || rmdir(c->cg) < 0 ||
+					mkdir(c->cg, 0755) < 0)) {
+		log_err("cannot create cgroup %s: %s", c->cg,
+			errno == EBUSY || errno == ENOTEMPTY ? "it exists, in use" : strerror(errno));
 		c->cg[0] = 0;
 		return EXIT_RUNTIME;
 	}
