@@ -13,9 +13,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
 #include <limits.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,16 +29,8 @@
 #include "cli.h"
 #include "daemon.h"
 #include "log.h"
+#include "privs.h"
 #include "run.h"
-
-struct cred {
-	uid_t uid;
-	gid_t gid;
-	gid_t *groups;
-	int ngroups;
-	char name[256];          /* "" for a uid without a passwd entry */
-	char home[PATH_MAX];
-};
 
 struct runcmd {
 	char mount[PATH_MAX];
@@ -48,7 +38,7 @@ struct runcmd {
 	char cg[PATH_MAX];       /* parent/<pid> */
 	int own_parent;          /* the default parent: removed when empty */
 	char *const *argv;
-	struct cred cred;
+	struct privs cred;
 	pid_t pid;               /* CMD */
 	int go;                  /* the pipe CMD waits on; -1 once it went */
 	sigset_t forwarded, old_mask;
@@ -67,94 +57,11 @@ struct runcmd {
 static const int forward_sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1,
 				    SIGUSR2, SIGWINCH, SIGALRM };
 
-static int parse_id(const char *s, unsigned long *out)
-{
-	char *end;
-
-	if (!s || !*s || strspn(s, "0123456789") != strlen(s))
-		return -1;
-	errno = 0;
-	*out = strtoul(s, &end, 10);
-	return errno || *out >= (unsigned long)(uid_t)-1 ? -1 : 0;
-}
-
-/* Who CMD runs as: --user, else whoever sudo (SUDO_UID) or pkexec
- * (PKEXEC_UID) ran us for, else our real uid when it is not root.  Root
- * only when --user says so.  0, or -1 with err. */
-static int resolve_user(const struct options *o, struct cred *c, char *err, size_t len)
-{
-	const char *from = NULL, *uid_s = NULL, *gid_s = NULL;
-	struct passwd *pw = NULL;
-	unsigned long v, g;
-
-	if (o->run_user) {
-		pw = getpwnam(o->run_user);
-		if (!pw && parse_id(o->run_user, &v) < 0) {
-			snprintf(err, len, "--user %s: no such user", o->run_user);
-			return -1;
-		}
-		if (!pw && !(pw = getpwuid((uid_t)v)))
-			c->uid = c->gid = (uid_t)v;   /* a bare uid: its own number as gid */
-	} else if ((uid_s = getenv("SUDO_UID"))) {
-		from = "SUDO_UID";
-		gid_s = getenv("SUDO_GID");
-	} else if ((uid_s = getenv("PKEXEC_UID"))) {
-		from = "PKEXEC_UID";
-	} else if (getuid() != 0) {
-		pw = getpwuid(getuid());
-		c->uid = getuid();
-		c->gid = getgid();
-	} else {
-		snprintf(err, len, "run as root, not through sudo: whom should the "
-			 "command run as?  Pass --user NAME (--user root to run it as root)");
-		return -1;
-	}
-	if (from) {
-		if (parse_id(uid_s, &v) < 0 || (gid_s && parse_id(gid_s, &g) < 0)) {
-			snprintf(err, len, "%s=%s%s%s is not a uid (and gid); pass --user NAME",
-				 from, uid_s, gid_s ? ", SUDO_GID=" : "", gid_s ? gid_s : "");
-			return -1;
-		}
-		if (v == 0) {
-			snprintf(err, len, "%s is 0: the command would run as root; pass "
-				 "--user root if that is what you want, or --user NAME", from);
-			return -1;
-		}
-		pw = getpwuid((uid_t)v);
-		c->uid = (uid_t)v;
-		c->gid = gid_s ? (gid_t)g : pw ? pw->pw_gid : (gid_t)v;
-	}
-	if (pw) {
-		c->uid = pw->pw_uid;
-		if (!from || !gid_s)
-			c->gid = pw->pw_gid;
-		snprintf(c->name, sizeof(c->name), "%s", pw->pw_name);
-		snprintf(c->home, sizeof(c->home), "%s", pw->pw_dir);
-		c->ngroups = 0;
-		getgrouplist(c->name, c->gid, NULL, &c->ngroups);
-		c->groups = calloc((size_t)c->ngroups + 1, sizeof(gid_t));
-		if (c->groups && getgrouplist(c->name, c->gid, c->groups, &c->ngroups) < 0)
-			c->ngroups = 0;
-	}
-	if (!c->groups) {
-		c->groups = calloc(1, sizeof(gid_t));
-		if (!c->groups) {
-			snprintf(err, len, "out of memory");
-			return -1;
-		}
-	}
-	if (!c->ngroups) {
-		c->groups[0] = c->gid;
-		c->ngroups = 1;
-	}
-	return 0;
-}
-
 /* In CMD's process, after the go: become the user for good, then exec.
  * Nothing here returns. */
 static void child(struct runcmd *c, int rfd)
 {
-	const struct cred *u = &c->cred;
+	const struct privs *u = &c->cred;
 	ssize_t n;
 	char b;
 
@@ -163,19 +70,10 @@ static void child(struct runcmd *c, int rfd)
 	while (n < 0 && errno == EINTR);
 	if (n != 1)
 		_exit(127);      /* the daemon did not start: nothing must run */
-	if (geteuid() == 0 &&
-	    (setgroups((size_t)u->ngroups, u->groups) < 0 ||
-	     setresgid(u->gid, u->gid, u->gid) < 0 || setresuid(u->uid, u->uid, u->uid) < 0)) {
+	if (privs_become(u) < 0) {
 		fprintf(stderr, "sproxy-bpf: error: cannot become uid %u gid %u to run %s: %s\n",
 			(unsigned)u->uid, (unsigned)u->gid, c->argv[0], strerror(errno));
 		_exit(126);
-	}
-	if (u->uid != 0 && setuid(0) == 0)
-		_exit(126);      /* the change did not hold: never run CMD as root */
-	if (u->name[0]) {
-		setenv("HOME", u->home, 1);
-		setenv("USER", u->name, 1);
-		setenv("LOGNAME", u->name, 1);
 	}
 	sigprocmask(SIG_SETMASK, &c->old_mask, NULL);
 	execvp(c->argv[0], c->argv);
@@ -286,7 +184,7 @@ struct runcmd *runcmd_prepare(struct options *o, int *status)
 	}
 	c->argv = o->run_argv;
 	c->go = c->sfd = c->ifd = -1;
-	if (resolve_user(o, &c->cred, err, sizeof(err)) < 0) {
+	if (privs_resolve(&c->cred, o->run_user, getuid(), err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		*status = EXIT_USAGE;
 		goto fail;
@@ -601,7 +499,7 @@ int runcmd_finish(struct runcmd *c, int daemon_status)
 		close(c->ifd);
 	if (c->cg[0])
 		remove_cgroup(c);
-	free(c->cred.groups);
+	privs_free(&c->cred);
 	free(c);
 	return rc;
 }
