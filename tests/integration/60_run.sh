@@ -7,7 +7,8 @@
 #     signal; a signal sent to run reaches CMD; on a terminal, Ctrl-C
 #     reaches CMD once, and run waits for it;
 #   a CMD that leaves a child behind: capture goes on until the child is
-#     gone; a static binary (busybox wget) is captured;
+#     gone; a request sent just before CMD exits arrives; a static binary
+#     (busybox wget) is captured;
 #   two runs at once, each with its own cgroup and listener port;
 #   the cgroup (and the daemon's own) is removed afterwards, in the
 #     default parent <cg2>/sproxy-bpf.run as well.
@@ -207,6 +208,29 @@ t_child_outlives_cmd() {
 	gone fork
 }
 
+# A request written just before CMD exits, its answer never read: the
+# cgroup is empty at once, but the request is still on its way through
+# the daemon, which lets it arrive before detaching. The server's
+# namespace drops SYNs until the cgroup is empty, so that the daemon's
+# connection out is still being made then (the SYN retried a second later
+# gets through).
+syn_drop() { nsenter --net="/run/netns/$NS_S" iptables -w "$1" INPUT -p tcp --syn --dport 8080 -j DROP; }
+t_last_request() {
+	local cg
+	need socat iptables || return 1
+	syn_drop -A || { WHY="iptables in the server namespace failed"; return 1; }
+	srun_bg last --cgroup-parent "$PARENT" -- sh -c \
+		"printf 'GET /run-last HTTP/1.1\\r\\nHost: x\\r\\nConnection: close\\r\\n\\r\\n' |
+		socat -u - TCP:$V4:8080"
+	cg=$PARENT/$RUN_PID
+	wait_for 10 eval 'grep -q "populated 0" "$cg/cgroup.events" || ! alive $RUN_PID'
+	syn_drop -D
+	srun_wait last 15
+	rc_is last 0 || return 1
+	ua_tagged /run-last socat || return 1
+	logged_in last " tcp " "comm=socat " "uid=$NOBODY " "dst=$V4:8080 " "up=54 "
+}
+
 t_static_busybox() {
 	srun bb --cgroup-parent "$PARENT" -- /bin/busybox wget -q -O /dev/null "http://$V4:8080/run-bb"
 	rc_is bb 0 || return 1
@@ -275,6 +299,7 @@ run_case root_refused t_root_refused
 run_case exit_status t_exit_status
 run_case signal_passed_on t_signal_passed_on
 run_case child_outlives_cmd t_child_outlives_cmd
+run_case last_request t_last_request
 run_case static_busybox t_static_busybox
 run_case two_at_once t_two_at_once
 run_case ctrl_c t_ctrl_c
