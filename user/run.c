@@ -115,13 +115,17 @@ static int make_cgroup(struct runcmd *c, const struct options *o)
 		log_err("no cgroup v2 hierarchy in /proc/mounts: run needs one");
 		return EXIT_USAGE;
 	}
+	/* As cg_resolve gives the parent: our cgroup's path below the mount
+	 * is then the tail of ours (for sender_inside). */
+	if (realpath(c->mount, real))
+		memcpy(c->mount, real, sizeof(real));
 	if (o->run_parent) {
 		if (cg_resolve(c->mount, o->run_parent, 1, c->parent, sizeof(c->parent),
 			       err, sizeof(err)) < 0) {
 			log_err("--cgroup-parent: %s", err);
 			return EXIT_USAGE;
 		}
-		if (!realpath(c->mount, real) || strcmp(real, c->parent) == 0) {
+		if (strcmp(c->mount, c->parent) == 0) {
 			log_err("--cgroup-parent %s is the cgroup v2 root: give a cgroup "
 				"below it", o->run_parent);
 			return EXIT_USAGE;
