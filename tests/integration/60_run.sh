@@ -50,7 +50,7 @@ start_bg web server "$TOOLS/httpd" -o "$HTTP_LOG" $V4:8080 || finish
 # RUN_ENV (VAR=VALUE words) in its environment instead of SUDO_UID and
 # SUDO_GID, and never those of the test's own environment. Output in
 # $TMP/NAME.out/.err, its pid in $TMP/NAME.pid; the run's cgroup is
-# <parent>/<that pid>.
+# <parent>/<that pid>. Its stdin is RUN_STDIN (default /dev/null).
 SUDO_ENV=(SUDO_UID=$NOBODY SUDO_GID=$NOBODY)
 RUN_ENV=("${SUDO_ENV[@]}")
 srun_bg() {
@@ -60,7 +60,7 @@ srun_bg() {
 	bash -c "$_ENTER" _ client "" "$NS_C" "" "" \
 		env -u SUDO_UID -u SUDO_GID -u SUDO_USER -u PKEXEC_UID "${RUN_ENV[@]}" \
 		"$SPROXY_BIN" run --log "$TMP/$name.log" "$@" \
-		>"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null &
+		>"$TMP/$name.out" 2>"$TMP/$name.err" <"${RUN_STDIN:-/dev/null}" &
 	pid=$!
 	echo "$pid" >"$TMP/$name.pid"
 	BG_PIDS+=("$pid")
@@ -142,7 +142,13 @@ t_stdout_is_cmds() {
 	# Without "--", run's options still end at CMD: -u is id's.
 	srun idu --cgroup-parent "$PARENT" id -u
 	rc_is idu 0 || return 1
-	expect "'run id -u' printed '$(cat "$TMP/idu.out")'" [ "$(cat "$TMP/idu.out")" = "$NOBODY" ]
+	expect "'run id -u' printed '$(cat "$TMP/idu.out")'" [ "$(cat "$TMP/idu.out")" = "$NOBODY" ] || return 1
+	# stdin is CMD's too.
+	printf 'from-stdin\n' >"$TMP/stdin.txt"
+	chmod 644 "$TMP/stdin.txt"
+	RUN_STDIN=$TMP/stdin.txt srun cat --cgroup-parent "$PARENT" -- cat
+	rc_is cat 0 || return 1
+	expect "'run cat' printed '$(cat "$TMP/cat.out")', not its stdin" [ "$(cat "$TMP/cat.out")" = from-stdin ]
 }
 
 t_user_option() {
