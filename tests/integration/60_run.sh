@@ -4,7 +4,8 @@
 #     with --user root, refused otherwise), captured from its first
 #     connection, named in the log (comm, uid, its own cgroup);
 #   CMD's stdout is CMD's alone; the exit status is CMD's, 128+N for a
-#     signal; a signal sent to run reaches CMD; on a terminal, Ctrl-C
+#     signal; a signal sent to run reaches CMD (or, once CMD has exited,
+#     what it left in the cgroup); on a terminal, Ctrl-C
 #     reaches CMD once, and run waits for it;
 #   a CMD that leaves a child behind: capture goes on until the child is
 #     gone; a request sent just before CMD exits arrives; a static binary
@@ -214,6 +215,18 @@ t_child_outlives_cmd() {
 	gone fork
 }
 
+# Once CMD has exited, a signal sent to run goes to what CMD left behind.
+t_signal_to_leftovers() {
+	srun_bg left --cgroup-parent "$PARENT" -- sh -c 'sleep 60 </dev/null >/dev/null 2>&1 & exit 4'
+	expect "run did not say it waits for what sh left" \
+		wait_for 10 grep -q "capture goes on" "$TMP/left.err" || return 1
+	kill -TERM "$RUN_PID"
+	srun_wait left 10
+	rc_is left 4 || return 1
+	expect "run did not say it passed SIGTERM on" grep -q "passing Terminated on to the 1 process" "$TMP/left.err" || return 1
+	gone left
+}
+
 # A request written just before CMD exits, its answer never read: the
 # cgroup is empty at once, but the request is still on its way through
 # the daemon, which lets it arrive before detaching. The server's
@@ -305,6 +318,7 @@ run_case root_refused t_root_refused
 run_case exit_status t_exit_status
 run_case signal_passed_on t_signal_passed_on
 run_case child_outlives_cmd t_child_outlives_cmd
+run_case signal_to_leftovers t_signal_to_leftovers
 run_case last_request t_last_request
 run_case static_busybox t_static_busybox
 run_case two_at_once t_two_at_once
