@@ -21,6 +21,7 @@
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
 "       sproxy-bpf check [CGROUP] [OPTION]...\n"
+"       sproxy-bpf run [OPTION]... -- CMD [ARG]...\n"
 "       sproxy-bpf --help | --version\n"
 "\n"
 "Sends every TCP connection and UDP datagram of the processes in CGROUP (a\n"
@@ -35,6 +36,17 @@ static const char usage_text[] =
 "daemon's own network namespace.  Needs Linux 5.18 or later.\n"
 "'check' reads the options, the --config file and the rules, prints 'ok' or\n"
 "what is wrong, and exits; it loads nothing and needs no privileges.\n"
+"\n"
+"run makes a cgroup of its own, <cg2>/sproxy-bpf.run/<pid>, captures it as\n"
+"attach would, then runs CMD there as the invoking user (SUDO_UID/SUDO_GID or\n"
+"PKEXEC_UID; root only with --user root), on the terminal, passing signals on.\n"
+"It lives until CMD and every process CMD started have exited, then detaches,\n"
+"removes the cgroup and exits with CMD's status (128+N for signal N).  Without\n"
+"--listen it listens on a free port, so several runs go side by side.  Its\n"
+"messages and the connection log go to stderr (or --log), never to CMD's\n"
+"stdout; SIGHUP goes on to CMD.  Every option of attach applies; run's own:\n"
+"      --user NAME|UID        run CMD as this user\n"
+"      --cgroup-parent CGROUP make the run's cgroup below CGROUP instead\n"
 "\n"
 "Options:\n"
 "  -l, --listen ADDR:PORT     TCP listener; repeatable (default 127.0.0.1:3333\n"
@@ -119,7 +131,8 @@ static const char usage_text[] =
 "Exit status: 0 stopped by SIGINT/SIGTERM (everything detached); 1 a runtime\n"
 "failure (kernel too old, BPF load or attach, listening); 2 a usage error or a\n"
 "bad value (named in the message; nothing was loaded); 3 CGROUP was removed\n"
-"while captured (without --reattach).  check: 0 all is well, 2 it is not.\n";
+"while captured (without --reattach).  check: 0 all is well, 2 it is not.\n"
+"run: CMD's status, or one of these when CMD could not be started.\n";
 
 
 enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
@@ -127,7 +140,7 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_FSTORE, O_FEXCL, O_FTTL,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
        O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
-       O_UDPPERPROC };
+       O_UDPPERPROC, O_USER, O_CGPARENT };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -160,6 +173,8 @@ static const struct option long_opts[] = {
 	{ "fakeip-per-process", required_argument, 0, O_FPERPROC },
 	{ "upstream", required_argument, 0, O_UPSTREAM },
 	{ "udp-over-http", required_argument, 0, O_UDPHTTP },
+	{ "user", required_argument, 0, O_USER },
+	{ "cgroup-parent", required_argument, 0, O_CGPARENT },
 	{ "help", no_argument, 0, 'h' },
 	{ "version", no_argument, 0, 'V' },
 	{ 0, 0, 0, 0 },
@@ -239,6 +254,8 @@ static int flag(const char *arg)
 }
 
 static int apply_config(struct options *o, const char *path, char *err, size_t errlen);
+
+static int is_run;          /* the command is run */
 
 /* Parsed, resolved, and its password blanked where it was read (argv), so
  * that ps shows less of it from now on (NAME=@FILE shows none at all). */
@@ -399,6 +416,17 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 			return usage_error(err, errlen, "--rule '%.200s': %s", arg, rmsg);
 		break;
 	}
+	case O_USER:
+	case O_CGPARENT: {
+		const char **to = c == O_USER ? &o->run_user : &o->run_parent;
+
+		if (!is_run)
+			return usage_error(err, errlen, "--%s is an option of run",
+					   c == O_USER ? "user" : "cgroup-parent");
+		if (!(*to = keep(o, arg)))
+			return usage_error(err, errlen, "out of memory");
+		break;
+	}
 	default:
 		return usage_error(err, errlen, "internal: option %d", c);
 	}
@@ -514,7 +542,9 @@ static void parse(int argc, char **argv, struct options *o)
 	int c, rc;
 
 	defaults(o);
-	while ((c = getopt_long(argc, argv, "l:b:vhV", long_opts, NULL)) != -1) {
+	/* run: options end at CMD, whose own options are its own. */
+	while ((c = getopt_long(argc, argv, is_run ? "+l:b:vhV" : "l:b:vhV", long_opts,
+				NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(usage_text, stdout);
@@ -551,13 +581,23 @@ void cli_parse(int argc, char **argv, struct options *o)
 		exit(EXIT_USAGE);
 	}
 	check = strcmp(argv[1], "check") == 0;
-	if (!check && strcmp(argv[1], "attach") != 0) {
+	is_run = strcmp(argv[1], "run") == 0;
+	if (!check && !is_run && strcmp(argv[1], "attach") != 0) {
 		fprintf(stderr, "sproxy-bpf: unknown command '%s'\nTry 'sproxy-bpf --help'.\n",
 			argv[1]);
 		exit(EXIT_USAGE);
 	}
 	optind = 2;
 	parse(argc, argv, o);
+	if (is_run) {
+		if (optind >= argc) {
+			fprintf(stderr, "sproxy-bpf: run needs a command: sproxy-bpf run "
+				"[OPTION]... -- CMD [ARG]...\nTry 'sproxy-bpf --help'.\n");
+			exit(EXIT_USAGE);
+		}
+		o->run_argv = argv + optind;
+		optind = argc - 1;      /* CMD is no CGROUP */
+	}
 	if (optind < argc - 1 || (!check && optind != argc - 1)) {
 		if (optind >= argc)
 			fprintf(stderr, "sproxy-bpf: attach needs a CGROUP\n");
@@ -567,7 +607,7 @@ void cli_parse(int argc, char **argv, struct options *o)
 		fprintf(stderr, "Try 'sproxy-bpf --help'.\n");
 		exit(EXIT_USAGE);
 	}
-	o->cgroup = optind < argc ? argv[optind] : NULL;
+	o->cgroup = optind < argc && !is_run ? argv[optind] : NULL;
 	if (cli_finish(o, err, sizeof(err)) < 0) {
 		print_err(err, 0);
 		exit(EXIT_USAGE);

@@ -56,6 +56,9 @@ struct options {
 	struct upstream upstream[UPSTREAM_MAX];  /* --upstream, by name */
 	int n_upstream;
 	int udp_over_http;            /* UDP_OVER_HTTP_REJECT or _DIRECT */
+	char *const *run_argv;        /* run: CMD and its arguments; NULL: attach */
+	const char *run_user;         /* run --user: NAME or uid */
+	const char *run_parent;       /* run --cgroup-parent */
 };
 
 struct daemon {

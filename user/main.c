@@ -25,6 +25,7 @@
 #include "proxy.h"
 #include "resolvconf.h"
 #include "rules.h"
+#include "run.h"
 #include "sproxy.skel.h"
 #include "sysenv.h"
 #include "udp.h"
@@ -43,6 +44,11 @@ static int setup_listeners(struct options *o)
 		addr_parse("127.0.0.1:3333", 0, &o->listen[0], NULL, 0);
 		addr_parse("[::1]:3333", 0, &o->listen[1], NULL, 0);
 		o->n_listen = 2;
+		/* run: any free port, so that several runs live side by side. */
+		if (o->run_argv) {
+			((struct sockaddr_in *)&o->listen[0])->sin_port = 0;
+			((struct sockaddr_in6 *)&o->listen[1])->sin6_port = 0;
+		}
 		return 0;
 	}
 	for (int i = 0; i < given; i++) {
@@ -73,6 +79,7 @@ struct run {
 	int rc;                  /* exit status once the loop ends */
 	char self_cg[PATH_MAX], own_cg[PATH_MAX];
 	const char *proxy_cg;
+	struct runcmd *cmd;      /* run: the command, started once ready */
 	char err[512];
 };
 
@@ -255,6 +262,7 @@ static void teardown(struct run *r)
 	if (d->bpf.skel)
 		loader_free(&d->bpf);
 	cgwatch_free(r->watch);
+	runcmd_stop(r->cmd);
 	if (r->own_cg[0]) {
 		if (cg_move_self(r->self_cg) < 0)
 			log_warn("cannot move back to %s: %s", r->self_cg, strerror(errno));
@@ -397,11 +405,13 @@ static int serve(struct run *r, struct options *o)
 		     (int)getpid(), lc->listen4 ? addr_str(lc->listen4, a, sizeof(a)) : "",
 		     lc->listen4 && lc->listen6 ? " and " : "",
 		     lc->listen6 ? addr_str(lc->listen6, b, sizeof(b)) : "");
+	if (r->cmd && runcmd_start(r->cmd, d) < 0)
+		return EXIT_RUNTIME;
 	event_base_dispatch(d->base);
 	return r->rc;
 }
 
-static int run(struct options *o, int argc, char **argv)
+static int run(struct options *o, int argc, char **argv, struct runcmd *cmd)
 {
 	static struct run r;     /* large: not on the stack */
 	int rc;
@@ -411,6 +421,7 @@ static int run(struct options *o, int argc, char **argv)
 	r.d.rules = rules_ref(o->rules);
 	r.d.argc = argc;
 	r.d.argv = argv;
+	r.cmd = cmd;
 	rc = check_args(&r, o);
 	if (rc)
 		return rc;
@@ -426,10 +437,17 @@ int main(int argc, char **argv)
 	struct options o = { 0 };
 	/* For SIGHUP, as given: parsing may blank a password in argv. */
 	char **args = cli_copy_args(argc, argv);
+	struct runcmd *cmd = NULL;
 	int rc;
 
 	cli_parse(argc, argv, &o);
-	rc = run(&o, args ? argc : 0, args);
+	/* run: the daemon's life around a command in a cgroup of its own. */
+	if (o.run_argv && !(cmd = runcmd_prepare(&o, &rc)))
+		goto out;
+	rc = run(&o, args ? argc : 0, args, cmd);
+	if (cmd)
+		rc = runcmd_finish(cmd, rc);
+out:
 	cli_options_free(&o);
 	cli_free_args(args);
 	return rc;
