@@ -29,7 +29,7 @@
 #include "cli.h"
 #include "daemon.h"
 #include "log.h"
-#include "privs.h"
+#include "runas.h"
 #include "run.h"
 
 struct runcmd {
@@ -38,7 +38,7 @@ struct runcmd {
 	char cg[PATH_MAX];       /* parent/<pid> */
 	int own_parent;          /* the default parent: removed when empty */
 	char *const *argv;
-	struct privs cred;
+	struct runas cred;
 	pid_t pid;               /* CMD */
 	int go;                  /* the pipe CMD waits on; -1 once it went */
 	sigset_t forwarded, old_mask;
@@ -61,7 +61,7 @@ static const int forward_sigs[] = { SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1,
  * Nothing here returns. */
 static void child(struct runcmd *c, int rfd)
 {
-	const struct privs *u = &c->cred;
+	const struct runas *u = &c->cred;
 	ssize_t n;
 	char b;
 
@@ -70,7 +70,7 @@ static void child(struct runcmd *c, int rfd)
 	while (n < 0 && errno == EINTR);
 	if (n != 1)
 		_exit(127);      /* the daemon did not start: nothing must run */
-	if (privs_become(u) < 0) {
+	if (runas_become(u) < 0) {
 		fprintf(stderr, "sproxy-bpf: error: cannot become uid %u gid %u to run %s: %s\n",
 			(unsigned)u->uid, (unsigned)u->gid, c->argv[0], strerror(errno));
 		_exit(126);
@@ -188,7 +188,7 @@ struct runcmd *runcmd_prepare(struct options *o, int *status)
 	}
 	c->argv = o->run_argv;
 	c->go = c->sfd = c->ifd = -1;
-	if (privs_resolve(&c->cred, o->run_user, getuid(), err, sizeof(err)) < 0) {
+	if (runas_resolve(&c->cred, o->run_user, getuid(), err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		*status = EXIT_USAGE;
 		goto fail;
@@ -503,7 +503,7 @@ int runcmd_finish(struct runcmd *c, int daemon_status)
 		close(c->ifd);
 	if (c->cg[0])
 		remove_cgroup(c);
-	privs_free(&c->cred);
+	runas_free(&c->cred);
 	free(c);
 	return rc;
 }

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "privs.h"
+#include "runas.h"
 
 static int parse_id(const char *s, unsigned long *out)
 {
@@ -22,7 +22,7 @@ static int parse_id(const char *s, unsigned long *out)
 
 /* The supplementary groups a login would give; the primary alone for a
  * uid with no name. */
-static int fill_groups(struct privs *p)
+static int fill_groups(struct runas *p)
 {
 	if (p->name[0]) {
 		p->ngroups = 0;
@@ -41,7 +41,7 @@ static int fill_groups(struct privs *p)
 }
 
 /* From SUDO_UID/SUDO_GID or PKEXEC_UID: numbers, and never 0. */
-static int from_env(struct privs *p, const char *from, const char *uid_s,
+static int from_env(struct runas *p, const char *from, const char *uid_s,
 		    const char *gid_s, char *err, size_t len)
 {
 	struct passwd *pw;
@@ -67,7 +67,7 @@ static int from_env(struct privs *p, const char *from, const char *uid_s,
 	return 0;
 }
 
-int privs_resolve(struct privs *p, const char *user, uid_t ruid, char *err, size_t len)
+int runas_resolve(struct runas *p, const char *user, uid_t ruid, char *err, size_t len)
 {
 	const char *uid_s;
 	struct passwd *pw = NULL;
@@ -109,7 +109,7 @@ int privs_resolve(struct privs *p, const char *user, uid_t ruid, char *err, size
 	return 0;
 }
 
-int privs_become(const struct privs *p)
+int runas_become(const struct runas *p)
 {
 	if (geteuid() == 0 &&
 	    (setgroups((size_t)p->ngroups, p->groups) < 0 ||
@@ -131,7 +131,7 @@ int privs_become(const struct privs *p)
 	return 0;
 }
 
-void privs_free(struct privs *p)
+void runas_free(struct runas *p)
 {
 	free(p->groups);
 	p->groups = NULL;

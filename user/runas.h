@@ -1,10 +1,10 @@
 /* Whom run's command runs as, and becoming that user for good. */
-#ifndef SPROXY_PRIVS_H
-#define SPROXY_PRIVS_H
+#ifndef SPROXY_RUNAS_H
+#define SPROXY_RUNAS_H
 #include <limits.h>
 #include <sys/types.h>
 
-struct privs {
+struct runas {
 	uid_t uid;
 	gid_t gid;
 	gid_t *groups;           /* supplementary, the primary among them */
@@ -18,11 +18,11 @@ struct privs {
  * when it is not root.  Root only when user names it.  A uid without a
  * passwd entry gets its own number as gid.  0, or -1 with err saying
  * why and what to pass. */
-int privs_resolve(struct privs *p, const char *user, uid_t ruid, char *err, size_t len);
+int runas_resolve(struct runas *p, const char *user, uid_t ruid, char *err, size_t len);
 /* Groups, gid and uid (real, effective, saved), checked: root cannot be
  * got back unless p is root.  HOME, USER and LOGNAME follow a named user.
  * 0, or -1 with errno. */
-int privs_become(const struct privs *p);
-void privs_free(struct privs *p);
+int runas_become(const struct runas *p);
+void runas_free(struct runas *p);
 
 #endif

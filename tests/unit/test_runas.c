@@ -7,7 +7,7 @@
 #include <sys/wait.h>
 
 #include "check.h"
-#include "privs.h"
+#include "runas.h"
 
 static char err[512];
 
@@ -19,7 +19,7 @@ static void clear_env(void)
 }
 
 /* resolve with the environment given as "VAR=VALUE" words (NULL ends). */
-static int resolve(struct privs *p, const char *user, uid_t ruid, const char *env1,
+static int resolve(struct runas *p, const char *user, uid_t ruid, const char *env1,
 		   const char *env2)
 {
 	clear_env();
@@ -28,30 +28,30 @@ static int resolve(struct privs *p, const char *user, uid_t ruid, const char *en
 	if (env2)
 		putenv((char *)env2);
 	err[0] = 0;
-	return privs_resolve(p, user, ruid, err, sizeof(err));
+	return runas_resolve(p, user, ruid, err, sizeof(err));
 }
 
 static void user_by_name_and_number(void)
 {
-	struct privs p;
+	struct runas p;
 
 	CHECK(resolve(&p, "nobody", 0, NULL, NULL) == 0);
 	CHECK(p.uid == 65534);
 	CHECK_STREQ(p.name, "nobody");
 	CHECK(p.ngroups >= 1);
-	privs_free(&p);
+	runas_free(&p);
 	CHECK(resolve(&p, "65534", 0, NULL, NULL) == 0);
 	CHECK_STREQ(p.name, "nobody");
-	privs_free(&p);
+	runas_free(&p);
 	/* A uid no passwd entry names: its own number as gid, no name. */
 	CHECK(resolve(&p, "3999999", 0, NULL, NULL) == 0);
 	CHECK(p.uid == 3999999 && p.gid == 3999999);
 	CHECK(p.ngroups == 1 && p.groups[0] == 3999999);
 	CHECK_STREQ(p.name, "");
-	privs_free(&p);
+	runas_free(&p);
 	CHECK(resolve(&p, "root", 0, "SUDO_UID=65534", NULL) == 0);
 	CHECK(p.uid == 0 && p.gid == 0);
-	privs_free(&p);
+	runas_free(&p);
 	CHECK(resolve(&p, "no-such-user-here", 0, NULL, NULL) == -1);
 	CHECK(strstr(err, "--user no-such-user-here") != NULL);
 	CHECK(resolve(&p, "-1", 0, NULL, NULL) == -1);
@@ -59,20 +59,20 @@ static void user_by_name_and_number(void)
 
 static void from_sudo_and_pkexec(void)
 {
-	struct privs p;
+	struct runas p;
 
 	CHECK(resolve(&p, NULL, 0, "SUDO_UID=65534", "SUDO_GID=65534") == 0);
 	CHECK(p.uid == 65534 && p.gid == 65534);
 	CHECK_STREQ(p.name, "nobody");
 	CHECK_STREQ(p.home, "/nonexistent");
-	privs_free(&p);
+	runas_free(&p);
 	/* SUDO_GID is sudo's word for the group, even when passwd says another. */
 	CHECK(resolve(&p, NULL, 0, "SUDO_UID=65534", "SUDO_GID=100") == 0);
 	CHECK(p.uid == 65534 && p.gid == 100);
-	privs_free(&p);
+	runas_free(&p);
 	CHECK(resolve(&p, NULL, 0, "PKEXEC_UID=65534", NULL) == 0);
 	CHECK(p.uid == 65534 && p.gid == 65534);
-	privs_free(&p);
+	runas_free(&p);
 	CHECK(resolve(&p, NULL, 0, "SUDO_UID=65534x", NULL) == -1);
 	CHECK(strstr(err, "SUDO_UID=65534x") != NULL);
 	CHECK(resolve(&p, NULL, 0, "SUDO_UID=65534", "SUDO_GID=") == -1);
@@ -80,7 +80,7 @@ static void from_sudo_and_pkexec(void)
 
 static void never_root_unasked(void)
 {
-	struct privs p;
+	struct runas p;
 
 	CHECK(resolve(&p, NULL, 0, NULL, NULL) == -1);
 	CHECK(strstr(err, "--user") != NULL);
@@ -90,12 +90,12 @@ static void never_root_unasked(void)
 	/* Not root ourselves: our own real uid. */
 	CHECK(resolve(&p, NULL, 65534, NULL, NULL) == 0);
 	CHECK(p.uid == 65534);
-	privs_free(&p);
+	runas_free(&p);
 }
 
 static void becoming_holds(void)
 {
-	struct privs p;
+	struct runas p;
 	pid_t pid;
 	int st = -1;
 
@@ -107,7 +107,7 @@ static void becoming_holds(void)
 		gid_t groups[8];
 		int n;
 
-		if (privs_become(&p) < 0)
+		if (runas_become(&p) < 0)
 			_exit(1);
 		n = getgroups(8, groups);
 		_exit(getuid() != 65534 || geteuid() != 65534 || getgid() != 65534 ||
@@ -116,15 +116,15 @@ static void becoming_holds(void)
 	}
 	CHECK(pid > 0 && waitpid(pid, &st, 0) == pid);
 	CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
-	privs_free(&p);
+	runas_free(&p);
 }
 
 int main(void)
 {
-	RUN("privs", user_by_name_and_number);
-	RUN("privs", from_sudo_and_pkexec);
-	RUN("privs", never_root_unasked);
-	RUN("privs", becoming_holds);
+	RUN("runas", user_by_name_and_number);
+	RUN("runas", from_sudo_and_pkexec);
+	RUN("runas", never_root_unasked);
+	RUN("runas", becoming_holds);
 	clear_env();
 	CHECK_EXIT();
 }
