@@ -10,10 +10,14 @@
 #include "addr.h"
 #include "cli.h"
 #include "daemon.h"
+#include "nftrules.h"
 #include "preflight.h"
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
+"       sproxy-bpf tproxy [OPTION]...\n"
+"       sproxy-bpf rules [RULES OPTION]... --print | --apply | --remove\n"
+"       sproxy-bpf doctor [CGROUP] [--pid PID]... [--port P] [--mark M] [--table T]\n"
 "       sproxy-bpf --help | --version\n"
 "\n"
 "Sends every TCP connection and UDP datagram of the processes in CGROUP (a\n"
@@ -26,6 +30,18 @@ static const char usage_text[] =
 "READY=1 to $NOTIFY_SOCKET when set (systemd Type=notify).  SIGHUP reopens the\n"
 "--log file.  Captures the cgroup's processes in the daemon's own network\n"
 "namespace.  Needs Linux 5.18 or later.\n"
+"\n"
+"tproxy: gateway mode, for traffic of other hosts (and, with the rules'\n"
+"--local, of this one) that netfilter TPROXY rules send to the listeners:\n"
+"TCP and UDP on each --listen (default [::]:3333, IPv4 and IPv6) with\n"
+"IP_TRANSPARENT; no cgroup, no BPF.  The same relay, FakeIP DNS (UDP and TCP\n"
+"port 53) and log; the log names the client (via=tproxy proc=none client=).\n"
+"Its own sockets carry --mark, which the rules leave alone.  Needs root or\n"
+"CAP_NET_ADMIN.  'sproxy-bpf rules --help' tells about the rules.\n"
+"\n"
+"doctor: checks what capture needs and what is in its way, each finding\n"
+"with its fix; exit status 0 healthy, 1 problems found.  'sproxy-bpf doctor\n"
+"--help' tells more.\n"
 "\n"
 "Options:\n"
 "  -l, --listen ADDR:PORT     TCP listener; repeatable (default 127.0.0.1:3333\n"
@@ -243,6 +259,121 @@ static void parse(int argc, char **argv, struct options *o)
 	}
 }
 
+static const char rules_usage[] =
+"Usage: sproxy-bpf rules [OPTION]... --print | --apply | --remove\n"
+"\n"
+"The netfilter rules and policy routes that send traffic to 'sproxy-bpf\n"
+"tproxy': in mangle PREROUTING, destinations of this host return first,\n"
+"then TCP and UDP go to TPROXY on the port with the mark; 'ip rule fwmark\n"
+"MARK lookup TABLE' and 'ip route add local default dev lo table TABLE'.\n"
+"With --local, mangle OUTPUT marks this host's own packets (not the\n"
+"proxy's, not to local addresses) and the policy route brings them back\n"
+"through PREROUTING.  TPROXY is never put in OUTPUT.\n"
+"\n"
+"  --print                  write the rules as a commented shell script\n"
+"  --apply                  apply them, all or nothing, and record what was\n"
+"                           done (in " RULES_STATE_DIR "/, per network namespace)\n"
+"  --remove                 undo exactly what --apply recorded\n"
+"  --port P                 the tproxy listener's port (default 3333)\n"
+"  --mark M                 the mark TPROXY sets and the ip rule matches\n"
+"                           (default 0x5354); not the daemon's --mark\n"
+"  --daemon-mark M          the daemon's --mark, left alone (default 0x5350)\n"
+"  --table T                policy routing table (default 3333)\n"
+"  --interface IF           only traffic arriving on IF; repeatable\n"
+"  --cidr CIDR              only traffic from these sources; repeatable\n"
+"  --local                  this host's own processes too\n"
+"  --ipv6                   IPv6 too (default IPv4 only)\n"
+"  --backend nft|iptables   nft (default: one table of its own) or\n"
+"                           iptables/ip6tables (chains of its own in mangle)\n"
+"\n"
+"Exit status: 0 done, 1 a command failed (--apply then leaves nothing\n"
+"applied), 2 a usage error.\n";
+
+static void rules_parse(int argc, char **argv)
+{
+	enum { R_PRINT = 256, R_APPLY, R_REMOVE, R_PORT, R_MARK, R_DMARK, R_TABLE, R_IF,
+	       R_CIDR, R_LOCAL, R_IPV6, R_BACKEND, R_STATE, R_HELP };
+	static const struct option lo[] = {
+		{ "print", no_argument, 0, R_PRINT }, { "apply", no_argument, 0, R_APPLY },
+		{ "remove", no_argument, 0, R_REMOVE }, { "port", required_argument, 0, R_PORT },
+		{ "mark", required_argument, 0, R_MARK },
+		{ "daemon-mark", required_argument, 0, R_DMARK },
+		{ "table", required_argument, 0, R_TABLE },
+		{ "interface", required_argument, 0, R_IF },
+		{ "cidr", required_argument, 0, R_CIDR }, { "local", no_argument, 0, R_LOCAL },
+		{ "ipv6", no_argument, 0, R_IPV6 }, { "backend", required_argument, 0, R_BACKEND },
+		{ "state", required_argument, 0, R_STATE }, { "help", no_argument, 0, R_HELP },
+		{ 0, 0, 0, 0 },
+	};
+	static struct rules_opts r;
+	char err[200];
+	int c;
+
+	r.port = RULES_DEFAULT_PORT;
+	r.mark = RULES_DEFAULT_MARK;
+	r.daemon_mark = SPROXY_MARK_DEFAULT;
+	r.table = RULES_DEFAULT_TABLE;
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case R_PRINT: case R_APPLY: case R_REMOVE:
+			if (r.action)
+				usage_error("rules: one of --print, --apply, --remove%s", "");
+			r.action = c == R_PRINT ? RULES_PRINT : c == R_APPLY ? RULES_APPLY : RULES_REMOVE;
+			break;
+		case R_PORT: r.port = (unsigned)number(optarg, "--port", 1, 65535); break;
+		case R_MARK: r.mark = (uint32_t)number_base(optarg, "--mark", 1, 1, 0xffffffffu); break;
+		case R_DMARK:
+			r.daemon_mark = (uint32_t)number_base(optarg, "--daemon-mark", 1, 1, 0xffffffffu);
+			break;
+		case R_TABLE:
+			r.table = (uint32_t)number(optarg, "--table", 1, 0xffffffffu);
+			/* default, main and local are the system's own. */
+			if (r.table >= 253 && r.table <= 255)
+				usage_error("--table %s is the system's (default, main or local)", optarg);
+			break;
+		case R_IF:
+			if (r.n_ifaces == 16)
+				usage_error("at most 16 --interface%s", "");
+			if (!*optarg || strlen(optarg) >= 16 || strpbrk(optarg, " \t\"'/;{}"))
+				usage_error("--interface: '%s' is not an interface name", optarg);
+			r.ifaces[r.n_ifaces++] = optarg;
+			break;
+		case R_CIDR:
+			if (rules_add_cidr(&r, optarg, err, sizeof(err)) < 0)
+				usage_error("--cidr: %s", err);
+			break;
+		case R_LOCAL: r.local = 1; break;
+		case R_IPV6: r.ipv6 = 1; break;
+		case R_BACKEND:
+			if (strcmp(optarg, "nft") == 0)
+				r.backend = RULES_NFT;
+			else if (strcmp(optarg, "iptables") == 0)
+				r.backend = RULES_IPTABLES;
+			else
+				usage_error("--backend is 'nft' or 'iptables', not '%s'", optarg);
+			break;
+		case R_STATE: r.state = optarg; break;
+		case R_HELP:
+			fputs(rules_usage, stdout);
+			exit(0);
+		default:
+			fprintf(stderr, "Try 'sproxy-bpf rules --help'.\n");
+			exit(EXIT_USAGE);
+		}
+	}
+	if (optind != argc)
+		usage_error("rules takes no argument, not '%s'", argv[optind]);
+	if (!r.action)
+		usage_error("rules: say --print, --apply or --remove%s", "");
+	if (r.mark == r.daemon_mark)
+		usage_error("rules: --mark must differ from --daemon-mark%s: the proxy's "
+			    "own packets would be routed back to it", "");
+	if (r.n_cidr6 && !r.ipv6)
+		usage_error("rules: an IPv6 --cidr needs --ipv6%s", "");
+	exit(rules_run(&r));
+}
+
 /* The whole command line: the command, its options, its argument. */
 void cli_parse(int argc, char **argv, struct options *o)
 {
@@ -254,6 +385,16 @@ void cli_parse(int argc, char **argv, struct options *o)
 	if (argc < 2) {
 		fputs(usage_text, stderr);
 		exit(EXIT_USAGE);
+	}
+	if (strcmp(argv[1], "rules") == 0)
+		rules_parse(argc, argv);
+	if (strcmp(argv[1], "tproxy") == 0) {
+		optind = 2;
+		parse(argc, argv, o);
+		if (optind != argc)
+			usage_error("tproxy takes no argument, not '%s'", argv[optind]);
+		o->tproxy = 1;
+		return;
 	}
 	if (strcmp(argv[1], "attach") != 0)
 		usage_error("unknown command '%s'", argv[1]);

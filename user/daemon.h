@@ -38,6 +38,7 @@ struct options {
 	int n_resolvers;
 	unsigned fakeip_ttl;
 	int reattach;                 /* 1: wait for a removed CGROUP to come back */
+	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
 };
 
 struct daemon {

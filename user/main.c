@@ -26,6 +26,7 @@
 #include "resolvconf.h"
 #include "sproxy.skel.h"
 #include "sysenv.h"
+#include "tproxy.h"
 #include "udp.h"
 
 /* The defaults, or what the user gave plus a loopback listener on the same
@@ -394,5 +395,7 @@ int main(int argc, char **argv)
 	struct options o = { 0 };
 
 	cli_parse(argc, argv, &o);
+	if (o.tproxy)
+		return tproxy_run(&o);
 	return run(&o);
 }

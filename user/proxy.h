@@ -11,6 +11,11 @@ struct proxy_listener;
  * back), in the daemon's network namespace. */
 struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *addr,
 				    char *err, size_t errlen);
+/* Takes fd, a listening socket with IP_TRANSPARENT bound to addr: each
+ * accepted connection's local address is its original destination. */
+struct proxy_listener *proxy_listen_transparent(struct daemon *d, int fd,
+						const struct sockaddr_storage *addr,
+						char *err, size_t errlen);
 void proxy_listener_free(struct proxy_listener *l);
 
 #endif

@@ -1,0 +1,44 @@
+/* `sproxy-bpf rules`: the netfilter rules and policy routes that send
+ * other hosts' traffic (and, with --local, this host's) to the TPROXY
+ * listener.  Printed as a commented shell script, applied all-or-nothing
+ * with a record of what was done, removed exactly from that record. */
+#ifndef SPROXY_NFTRULES_H
+#define SPROXY_NFTRULES_H
+#include <stdint.h>
+
+#define RULES_DEFAULT_PORT  3333
+#define RULES_DEFAULT_MARK  0x5354     /* the route's mark: not the daemon's */
+#define RULES_DEFAULT_TABLE 3333
+#define RULES_NAME          "sproxy-bpf"     /* nft table */
+#define RULES_STATE_DIR     "/run/sproxy-bpf"
+
+enum rules_backend { RULES_NFT, RULES_IPTABLES };
+enum rules_action { RULES_PRINT = 1, RULES_APPLY, RULES_REMOVE };
+
+struct rules_opts {
+	unsigned port;
+	uint32_t mark;               /* TPROXY's mark, the ip rule's fwmark */
+	uint32_t daemon_mark;        /* the daemon's SO_MARK: left alone */
+	uint32_t table;
+	const char *ifaces[16];
+	int n_ifaces;
+	const char *cidr4[64], *cidr6[64];   /* sources to capture; none: all */
+	int n_cidr4, n_cidr6;
+	int local;                   /* this host's processes too */
+	int ipv6;                    /* IPv6 as well as IPv4 */
+	enum rules_backend backend;
+	enum rules_action action;
+	const char *state;           /* NULL: RULES_STATE_DIR/rules-<netns> */
+};
+
+/* Checks a --cidr value and files it by family.  0, or -1 with err. */
+int rules_add_cidr(struct rules_opts *r, const char *s, char *err, size_t errlen);
+/* Does r->action.  Returns the exit status (0 done, 1 failed). */
+int rules_run(const struct rules_opts *r);
+
+/* The ip rule / route / nft table this netns has for these settings, for
+ * doctor: 1 all present, 0 none, -1 some (a half-applied setup); why says
+ * what is missing. */
+int rules_check(const struct rules_opts *r, char *why, size_t whylen);
+
+#endif
