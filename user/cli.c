@@ -10,6 +10,7 @@
 #include "addr.h"
 #include "cli.h"
 #include "daemon.h"
+#include "doctor.h"
 #include "nftrules.h"
 #include "preflight.h"
 
@@ -374,6 +375,68 @@ static void rules_parse(int argc, char **argv)
 	exit(rules_run(&r));
 }
 
+static const char doctor_usage[] =
+"Usage: sproxy-bpf doctor [CGROUP] [OPTION]...\n"
+"\n"
+"Checks what capture needs and what is in its way, and says how to fix each\n"
+"finding: the kernel version, BTF, the cgroup v2 mount (hybrid hosts too),\n"
+"cgroup BPF support, privileges, CGROUP and the BPF programs on it and its\n"
+"ancestors that could fight ours, whether each --pid is in CGROUP and in\n"
+"this network namespace, TPROXY support, the TPROXY rules and policy routes\n"
+"(when some are present, all must be), and a running daemon's listener.\n"
+"Run it where the daemon runs (in its network namespace).\n"
+"\n"
+"  --pid PID       a process whose traffic should be captured; repeatable\n"
+"  --port P        the daemon's listener port (default 3333)\n"
+"  --mark M        the TPROXY rules' mark (default 0x5354)\n"
+"  --table T       their routing table (default 3333)\n"
+"  --ipv6          check the IPv6 rules and routes too\n"
+"  (what 'sproxy-bpf rules --apply' recorded overrides --mark, --table, --ipv6)\n"
+"\n"
+"Exit status: 0 healthy (warnings allowed), 1 problems found, 2 usage.\n";
+
+static void doctor_parse(int argc, char **argv)
+{
+	enum { D_PID = 256, D_PORT, D_MARK, D_TABLE, D_IPV6, D_HELP };
+	static const struct option lo[] = {
+		{ "pid", required_argument, 0, D_PID }, { "port", required_argument, 0, D_PORT },
+		{ "mark", required_argument, 0, D_MARK }, { "table", required_argument, 0, D_TABLE },
+		{ "ipv6", no_argument, 0, D_IPV6 }, { "help", no_argument, 0, D_HELP },
+		{ 0, 0, 0, 0 },
+	};
+	static struct doctor_opts d;
+	int c;
+
+	d.port = 3333;
+	d.mark = RULES_DEFAULT_MARK;
+	d.table = RULES_DEFAULT_TABLE;
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case D_PID:
+			if (d.n_pids == 16)
+				usage_error("at most 16 --pid%s", "");
+			d.pids[d.n_pids++] = (pid_t)number(optarg, "--pid", 1, 4194304);
+			break;
+		case D_PORT: d.port = (unsigned)number(optarg, "--port", 1, 65535); break;
+		case D_MARK: d.mark = (uint32_t)number_base(optarg, "--mark", 1, 1, 0xffffffffu); break;
+		case D_TABLE: d.table = (uint32_t)number(optarg, "--table", 1, 0xffffffffu); break;
+		case D_IPV6: d.ipv6 = 1; break;
+		case D_HELP:
+			fputs(doctor_usage, stdout);
+			exit(0);
+		default:
+			fprintf(stderr, "Try 'sproxy-bpf doctor --help'.\n");
+			exit(EXIT_USAGE);
+		}
+	}
+	if (optind < argc)
+		d.cgroup = argv[optind++];
+	if (optind != argc)
+		usage_error("doctor: unexpected argument '%s'", argv[optind]);
+	exit(doctor_run(&d));
+}
+
 /* The whole command line: the command, its options, its argument. */
 void cli_parse(int argc, char **argv, struct options *o)
 {
@@ -388,6 +451,8 @@ void cli_parse(int argc, char **argv, struct options *o)
 	}
 	if (strcmp(argv[1], "rules") == 0)
 		rules_parse(argc, argv);
+	if (strcmp(argv[1], "doctor") == 0)
+		doctor_parse(argc, argv);
 	if (strcmp(argv[1], "tproxy") == 0) {
 		optind = 2;
 		parse(argc, argv, o);

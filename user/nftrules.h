@@ -5,12 +5,14 @@
 #ifndef SPROXY_NFTRULES_H
 #define SPROXY_NFTRULES_H
 #include <stdint.h>
+#include <stdio.h>
 
 #define RULES_DEFAULT_PORT  3333
 #define RULES_DEFAULT_MARK  0x5354     /* the route's mark: not the daemon's */
 #define RULES_DEFAULT_TABLE 3333
 #define RULES_NAME          "sproxy-bpf"     /* nft table */
 #define RULES_STATE_DIR     "/run/sproxy-bpf"
+#define IPT_PRE             "SPROXY_BPF_PRE"     /* iptables chains */
 
 enum rules_backend { RULES_NFT, RULES_IPTABLES };
 enum rules_action { RULES_PRINT = 1, RULES_APPLY, RULES_REMOVE };
@@ -33,6 +35,11 @@ struct rules_opts {
 
 /* Checks a --cidr value and files it by family.  0, or -1 with err. */
 int rules_add_cidr(struct rules_opts *r, const char *s, char *err, size_t errlen);
+/* Where --apply records what it did: r->state, or one file per netns. */
+void rules_state_path(const struct rules_opts *r, char *path, size_t len);
+/* The record of this network namespace, open for reading, or NULL (none,
+ * or a dead namespace's, which is deleted). */
+FILE *rules_record_open(const struct rules_opts *r, char *path, size_t len);
 /* Does r->action.  Returns the exit status (0 done, 1 failed). */
 int rules_run(const struct rules_opts *r);
 
@@ -40,5 +47,24 @@ int rules_run(const struct rules_opts *r);
  * doctor: 1 all present, 0 none, -1 some (a half-applied setup); why says
  * what is missing. */
 int rules_check(const struct rules_opts *r, char *why, size_t whylen);
+
+/* The rules as steps: a command (words separated by single spaces), its
+ * stdin, the commands that take it back (in order), and why it is there. */
+#define MAX_STEPS 8
+struct step {
+	char cmd[160];
+	char *input;
+	char undo[8][160];
+	int n_undo;
+	char why[600];
+};
+struct plan {
+	struct step s[MAX_STEPS];
+	int n;
+};
+void rules_build(struct plan *p, const struct rules_opts *r);
+void rules_plan_free(struct plan *p);
+/* The plan as a commented shell script on stdout. */
+void rules_print(const struct plan *p, const struct rules_opts *r);
 
 #endif

@@ -177,15 +177,14 @@ static int original_destination(struct session *s, const struct sockaddr_storage
 
 	if (getsockopt(s->cfd, level, SO_ORIGINAL_DST, &s->t.addr, &olen) < 0) {
 		if (errno == ENOENT)
-			snprintf(err, errlen, "no original destination for %s: not a "
-				 "connection captured from the cgroup (the listener is not "
-				 "an open relay; is the client in the cgroup and in this "
-				 "network namespace? run 'sproxy-bpf doctor')",
+			snprintf(err, errlen, "no original destination for %s: not "
+				 "captured (a direct connection? a client outside the "
+				 "cgroup or its netns? run 'sproxy-bpf doctor')",
 				 addr_str((struct sockaddr *)&s->src, a, sizeof(a)));
 		else
-			snprintf(err, errlen, "SO_ORIGINAL_DST: %s (is the getsockopt "
-				 "hook attached, or another BPF program on the cgroup in "
-				 "the way? run 'sproxy-bpf doctor')", strerror(errno));
+			snprintf(err, errlen, "SO_ORIGINAL_DST: %s (getsockopt hook not "
+				 "attached, or another BPF program in the way? run "
+				 "'sproxy-bpf doctor')", strerror(errno));
 		memset(&s->t.addr, 0, sizeof(s->t.addr));
 		return -1;
 	}

@@ -64,6 +64,9 @@ setup_gateway_topology() {
 }
 
 setup_gateway_topology || finish
+# What --apply records lives in /run, keyed by the namespace: gone with it.
+GW_STATE=/run/sproxy-bpf/rules-netns-$(stat -L -c %i "/run/netns/$NS_G")
+trap 'rm -f "$GW_STATE"; cleanup' EXIT
 if ! need curl dig nft iptables ip6tables dnsmasq "$TOOLS/httpd" "$TOOLS/echod" "$TOOLS/netclient"; then
 	fail setup "$WHY"
 	finish
