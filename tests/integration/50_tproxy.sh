@@ -213,16 +213,21 @@ t_local() {
 	expect_log " udp " "via=tproxy " "client=203.0.113.1 " "dst=203.0.113.11:7 "
 }
 
+# SIGTERM; DAEMON_RC is the exit status (an ASan build's is not 0 on a leak).
 stop_daemon_gw() {
+	DAEMON_RC=""
 	[ -n "$DAEMON_PID" ] || return 0
 	kill -TERM "$DAEMON_PID" 2>/dev/null
 	wait_for 10 eval '! alive '"$DAEMON_PID" || kill -KILL "$DAEMON_PID"
 	wait "$DAEMON_PID" 2>/dev/null
+	DAEMON_RC=$?
 	DAEMON_PID=""
 }
 
 t_remove_exact() {
 	stop_daemon_gw
+	expect "the daemon exited $DAEMON_RC on SIGTERM: $(tail -n 3 "$TMP/daemon.err" | tr '\n' ' ')" \
+		[ "${DAEMON_RC:-0}" = 0 ] || return 1
 	ran_rules rm2 --remove || return 1
 	snapshot "$TMP/after.txt"
 	expect "the gateway differs after --remove: $(diff "$TMP/before.txt" "$TMP/after.txt" | head -n 5 | tr '\n' ' ')" \
