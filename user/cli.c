@@ -12,7 +12,9 @@
 #include "daemon.h"
 #include "doctor.h"
 #include "nftrules.h"
+#include "fakeip.h"
 #include "preflight.h"
+#include "tag.h"
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
@@ -58,7 +60,8 @@ static const char usage_text[] =
 "  -v, --verbose              debug messages (libbpf, dropped datagrams, DNS)\n"
 "      --all                  allow CGROUP to be the cgroup v2 root: captures\n"
 "                             every process of the machine\n"
-"      --map-size N           entries of each BPF record map (default 65536)\n"
+"      --map-size N           captured TCP connections open at once; more are\n"
+"                             refused (default 65536)\n"
 "      --udp-flows N          concurrent UDP flows per address family (default 1024)\n"
 "      --udp-timeout SEC      idle UDP flows end after SEC seconds (default 60)\n"
 "      --connect-timeout SEC  outbound connect timeout (default 10)\n"
@@ -68,6 +71,16 @@ static const char usage_text[] =
 "                             captured; decimal or 0x hex (default 0x5350)\n"
 "      --reattach             when CGROUP is removed, wait for its path to come\n"
 "                             back and capture it again (default: exit, status 3)\n"
+"      --tag off|on|TEMPLATE  what HTTP User-Agents get appended: on (default) is\n"
+"                             'sproxy-bpf (comm=%c; pid=%p)'; a TEMPLATE may use\n"
+"                             %c comm, %p pid, %u uid, %g gid, %% a percent sign\n"
+"      --header-timeout SEC   a request header not complete after SEC seconds\n"
+"                             ends its connection (default 30; 0: never)\n"
+"      --header-budget KIB    memory for unfinished request headers, all\n"
+"                             connections together (default 16384); past it a\n"
+"                             connection is relayed untagged\n"
+"      --idle-timeout SEC     end a TCP connection after SEC seconds without a\n"
+"                             byte either way (default 0: never)\n"
 "DNS:\n"
 "      --resolver ADDR[:PORT] real resolver; repeatable (default: the nameservers\n"
 "                             of /etc/resolv.conf)\n"
@@ -79,6 +92,13 @@ static const char usage_text[] =
 "      --fakeip-store FILE    keep the name <-> address mapping across restarts\n"
 "      --fakeip-exclude SUFFIX  names that always get real answers; repeatable\n"
 "      --fakeip-ttl SEC       TTL of FakeIP answers (default 1)\n"
+"      --fakeip-per-process N  new FakeIP names one process gets within the\n"
+"                             reuse hold (TTL + 60 s); past it, real answers\n"
+"                             (default 2048)\n"
+"      --allow-private-answers  connect to names that resolve to loopback,\n"
+"                             link-local or --bypass addresses (refused by\n"
+"                             default: the daemon connects as root, with its\n"
+"                             mark)\n"
 "  -h, --help                 this text\n"
 "  -V, --version              the version\n"
 "\n"
@@ -145,7 +165,8 @@ static void parse(int argc, char **argv, struct options *o)
 	enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
 	       O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
 	       O_FSTORE, O_FEXCL, O_FTTL,
-	       O_REATTACH };
+	       O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
+	       O_PRIVATE, O_FPERPROC };
 	static const struct option lo[] = {
 		{ "listen", required_argument, 0, 'l' },
 		{ "bypass", required_argument, 0, 'b' },
@@ -166,6 +187,12 @@ static void parse(int argc, char **argv, struct options *o)
 		{ "fakeip-exclude", required_argument, 0, O_FEXCL },
 		{ "fakeip-ttl", required_argument, 0, O_FTTL },
 		{ "reattach", no_argument, 0, O_REATTACH },
+		{ "tag", required_argument, 0, O_TAG },
+		{ "header-timeout", required_argument, 0, O_HDRTIMEOUT },
+		{ "header-budget", required_argument, 0, O_HDRBUDGET },
+		{ "idle-timeout", required_argument, 0, O_IDLETIMEOUT },
+		{ "allow-private-answers", no_argument, 0, O_PRIVATE },
+		{ "fakeip-per-process", required_argument, 0, O_FPERPROC },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
@@ -179,6 +206,9 @@ static void parse(int argc, char **argv, struct options *o)
 	o->udp_flows = 1024;
 	o->mark = SPROXY_MARK_DEFAULT;
 	o->fakeip_ttl = 1;
+	o->tag = TAG_DEFAULT;
+	o->header_timeout = 30;
+	o->header_budget = 16384 * 1024;
 	while ((c = getopt_long(argc, argv, "l:b:vhV", lo, NULL)) != -1) {
 		switch (c) {
 		case 'l':
@@ -247,6 +277,30 @@ static void parse(int argc, char **argv, struct options *o)
 			o->fakeip_ttl = (unsigned)number(optarg, "--fakeip-ttl", 0, 86400);
 			break;
 		case O_REATTACH: o->reattach = 1; break;
+		case O_TAG:
+			if (strcmp(optarg, "off") == 0)
+				o->tag = NULL;
+			else if (strcmp(optarg, "on") == 0)
+				o->tag = TAG_DEFAULT;
+			else if (tag_template_check(optarg, err, sizeof(err)) < 0)
+				usage_error("--tag: %s", err);
+			else
+				o->tag = optarg;
+			break;
+		case O_HDRTIMEOUT:
+			o->header_timeout = (unsigned)number(optarg, "--header-timeout", 0, 3600);
+			break;
+		case O_HDRBUDGET:
+			o->header_budget = number(optarg, "--header-budget", 64, 1u << 22) * 1024;
+			break;
+		case O_IDLETIMEOUT:
+			o->idle_timeout = (unsigned)number(optarg, "--idle-timeout", 0, 7 * 86400);
+			break;
+		case O_PRIVATE: o->allow_private_answers = 1; break;
+		case O_FPERPROC:
+			o->fakeip_per_process = (unsigned)number(optarg, "--fakeip-per-process",
+								 1, FAKEIP_MAX_ENTRIES);
+			break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 
 #include "loader.h"
+#include "relay.h"
 
 struct event_base;
 struct dns_server;
@@ -38,6 +39,12 @@ struct options {
 	int n_resolvers;
 	unsigned fakeip_ttl;
 	int reattach;                 /* 1: wait for a removed CGROUP to come back */
+	unsigned header_timeout;      /* seconds to finish a request header; 0 = none */
+	unsigned idle_timeout;        /* seconds without a byte either way; 0 = none */
+	size_t header_budget;         /* bytes of header buffers, all connections */
+	const char *tag;              /* User-Agent tag template; NULL = off */
+	int allow_private_answers;    /* proxied names may resolve to loopback etc. */
+	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
 	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
 };
 
@@ -52,8 +59,11 @@ struct daemon {
 	uint64_t netns;
 	int tuples_fd;
 	uint64_t n_conns;             /* open TCP sessions */
+	struct relay_limits limits;   /* shared by every relay */
 };
 
+/* d->dns from d->opt (either mode).  0, or -1 with err. */
+int daemon_dns_new(struct daemon *d, char *err, size_t errlen);
 /* Sets the socket mark that the BPF side skips.  Logs a failure. */
 void daemon_mark(const struct daemon *d, int fd);
 /* Replaces the thread name the hooks saw with the process's. */

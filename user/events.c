@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "events.h"
 #include "log.h"
+#include "proxy.h"
 #include "sproxy.skel.h"
 #include "udp.h"
 
@@ -40,10 +41,21 @@ static int on_bpf_event(void *ctx, void *data, size_t size)
 		udp_pool_dry(d->udp, (int)e->family, comm, e->proc.tgid);
 		break;
 	case SPROXY_EV_MAP_FULL:
+		/* Once a second at most; the stats count every one. */
 		if (time(NULL) != last_full)
-			log_warn("a BPF record map is full: a connection of %s (pid %u) "
-				 "went uncaptured; raise --map-size", comm, e->proc.tgid);
+			log_err("a connection of %s (pid %u) was refused because the record "
+				"map is full (%u captured connections open); raise --map-size",
+				comm, e->proc.tgid, d->opt->map_size);
 		last_full = time(NULL);
+		break;
+	case SPROXY_EV_SOCKOPT:      /* cookie: the application socket's */
+		proxy_sockopts_changed(d, e->cookie);
+		break;
+	case SPROXY_EV_MAP_HIGH:     /* cookie: the count */
+		log_warn("the record map is 80%% full: %llu of %u captured connections "
+			 "open (the last by %s, pid %u); beyond %u, new ones are "
+			 "refused: raise --map-size", (unsigned long long)e->cookie,
+			 d->opt->map_size, comm, e->proc.tgid, d->opt->map_size);
 		break;
 	}
 	return 0;

@@ -107,23 +107,7 @@ static int enter_proxy_cgroup(struct run *r)
 
 static int start_dns(struct run *r)
 {
-	const struct options *o = r->d.opt;
-	struct dns_config dc = {
-		.fakeip_enabled = !o->disable_fakeip,
-		.v4_range = o->fakeip_range[0],
-		.v6_range = o->fakeip_range[1],
-		.ttl = o->fakeip_ttl,
-		.exclude = (const char **)o->fakeip_exclude,
-		.n_exclude = (size_t)o->n_fakeip_exclude,
-		.resolvers = o->resolvers,
-		.n_resolvers = (size_t)o->n_resolvers,
-		.store_path = o->fakeip_store,
-		.mark = o->mark,
-		.verbose = o->verbose,
-	};
-
-	r->d.dns = dns_server_new(r->d.base, &dc, r->err, sizeof(r->err));
-	if (!r->d.dns) {
+	if (daemon_dns_new(&r->d, r->err, sizeof(r->err)) < 0) {
 		log_err("DNS: %s", r->err);
 		return -1;
 	}
@@ -185,8 +169,10 @@ static void fill_bypass(struct run *r, struct options *o)
 		}
 		if (!addr_is_loopback((struct sockaddr *)ss)) {
 			struct bypass_entry *e = &r->bypass[r->lc.n_bypass++];
+			struct sproxy_addr a;
 
-			addr_to_sproxy((struct sockaddr *)ss, (struct sproxy_addr *)e->key.ip);
+			addr_to_sproxy((struct sockaddr *)ss, &a);
+			memcpy(e->key.ip, a.ip, sizeof(e->key.ip));
 			e->key.prefixlen = 128;
 			e->port = htons(addr_port((struct sockaddr *)ss));
 		}
@@ -196,17 +182,22 @@ static void fill_bypass(struct run *r, struct options *o)
 
 static void log_stats(struct loader *l)
 {
-	uint64_t st[SPROXY_STAT__MAX];
+	uint64_t st[SPROXY_STAT__MAX], conns, tuples;
 
 	if (loader_stats(l, st) < 0)
 		return;
+	loader_live(l, &conns, &tuples);
+	log_info("TCP records open: %llu sockets, %llu connections",
+		 (unsigned long long)conns, (unsigned long long)tuples);
 	log_info("captured %llu TCP, %llu UDP flows, %llu DNS; bypassed %llu; "
-		 "no record %llu; UDP pool dry %llu; map full %llu",
+		 "no record %llu; another connection's record %llu; UDP pool dry %llu; "
+		 "map full %llu",
 		 (unsigned long long)st[SPROXY_STAT_TCP_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_UDP_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_DNS_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_BYPASSED],
 		 (unsigned long long)st[SPROXY_STAT_ORIGDST_MISS],
+		 (unsigned long long)st[SPROXY_STAT_RECORD_MISMATCH],
 		 (unsigned long long)st[SPROXY_STAT_POOL_EMPTY],
 		 (unsigned long long)st[SPROXY_STAT_MAP_FULL]);
 }
@@ -332,8 +323,6 @@ static int serve(struct run *r, struct options *o)
 		return EXIT_RUNTIME;
 	}
 	d->netns = sysenv_netns_cookie();
-	if (start_dns(r) < 0)
-		return EXIT_USAGE;
 	rc = open_listeners(r, o);
 	if (rc)
 		return rc;
@@ -348,6 +337,13 @@ static int serve(struct run *r, struct options *o)
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
+	/* Before evdns makes its sockets, so that they get our mark. */
+	if (loader_attach_self(&d->bpf, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
+		log_err("%s", r->err);
+		return EXIT_RUNTIME;
+	}
+	if (start_dns(r) < 0)
+		return EXIT_USAGE;
 	d->tuples_fd = bpf_map__fd(d->bpf.skel->maps.tuples);
 	d->udp = udp_pool_new(d, o->udp_flows, r->err, sizeof(r->err));
 	if (!d->udp) {

@@ -34,23 +34,7 @@ struct trun {
 
 static int start_dns(struct trun *r)
 {
-	const struct options *o = r->d.opt;
-	struct dns_config dc = {
-		.fakeip_enabled = !o->disable_fakeip,
-		.v4_range = o->fakeip_range[0],
-		.v6_range = o->fakeip_range[1],
-		.ttl = o->fakeip_ttl,
-		.exclude = (const char **)o->fakeip_exclude,
-		.n_exclude = (size_t)o->n_fakeip_exclude,
-		.resolvers = o->resolvers,
-		.n_resolvers = (size_t)o->n_resolvers,
-		.store_path = o->fakeip_store,
-		.mark = o->mark,
-		.verbose = o->verbose,
-	};
-
-	r->d.dns = dns_server_new(r->d.base, &dc, r->err, sizeof(r->err));
-	if (!r->d.dns) {
+	if (daemon_dns_new(&r->d, r->err, sizeof(r->err)) < 0) {
 		log_err("DNS: %s", r->err);
 		return -1;
 	}
