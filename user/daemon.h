@@ -11,6 +11,7 @@
 struct event_base;
 struct dns_server;
 struct udp_pool;
+struct rules;
 
 #define SPROXY_MARK_DEFAULT 0x5350  /* "SP" */
 
@@ -45,6 +46,10 @@ struct options {
 	const char *tag;              /* User-Agent tag template; NULL = off */
 	int allow_private_answers;    /* proxied names may resolve to loopback etc. */
 	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
+	struct rules *rules;          /* --rule lines, compiled by cli_finish */
+	const char *origin;           /* "FILE:LINE" of the config line being applied */
+	char **owned;                 /* copies of values that outlive their source */
+	int n_owned;
 	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
 };
 
@@ -60,6 +65,11 @@ struct daemon {
 	int tuples_fd;
 	uint64_t n_conns;             /* open TCP sessions */
 	struct relay_limits limits;   /* shared by every relay */
+	/* The rules in use.  SIGHUP swaps in a new set; a decision that waits
+	 * (on DNS) holds a reference (rules_ref) to the set it started with. */
+	struct rules *rules;
+	int argc;                     /* the command line, read again on SIGHUP */
+	char **argv;
 };
 
 /* d->dns from d->opt (either mode).  0, or -1 with err. */

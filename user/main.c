@@ -24,6 +24,7 @@
 #include "preflight.h"
 #include "proxy.h"
 #include "resolvconf.h"
+#include "rules.h"
 #include "sproxy.skel.h"
 #include "sysenv.h"
 #include "tproxy.h"
@@ -370,28 +371,36 @@ static int serve(struct run *r, struct options *o)
 	return r->rc;
 }
 
-static int run(struct options *o)
+static int run(struct options *o, int argc, char **argv)
 {
 	static struct run r;     /* large: not on the stack */
 	int rc;
 
 	memset(&r, 0, sizeof(r));
 	r.d.opt = o;
+	r.d.rules = rules_ref(o->rules);
+	r.d.argc = argc;
+	r.d.argv = argv;
 	rc = check_args(&r, o);
 	if (rc)
 		return rc;
 	events_route_libevent_log();
 	rc = serve(&r, o);
 	teardown(&r);
+	rules_unref(r.d.rules);
 	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
+	/* For SIGHUP, as given: parsing may blank a password in argv. */
+	char **args = cli_copy_args(argc, argv);
+	int rc;
 
 	cli_parse(argc, argv, &o);
-	if (o.tproxy)
-		return tproxy_run(&o);
-	return run(&o);
+	rc = o.tproxy ? tproxy_run(&o) : run(&o, args ? argc : 0, args);
+	cli_options_free(&o);
+	cli_free_args(args);
+	return rc;
 }

@@ -19,6 +19,7 @@
 #include "preflight.h"
 #include "proxy.h"
 #include "resolvconf.h"
+#include "rules.h"
 #include "sysenv.h"
 #include "tproxy.h"
 #include "tproxyudp.h"
@@ -221,7 +222,9 @@ int tproxy_run(struct options *o)
 	rc = check_args(o);
 	if (rc)
 		return rc;
+	r.d.rules = rules_ref(o->rules);
 	rc = serve(&r, o);
 	teardown(&r);
+	rules_unref(r.d.rules);
 	return rc;
 }
