@@ -1,16 +1,18 @@
 #!/bin/bash
 # `sproxy-bpf doctor`: a healthy setup (daemon attached to the test cgroup,
 # a process in it) is healthy, exit 0; broken ones each get their diagnosis
-# with a fix, exit 1: a cgroup path that does not exist, a pid outside the
-# cgroup, a pid in another network namespace, TPROXY rules with a piece
-# removed by hand, a daemon that accepts but never answers (stopped). A
+# with a fix, exit 1: a cgroup path that does not exist or is not cgroup v2,
+# a pid outside the cgroup, a pid in another network namespace, TPROXY
+# rules with a piece removed by hand, a daemon that accepts but never
+# answers (stopped). A
 # connection without an original destination is logged with its likely
 # causes and a pointer to doctor. Everything runs in the test's client
 # namespace.
 . "$(dirname "$0")/../lib.sh"
 
 STATE_FILES=()
-trap 'rm -f "${STATE_FILES[@]}"; cleanup' EXIT
+PIN_DIR=/sys/fs/bpf/sproxy-bpf-test-$TEST_ID
+trap 'rm -f "${STATE_FILES[@]}"; cleanup; rm -rf "$PIN_DIR"' EXIT
 
 setup_topology || finish
 setup_cgroup || finish
@@ -61,7 +63,10 @@ t_no_cgroup() {
 	doctor nocg "$CG2/sproxy-bpf-test-$TEST_ID-none"
 	expect "doctor exited $DOC_RC for a missing cgroup" [ "$DOC_RC" = 1 ] || return 1
 	says nocg "FAIL" "sproxy-bpf-test-$TEST_ID-none" "No such file" || return 1
-	says nocg "fix:" "cgroup v2 directory"
+	says nocg "fix:" "cgroup v2 directory" || return 1
+	doctor notcg /tmp
+	expect "doctor exited $DOC_RC for /tmp" [ "$DOC_RC" = 1 ] || return 1
+	says notcg "FAIL" "'/tmp' is not a cgroup v2 directory"
 }
 
 t_pid_outside() {
@@ -114,7 +119,29 @@ t_no_origdst_line() {
 	expect_log "result=refused" "no original destination" "sproxy-bpf doctor"
 }
 
+# Another program on the cgroup that rewrites connect() too: named, as a
+# warning (it may be meant to be there).
+t_foreign_program() {
+	need clang bpftool || return 1
+	printf '%s\n' '#include <linux/bpf.h>' \
+		'__attribute__((section("cgroup/connect4"), used))' \
+		'int other_connect4(struct bpf_sock_addr *ctx) { return 1; }' \
+		'__attribute__((section("license"), used)) char _license[] = "GPL";' >"$TMP/other.c"
+	clang -O2 -target bpf -I"/usr/include/$(uname -m)-linux-gnu" -c "$TMP/other.c" -o "$TMP/other.o" 2>"$TMP/clang.err" ||
+		{ WHY="clang: $(tail -n 1 "$TMP/clang.err")"; return 1; }
+	mkdir -p "$PIN_DIR" &&
+	bpftool prog load "$TMP/other.o" "$PIN_DIR/other" type cgroup/connect4 2>"$TMP/bpftool.err" &&
+	bpftool cgroup attach "$CG" connect4 pinned "$PIN_DIR/other" multi 2>>"$TMP/bpftool.err" ||
+		{ WHY="bpftool: $(tail -n 1 "$TMP/bpftool.err")"; return 1; }
+	doctor foreign "$CG"
+	bpftool cgroup detach "$CG" connect4 pinned "$PIN_DIR/other" 2>/dev/null
+	expect "doctor exited $DOC_RC with a foreign program (a warning only)" [ "$DOC_RC" = 0 ] || return 1
+	says foreign "warn" "connect4 program 'other_connect4'" "also rewrites addresses" || return 1
+	says foreign "fix:" "bpftool cgroup tree"
+}
+
 run_case healthy t_healthy
+run_case foreign_program t_foreign_program
 run_case no_cgroup t_no_cgroup
 run_case pid_outside t_pid_outside
 run_case pid_other_netns t_pid_other_netns
