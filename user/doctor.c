@@ -337,7 +337,7 @@ static void check_rules(const struct doctor_opts *o, int *have_rules)
 {
 	struct rules_opts r = { .mark = o->mark, .table = o->table, .ipv6 = o->ipv6 };
 	char why[1024], fix[300];
-	int recorded = read_record(&r), state = rules_check(&r, why, sizeof(why));
+	int recorded = read_record(&r), state = rules_check(&r, why, sizeof(why)), fam;
 
 	*have_rules = state != 0;
 	snprintf(fix, sizeof(fix), "sproxy-bpf rules --remove, then sproxy-bpf rules --apply "
@@ -346,6 +346,12 @@ static void check_rules(const struct doctor_opts *o, int *have_rules)
 		say("ok", NULL, "TPROXY rules: the TPROXY rules, 'ip rule fwmark 0x%x lookup %u' "
 		    "and a local route on lo in table %u%s", r.mark, r.table, r.table,
 		    r.ipv6 ? ", IPv4 and IPv6" : "");
+	if (state == 1 && (fam = rules_local_unroutable(&r)))
+		say("warn", "a default route through the uplink (the marked packets "
+		    "never take it; it only has to exist)",
+		    "TPROXY rules capture this host's own traffic, but IPv%d has no default "
+		    "route: connecting to an address without a route (FakeIP ones included) "
+		    "fails before the rules see it", fam);
 	else if (state == 0 && !recorded)
 		say("info", NULL, "TPROXY rules: none in this network namespace (only gateway "
 		    "mode, 'sproxy-bpf tproxy', needs them)");

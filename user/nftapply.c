@@ -311,3 +311,22 @@ int rules_check(const struct rules_opts *r, char *why, size_t whylen)
 	}
 	return have == want ? 1 : have == 0 ? 0 : -1;
 }
+
+int rules_local_unroutable(const struct rules_opts *r)
+{
+	char out[4096];
+	int local = 0;
+
+	if (run("nft list table ip " RULES_NAME, NULL, out, sizeof(out)) == 0 ||
+	    run("nft list table inet " RULES_NAME, NULL, out, sizeof(out)) == 0)
+		local = strstr(out, "chain output") != NULL;
+	if (!local)
+		local = run("iptables -w -t mangle -S SPROXY_BPF_OUT", NULL, out, sizeof(out)) == 0;
+	if (!local)
+		return 0;
+	for (int v6 = 0; v6 <= r->ipv6; v6++)
+		if (run(v6 ? "ip -6 route show default" : "ip -4 route show default", NULL, out,
+			sizeof(out)) == 0 && !out[0])
+			return v6 ? 6 : 4;
+	return 0;
+}

@@ -48,6 +48,11 @@ int rules_run(const struct rules_opts *r);
  * what is missing. */
 int rules_check(const struct rules_opts *r, char *why, size_t whylen);
 
+/* With --local rules in place, a family (4 or 6) whose main table has no
+ * default route, else 0: the kernel looks a route up before OUTPUT, so a
+ * destination without one (a FakeIP address) fails before the rules. */
+int rules_local_unroutable(const struct rules_opts *r);
+
 /* The rules as steps: a command (words separated by single spaces), its
  * stdin, the commands that take it back (in order), and why it is there. */
 #define MAX_STEPS 8

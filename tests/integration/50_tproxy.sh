@@ -14,7 +14,7 @@
 #
 #   sbt<pid>c  LAN client  eth0 192.0.2.2/24 2001:db8:1::2/64, default via the gateway
 #   sbt<pid>g  gateway     lan0 192.0.2.1/24 2001:db8:1::1/64
-#                          wan0 203.0.113.1/24 2001:db8:2::1/64
+#                          wan0 203.0.113.1/24 2001:db8:2::1/64, default via the remote
 #   sbt<pid>s  remote      eth0 203.0.113.10/24 .11/32 198.51.100.53/32
 #                          2001:db8:2::10/64 2001:db8:2::11/128
 . "$(dirname "$0")/../lib.sh"
@@ -54,7 +54,9 @@ setup_gateway_topology() {
 	ip -n "$NS_G" link set wan0 up && ip -n "$NS_S" link set eth0 up &&
 	ip -n "$NS_C" route add default via 192.0.2.1 &&
 	ip -n "$NS_C" -6 route add default via 2001:db8:1::1 &&
-	ip -n "$NS_G" route add 198.51.100.0/24 via $R4 ||
+	ip -n "$NS_G" route add 198.51.100.0/24 via $R4 &&
+	ip -n "$NS_G" route add default via $R4 &&
+	ip -n "$NS_G" -6 route add default via $R6 ||
 		{ _setup_fail "configuring the veth pairs"; return 1; }
 	wait_for 5 eval "ip -n $NS_C link show eth0 | grep -q LOWER_UP && ip -n $NS_S link show eth0 | grep -q LOWER_UP" ||
 		{ _setup_fail "veth links did not come up"; return 1; }
@@ -213,6 +215,19 @@ t_local() {
 	expect_log " udp " "via=tproxy " "client=203.0.113.1 " "dst=203.0.113.11:7 "
 }
 
+# A name looked up and connected to by a process of the gateway, with
+# --local: its query gets a FakeIP answer, and the daemon's own lookup of
+# the name (to connect out) must reach the real resolver, not itself.
+t_local_by_name() {
+	daemon_running || return 1
+	unshare -m --propagation private -- bash -c 'mount --bind "$1" /etc/resolv.conf &&
+		exec nsenter --net="$2" -- curl -sS -m 10 -o /dev/null "http://web.test:8080/localname"' \
+		_ "$TMP/resolv.conf" "/run/netns/$NS_G" >"$TMP/localname.out" 2>&1 ||
+		{ WHY="curl by name in the gateway failed: $(tail -n 1 "$TMP/localname.out")"; return 1; }
+	expect "the server got no request" wait_http 5 /localname || return 1
+	expect_log " tcp " "via=tproxy " "host=web.test " "result=ok"
+}
+
 # SIGTERM; DAEMON_RC is the exit status (an ASan build's is not 0 on a leak).
 stop_daemon_gw() {
 	DAEMON_RC=""
@@ -296,6 +311,7 @@ run_case direct_listener t_direct_listener
 run_case udp_two_peers t_udp_two_peers
 run_case dns_fakeip t_dns_fakeip
 run_case local t_local
+run_case local_by_name t_local_by_name
 run_case remove_exact t_remove_exact
 run_case all_or_nothing t_all_or_nothing
 run_case iptables_exact t_iptables_exact

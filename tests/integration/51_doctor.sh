@@ -4,7 +4,7 @@
 # with a fix, exit 1: a cgroup path that does not exist or is not cgroup v2,
 # a pid outside the cgroup, a pid in another network namespace, TPROXY
 # rules with a piece removed by hand, a daemon that accepts but never
-# answers (stopped). A
+# answers (stopped); --local rules without a default route warn. A
 # connection without an original destination is logged with its likely
 # causes and a pointer to doctor. Everything runs in the test's client
 # namespace.
@@ -100,6 +100,20 @@ t_rules_missing() {
 	says rules2 "info" "TPROXY rules: none"
 }
 
+# --local rules where the main table has no default route (this
+# namespace): a warning that names the family, not a failure.
+t_local_no_default() {
+	local gwrun=(nsenter --net="/run/netns/$NS_C" --)
+	"${gwrun[@]}" "$SPROXY_BIN" rules --apply --local >"$TMP/apply2.out" 2>&1 ||
+		{ WHY="rules --apply --local failed: $(tail -n 1 "$TMP/apply2.out")"; return 1; }
+	doctor nodefault "$CG"
+	"${gwrun[@]}" "$SPROXY_BIN" rules --remove >"$TMP/remove2.out" 2>&1 ||
+		{ WHY="rules --remove failed: $(tail -n 1 "$TMP/remove2.out")"; return 1; }
+	expect "doctor exited $DOC_RC with --local and no default route (a warning only)" [ "$DOC_RC" = 0 ] || return 1
+	says nodefault "warn" "IPv4 has no default route" || return 1
+	says nodefault "fix:" "a default route"
+}
+
 # A stopped daemon still completes TCP handshakes (the kernel does that)
 # but never answers.
 t_stuck_daemon() {
@@ -146,6 +160,7 @@ run_case no_cgroup t_no_cgroup
 run_case pid_outside t_pid_outside
 run_case pid_other_netns t_pid_other_netns
 run_case rules_missing t_rules_missing
+run_case local_no_default t_local_no_default
 run_case stuck_daemon t_stuck_daemon
 run_case no_origdst_line t_no_origdst_line
 finish
