@@ -1,4 +1,3 @@
-#include <dirent.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,6 +13,7 @@
 #include "daemon.h"
 #include "dnsserver.h"
 #include "log.h"
+#include "ownsock.h"
 #include "tproxyudp.h"
 
 #ifndef IP_TRANSPARENT
@@ -355,66 +355,6 @@ static int reply_socket(struct tflow *f)
 	return 0;
 }
 
-/* Whether fd-table of this process holds socket inode ino. */
-static int our_inode(unsigned long ino)
-{
-	char want[64], path[300], link[64];
-	struct dirent *de;
-	DIR *dir = opendir("/proc/self/fd");
-	int found = 0;
-
-	if (!dir)
-		return 0;
-	snprintf(want, sizeof(want), "socket:[%lu]", ino);
-	while (!found && (de = readdir(dir))) {
-		ssize_t n;
-
-		snprintf(path, sizeof(path), "/proc/self/fd/%s", de->d_name);
-		n = readlink(path, link, sizeof(link) - 1);
-		if (n > 0) {
-			link[n] = 0;
-			found = strcmp(link, want) == 0;
-		}
-	}
-	closedir(dir);
-	return found;
-}
-
-/* A datagram from a socket of this daemon: with --local the rules capture
- * this host's traffic, and the name lookups the proxy makes for itself
- * (libevent's resolver) carry no mark.  Its UDP sockets on the client's
- * port, found in /proc/net/udp{,6} and in our fd table, say so. */
-static int from_ourselves(const struct sockaddr_storage *client)
-{
-	static const char *const files[] = { "/proc/self/net/udp", "/proc/self/net/udp6" };
-	unsigned port = addr_port((const struct sockaddr *)client);
-
-	if (!addr_is_ours((const struct sockaddr *)client))
-		return 0;            /* another host: the common case */
-	for (int i = 0; i < 2; i++) {
-		FILE *fp = fopen(files[i], "re");
-		char line[512], local[64];
-		unsigned lport;
-		unsigned long ino;
-		int mine = 0;
-
-		if (!fp)
-			continue;
-		while (!mine && fgets(line, sizeof(line), fp)) {
-			/* sl local rem st tx:rx tr:when retrnsmt uid timeout inode */
-			if (sscanf(line, " %*s %63s %*s %*s %*s %*s %*s %*s %*s %lu", local, &ino) != 2)
-				continue;
-			if (sscanf(strrchr(local, ':') ? strrchr(local, ':') + 1 : "", "%x", &lport) == 1 &&
-			    lport == port && ino && our_inode(ino))
-				mine = 1;
-		}
-		fclose(fp);
-		if (mine)
-			return 1;
-	}
-	return 0;
-}
-
 static struct tflow *flow_new(struct tproxy_udp *u, const struct sockaddr_storage *client,
 			      const struct sockaddr_storage *dst, unsigned h)
 {
@@ -435,7 +375,7 @@ static struct tflow *flow_new(struct tproxy_udp *u, const struct sockaddr_storag
 	f->last = time(NULL);
 	/* Our own lookups go to the resolver they asked, unlogged: answering
 	 * them from the FakeIP pool would be a loop. */
-	f->own = addr_port((struct sockaddr *)dst) == 53 && from_ourselves(client);
+	f->own = addr_port((struct sockaddr *)dst) == 53 && ownsock_udp((const struct sockaddr *)client);
 	f->is_dns = addr_port((struct sockaddr *)dst) == 53 && !f->own;
 	f->hnext = u->bucket[h];
 	u->bucket[h] = f;
