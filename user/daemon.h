@@ -7,6 +7,7 @@
 
 #include "loader.h"
 #include "relay.h"
+#include "upstream.h"
 
 struct event_base;
 struct dns_server;
@@ -50,6 +51,9 @@ struct options {
 	const char *origin;           /* "FILE:LINE" of the config line being applied */
 	char **owned;                 /* copies of values that outlive their source */
 	int n_owned;
+	struct upstream upstream[UPSTREAM_MAX];  /* --upstream, by name */
+	int n_upstream;
+	int udp_over_http;            /* UDP_OVER_HTTP_REJECT or _DIRECT */
 	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
 };
 

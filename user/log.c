@@ -270,11 +270,11 @@ void connlog_write(const struct conn_log *c)
 		field_str(fp, &first, "comm", comm);
 		field_num(fp, &first, "uid", c->proc->uid);
 	}
-	if (c->via) {
+	if (c->capture) {
 		char a2[ADDR_STRLEN], *colon;
 
 		/* Gateway traffic: the hooks saw no process; the client is a host. */
-		field_str(fp, &first, "via", c->via);
+		field_str(fp, &first, "capture", c->capture);
 		if (!c->proc)
 			field_str(fp, &first, "proc", "none");
 		if (c->src) {
@@ -295,6 +295,8 @@ void connlog_write(const struct conn_log *c)
 		field_str(fp, &first, "dst", addr_str(c->dst, a, sizeof(a)));
 	if (c->host)
 		field_str(fp, &first, "host", c->host);
+	if (c->via)
+		field_str(fp, &first, "via", c->via);
 	field_num(fp, &first, "up", c->up);
 	field_num(fp, &first, "down", c->down);
 	snprintf(dur, sizeof(dur), "%.3f", c->duration);

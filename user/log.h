@@ -28,11 +28,12 @@ struct conn_log {
 	const struct sockaddr *src;
 	const struct sockaddr *dst;
 	const char *host;                  /* name behind a fake address */
+	const char *via;                   /* the upstream taken; NULL: none */
 	uint64_t up, down;                 /* bytes app->server, server->app */
 	double duration;                   /* seconds */
 	const char *result;                /* "ok", "error", "refused" */
 	const char *error;                 /* NULL when none */
-	const char *via;                   /* "tproxy": from another host, no process */
+	const char *capture;               /* "tproxy": from another host, no process */
 };
 
 /* path NULL: stderr.  A new file is made mode 0600.  Returns 0 or -errno. */

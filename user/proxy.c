@@ -53,6 +53,7 @@ struct session {
 	struct sproxy_proc proc;
 	int have_proc;
 	struct connect_req *creq;
+	const char *via;                      /* the route, for the log */
 	struct relay relay;
 	int relaying;
 	int transparent;                      /* came through TPROXY */
@@ -145,12 +146,13 @@ static void session_close(struct session *s, const char *result, const char *err
 		.src = (struct sockaddr *)&s->src,
 		.dst = (struct sockaddr *)&s->t.addr,
 		.host = s->t.host[0] ? s->t.host : NULL,
+		.via = s->via,
 		.up = s->relay.up.bytes,
 		.down = s->relay.down.bytes,
 		.duration = since(&s->start),
 		.result = result,
 		.error = err,
-		.via = s->transparent ? "tproxy" : NULL,
+		.capture = s->transparent ? "tproxy" : NULL,
 	};
 
 	if (s->t.addr.ss_family == 0)
@@ -382,6 +384,7 @@ static void route(struct session *s)
 	}
 	if (name)
 		snprintf(s->t.host, sizeof(s->t.host), "%s", name);
+	s->via = connector_via(d, SOCK_STREAM);
 	s->creq = connector_start(d, &s->t, SOCK_STREAM, on_connected, s);
 	if (!s->creq)
 		session_end(s, "error", "out of memory");

@@ -58,6 +58,7 @@ struct tflow {
 	struct target t;                  /* t.addr: the original destination */
 	int is_dns;
 	int own;                          /* this daemon's own lookup: relayed, not logged */
+	const char *via;                  /* the route, for the log */
 	const char *refused;              /* set: datagrams are dropped, this says why */
 	char why[200];
 	char dns_err[200];
@@ -145,7 +146,8 @@ static void log_flow(struct tflow *f, const char *result, const char *err)
 		.down = f->down,
 		.result = result,
 		.error = err,
-		.via = "tproxy",
+		.via = f->via,
+		.capture = "tproxy",
 	};
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -400,6 +402,7 @@ static struct tflow *flow_new(struct tproxy_udp *u, const struct sockaddr_storag
 	}
 	if (name)
 		snprintf(f->t.host, sizeof(f->t.host), "%s", name);
+	f->via = connector_via(u->d, SOCK_DGRAM);
 	f->creq = connector_start(u->d, &f->t, SOCK_DGRAM, on_connected, f);
 	if (!f->creq)
 		f->refused = "out of memory";

@@ -151,7 +151,7 @@ t_tcp4() {
 	expect "the server got no request" wait_http 5 /gw4 || return 1
 	expect "the server saw $(http_get /gw4 peer), not the gateway 203.0.113.1" \
 		eval '[[ $(http_get /gw4 peer) == 203.0.113.1:* ]]' || return 1
-	expect_log " tcp " "via=tproxy " "proc=none " "client=192.0.2.2 " "dst=$R4:8080 " "result=ok"
+	expect_log " tcp " "capture=tproxy " "proc=none " "client=192.0.2.2 " "dst=$R4:8080 " "result=ok"
 }
 
 t_tcp6() {
@@ -160,7 +160,7 @@ t_tcp6() {
 	expect "the server got no request" wait_http 5 /gw6 || return 1
 	expect "the server saw $(http_get /gw6 peer), not the gateway 2001:db8:2::1" \
 		eval '[[ $(http_get /gw6 peer) == "[2001:db8:2::1]:"* ]]' || return 1
-	expect_log " tcp " "via=tproxy " "client=2001:db8:1::2 " "dst=[$R6]:8080 " "result=ok"
+	expect_log " tcp " "capture=tproxy " "client=2001:db8:1::2 " "dst=[$R6]:8080 " "result=ok"
 }
 
 # A connection straight to the listener is not relayed to itself.
@@ -178,7 +178,7 @@ t_udp_two_peers() {
 	ran client_run u6 "$TOOLS/netclient" udp -n 2 "[$R6]:7" "[2001:db8:2::11]:7" || return 1
 	expect "echod saw the datagrams from $(grep -o 'peer=[^ ]*' "$TMP/echo.log" | sort -u | tr '\n' ' '), not only the gateway" \
 		eval '! grep "^udp" "$TMP/echo.log" | grep -v -e "peer=203.0.113.1:" -e "peer=\[2001:db8:2::1\]:" | grep -q .' || return 1
-	expect_log " udp " "via=tproxy " "client=192.0.2.2 " "dst=203.0.113.11:7 "
+	expect_log " udp " "capture=tproxy " "client=192.0.2.2 " "dst=203.0.113.11:7 "
 }
 
 t_dns_fakeip() {
@@ -189,8 +189,8 @@ t_dns_fakeip() {
 	expect "web.test got '$a', not a FakeIP address (198.18.0.0/15)" eval '[[ $a == 198.1[89].* ]]' || return 1
 	ran client_run byname curl -sS -m 10 "http://web.test:8080/byname" || return 1
 	expect "the server got no request" wait_http 5 /byname || return 1
-	expect_log " tcp " "via=tproxy " "host=web.test " "result=ok" || return 1
-	expect_log " dns " "via=tproxy " "client=192.0.2.2 " "dst=$RESOLVER:53 "
+	expect_log " tcp " "capture=tproxy " "host=web.test " "result=ok" || return 1
+	expect_log " dns " "capture=tproxy " "client=192.0.2.2 " "dst=$RESOLVER:53 "
 }
 
 # The gateway's own curl, through OUTPUT marking; the daemon's own
@@ -204,15 +204,15 @@ t_local() {
 	start_tproxy --udp-timeout 2 || return 1
 	gw curl -sS -m 10 -o /dev/null "http://$R4:8080/local4" >"$TMP/local.out" 2>&1 ||
 		{ WHY="curl in the gateway failed: $(tail -n 1 "$TMP/local.out")"; return 1; }
-	expect_log " tcp " "via=tproxy " "client=203.0.113.1 " "dst=$R4:8080 " "result=ok" || return 1
+	expect_log " tcp " "capture=tproxy " "client=203.0.113.1 " "dst=$R4:8080 " "result=ok" || return 1
 	n=$(count_with "$TMP/conn.log" "dst=$R4:8080 ")
 	expect "$n log lines for one connection (the daemon's own captured: a loop)" [ "$n" = 1 ] || return 1
 	gw curl -sS -g -m 10 -o /dev/null "http://[$R6]:8080/local6" >"$TMP/local6.out" 2>&1 ||
 		{ WHY="IPv6 curl in the gateway failed: $(tail -n 1 "$TMP/local6.out")"; return 1; }
-	expect_log " tcp " "via=tproxy " "dst=[$R6]:8080 " "result=ok" || return 1
+	expect_log " tcp " "capture=tproxy " "dst=[$R6]:8080 " "result=ok" || return 1
 	gw "$TOOLS/netclient" udp $R4:7 203.0.113.11:7 >"$TMP/localu.out" 2>&1 ||
 		{ WHY="UDP in the gateway: $(tail -n 1 "$TMP/localu.out")"; return 1; }
-	expect_log " udp " "via=tproxy " "client=203.0.113.1 " "dst=203.0.113.11:7 "
+	expect_log " udp " "capture=tproxy " "client=203.0.113.1 " "dst=203.0.113.11:7 "
 }
 
 # A name looked up and connected to by a process of the gateway, with
@@ -225,7 +225,7 @@ t_local_by_name() {
 		_ "$TMP/resolv.conf" "/run/netns/$NS_G" >"$TMP/localname.out" 2>&1 ||
 		{ WHY="curl by name in the gateway failed: $(tail -n 1 "$TMP/localname.out")"; return 1; }
 	expect "the server got no request" wait_http 5 /localname || return 1
-	expect_log " tcp " "via=tproxy " "host=web.test " "result=ok"
+	expect_log " tcp " "capture=tproxy " "host=web.test " "result=ok"
 }
 
 # SIGTERM; DAEMON_RC is the exit status (an ASan build's is not 0 on a leak).

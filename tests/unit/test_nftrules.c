@@ -2,7 +2,7 @@
  * backends: TPROXY only in PREROUTING, every route in the table `local` on
  * lo, the daemon's mark left alone, a family without --cidr not captured
  * when sources are restricted, undo steps in the right order; --cidr
- * values; and the gateway log line (via=tproxy proc=none client=). */
+ * values; and the gateway log line (capture=tproxy proc=none client=). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -168,7 +168,7 @@ static void gateway_log_line(void)
 {
 	char path[] = "/tmp/sproxy-bpf-test_nftrules.XXXXXX", line[512] = "";
 	struct sockaddr_in6 src = { .sin6_family = AF_INET6, .sin6_port = htons(4242) };
-	struct conn_log c = { .proto = "tcp", .result = "ok", .via = "tproxy",
+	struct conn_log c = { .proto = "tcp", .result = "ok", .capture = "tproxy",
 			      .src = (struct sockaddr *)&src };
 	FILE *fp;
 	int fd = mkstemp(path);
@@ -186,7 +186,7 @@ static void gateway_log_line(void)
 		fclose(fp);
 	}
 	unlink(path);
-	CHECK(strstr(line, " tcp via=tproxy proc=none client=2001:db8:1::2 src=[2001:db8:1::2]:4242 ") != NULL);
+	CHECK(strstr(line, " tcp capture=tproxy proc=none client=2001:db8:1::2 src=[2001:db8:1::2]:4242 ") != NULL);
 	CHECK(strstr(line, "pid=") == NULL);
 	if (check_failed_now)
 		printf("  got: %s", line);
