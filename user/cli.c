@@ -22,6 +22,9 @@ static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
 "       sproxy-bpf check [CGROUP] [OPTION]...\n"
 "       sproxy-bpf run [OPTION]... -- CMD [ARG]...\n"
+"       sproxy-bpf tproxy [OPTION]...\n"
+"       sproxy-bpf rules [RULES OPTION]... --print | --apply | --remove\n"
+"       sproxy-bpf doctor [CGROUP] [DOCTOR OPTION]...\n"
 "       sproxy-bpf --help | --version\n"
 "\n"
 "Sends every TCP connection and UDP datagram of the processes in CGROUP (a\n"
@@ -47,6 +50,19 @@ static const char usage_text[] =
 "stdout; SIGHUP goes on to CMD.  Every option of attach applies; run's own:\n"
 "      --user NAME|UID        run CMD as this user\n"
 "      --cgroup-parent CGROUP make the run's cgroup below CGROUP instead\n"
+"\n"
+"tproxy: gateway mode, for traffic of other hosts (and, with the rules'\n"
+"--local, of this one) that netfilter TPROXY rules send to the listeners:\n"
+"TCP and UDP on each --listen (default [::]:3333, IPv4 and IPv6) with\n"
+"IP_TRANSPARENT; no cgroup, no BPF.  The same relay, FakeIP DNS (UDP and TCP\n"
+"port 53) and log; the log names the client (capture=tproxy proc=none client=).\n"
+"Its own sockets carry --mark, which the rules leave alone; SIGHUP reopens\n"
+"the log only.  Needs root or CAP_NET_ADMIN.  'sproxy-bpf rules --help'\n"
+"tells about the netfilter rules.\n"
+"\n"
+"doctor: checks what capture needs and what is in its way, each finding\n"
+"with its fix; exit status 0 healthy, 1 problems found.  'sproxy-bpf doctor\n"
+"--help' tells more.\n"
 "\n"
 "Options:\n"
 "  -l, --listen ADDR:PORT     TCP listener; repeatable (default 127.0.0.1:3333\n"
@@ -569,7 +585,7 @@ static void parse(int argc, char **argv, struct options *o)
 void cli_parse(int argc, char **argv, struct options *o)
 {
 	char err[4096];
-	int check;
+	int check, tproxy;
 
 	if (argc > 1 && argv[1][0] == '-') {
 		parse(argc, argv, o);
@@ -580,9 +596,14 @@ void cli_parse(int argc, char **argv, struct options *o)
 		fputs(usage_text, stderr);
 		exit(EXIT_USAGE);
 	}
+	if (strcmp(argv[1], "rules") == 0)
+		exit(cli_rules(argc, argv));
+	if (strcmp(argv[1], "doctor") == 0)
+		exit(cli_doctor(argc, argv));
+	tproxy = strcmp(argv[1], "tproxy") == 0;
 	check = strcmp(argv[1], "check") == 0;
 	is_run = strcmp(argv[1], "run") == 0;
-	if (!check && !is_run && strcmp(argv[1], "attach") != 0) {
+	if (!check && !is_run && !tproxy && strcmp(argv[1], "attach") != 0) {
 		fprintf(stderr, "sproxy-bpf: unknown command '%s'\nTry 'sproxy-bpf --help'.\n",
 			argv[1]);
 		exit(EXIT_USAGE);
@@ -598,7 +619,13 @@ void cli_parse(int argc, char **argv, struct options *o)
 		o->run_argv = argv + optind;
 		optind = argc - 1;      /* CMD is no CGROUP */
 	}
-	if (optind < argc - 1 || (!check && optind != argc - 1)) {
+	if (tproxy && optind < argc) {
+		fprintf(stderr, "sproxy-bpf: tproxy takes no argument, not '%s'\n"
+			"Try 'sproxy-bpf --help'.\n", argv[optind]);
+		exit(EXIT_USAGE);
+	}
+	o->tproxy = tproxy;
+	if (!tproxy && (optind < argc - 1 || (!check && optind != argc - 1))) {
 		if (optind >= argc)
 			fprintf(stderr, "sproxy-bpf: attach needs a CGROUP\n");
 		else

@@ -59,6 +59,7 @@ struct options {
 	char *const *run_argv;        /* run: CMD and its arguments; NULL: attach */
 	const char *run_user;         /* run --user: NAME or uid */
 	const char *run_parent;       /* run --cgroup-parent */
+	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
 };
 
 struct daemon {
@@ -80,6 +81,8 @@ struct daemon {
 	char **argv;
 };
 
+/* d->dns from d->opt (either mode).  0, or -1 with err. */
+int daemon_dns_new(struct daemon *d, char *err, size_t errlen);
 /* Sets the socket mark that the BPF side skips.  Logs a failure. */
 void daemon_mark(const struct daemon *d, int fd);
 /* Replaces the thread name the hooks saw with the process's. */

@@ -28,6 +28,7 @@
 #include "run.h"
 #include "sproxy.skel.h"
 #include "sysenv.h"
+#include "tproxy.h"
 #include "udp.h"
 #include "upstream.h"
 
@@ -115,33 +116,7 @@ static int enter_proxy_cgroup(struct run *r)
 
 static int start_dns(struct run *r)
 {
-	const struct options *o = r->d.opt;
-	struct dns_range byp[256];
-	struct dns_config dc = {
-		.fakeip_enabled = !o->disable_fakeip,
-		.v4_range = o->fakeip_range[0],
-		.v6_range = o->fakeip_range[1],
-		.ttl = o->fakeip_ttl,
-		.exclude = (const char **)o->fakeip_exclude,
-		.n_exclude = (size_t)o->n_fakeip_exclude,
-		.resolvers = o->resolvers,
-		.n_resolvers = (size_t)o->n_resolvers,
-		.store_path = o->fakeip_store,
-		.mark = o->mark,
-		.verbose = o->verbose,
-		.bypass = byp,
-		.n_bypass = (size_t)o->n_bypass,
-		.allow_private_answers = o->allow_private_answers,
-		.max_names_per_process = o->fakeip_per_process,
-	};
-
-	for (int i = 0; i < o->n_bypass; i++) {
-		memcpy(byp[i].addr, o->bypass[i].key.ip, 16);
-		byp[i].prefixlen = o->bypass[i].key.prefixlen;
-	}
-
-	r->d.dns = dns_server_new(r->d.base, &dc, r->err, sizeof(r->err));
-	if (!r->d.dns) {
+	if (daemon_dns_new(&r->d, r->err, sizeof(r->err)) < 0) {
 		log_err("DNS: %s", r->err);
 		return -1;
 	}
@@ -441,6 +416,10 @@ int main(int argc, char **argv)
 	int rc;
 
 	cli_parse(argc, argv, &o);
+	if (o.tproxy) {
+		rc = tproxy_run(&o);
+		goto out;
+	}
 	/* run: the daemon's life around a command in a cgroup of its own. */
 	if (o.run_argv && !(cmd = runcmd_prepare(&o, &rc)))
 		goto out;
