@@ -61,7 +61,7 @@ DEPS_BUILD := gcc make clang llvm pkg-config libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libevent-dev libinih-dev libcap-ng-dev scdoc
 DEPS_TEST  := iproute2 procps psmisc curl dnsutils busybox-static \
 	dnsmasq-base libclang-rt-14-dev jq socat microsocks dante-server tinyproxy \
-	man-db systemd bash-completion dpkg-dev debhelper fakeroot
+	nftables iptables man-db systemd bash-completion zsh dpkg-dev debhelper fakeroot
 DEPS_DEB   := dpkg-dev debhelper fakeroot lintian
 DEPS_BENCH := iperf3 wrk apache2-utils dnsperf redsocks proxychains4 \
 	microsocks gnuplot-nox iptables
@@ -108,7 +108,7 @@ vmlinux:
 	$(Q)mkdir -p $(dir $(VMLINUX))
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX)
 
-$(OUTPUT)/%.bpf.o: bpf/%.bpf.c bpf/sproxy.h $(VMLINUX) | $(OUTPUT) build-deps
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c bpf/sproxy.h $(wildcard bpf/*.bpf.h) $(VMLINUX) | $(OUTPUT) build-deps
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp
 	$(Q)$(BPFTOOL) gen object $@ $@.tmp

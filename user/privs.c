@@ -82,9 +82,10 @@ int privs_drop(const struct privs_plan *p)
 	char name[64];
 	pid_t helper;
 
-	if (p->no_drop || is_root(p->user)) {
+	if (p->no_drop || p->keep_why || is_root(p->user)) {
 		log_info("privileges: kept all (%s); the daemon runs as uid %d",
-			 p->no_drop ? "--no-drop" : "--user root", (int)geteuid());
+			 p->no_drop ? "--no-drop" : p->keep_why ? p->keep_why : "--user root",
+			 (int)geteuid());
 		return 0;
 	}
 	if (geteuid() != 0) {
