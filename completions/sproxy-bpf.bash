@@ -18,7 +18,7 @@ _sproxy_bpf()
 
 	local cmds="attach check run tproxy rules doctor detach status top"
 	local opts="--listen --bypass --log --json --verbose --all --map-size
-		--udp-flows --udp-timeout --connect-timeout --relay --mark --reattach
+		--udp-flows --udp-flows-per-process --udp-timeout --connect-timeout --relay --mark --reattach
 		--tag --header-timeout --header-budget --idle-timeout --config --rule
 		--upstream --udp-over-http --resolver --disable-fakeip --fakeip-range
 		--fakeip-store --fakeip-exclude --fakeip-ttl --fakeip-per-process
@@ -58,6 +58,7 @@ _sproxy_bpf()
 	--listen | -l | --bypass | -b | --map-size | --udp-flows | --udp-timeout | \
 	--connect-timeout | --mark | --header-timeout | --header-budget | \
 	--idle-timeout | --rule | --upstream | --resolver | --fakeip-range | \
+	--udp-flows-per-process | \
 	--fakeip-exclude | --fakeip-ttl | --fakeip-per-process | --port | --table | \
 	--cidr | --pid | --interval | -n | --daemon-mark | --socket | --cgroup-parent)
 		return ;;

@@ -70,11 +70,15 @@ t_completion() {
 	local o missing="" got
 	[ -f /usr/share/bash-completion/bash_completion ] ||
 		{ WHY="no /usr/share/bash-completion/bash_completion (apt-get install bash-completion)"; return 1; }
-	got=$(bash -c '. /usr/share/bash-completion/bash_completion; . "$1"
+	# The commands, then each command's options: --help names some of
+	# rules' and run's too.
+	got=$(bash -c '. /usr/share/bash-completion/bash_completion; . "$1"; shift
 		COMP_LINE="sproxy-bpf "; COMP_WORDS=(sproxy-bpf ""); COMP_CWORD=1
 		COMP_POINT=${#COMP_LINE}; _sproxy_bpf; echo "${COMPREPLY[*]}"
-		COMP_LINE="sproxy-bpf attach --"; COMP_WORDS=(sproxy-bpf attach --); COMP_CWORD=2
-		COMP_POINT=${#COMP_LINE}; _sproxy_bpf; echo "${COMPREPLY[*]}"' _ "$BASHCOMP")
+		for c in "$@"; do
+			COMP_LINE="sproxy-bpf $c --"; COMP_WORDS=(sproxy-bpf "$c" --); COMP_CWORD=2
+			COMP_POINT=${#COMP_LINE}; _sproxy_bpf; echo "${COMPREPLY[*]}"
+		done' _ "$BASHCOMP" $COMMANDS)
 	for o in $COMMANDS $(help_options); do
 		[[ " $(echo $got) " == *" $o "* ]] || missing="$missing $o"
 	done
