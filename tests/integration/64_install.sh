@@ -54,7 +54,7 @@ t_version() {
 
 t_man() {
 	need man || return 1
-	LC_ALL=C MANWIDTH=100 man -P cat -l "$MAN8" >"$TMP/man.txt" 2>"$TMP/man.err" ||
+	LC_ALL=C MANWIDTH=100 man --nh --nj -P cat -l "$MAN8" >"$TMP/man.txt" 2>"$TMP/man.err" ||
 		{ WHY="man -l failed: $(tail -n 1 "$TMP/man.err")"; return 1; }
 	local c o missing=""
 	for c in $COMMANDS; do
