@@ -54,7 +54,7 @@ static struct passwd *target_user(const char *user)
 }
 
 /* What we kept, read back from the kernel, not what we asked for. */
-static int verify(uid_t uid)
+static int verify(uid_t uid, int bind_low)
 {
 	capng_get_caps_process();
 	if (getuid() != uid || geteuid() != uid) {
@@ -62,7 +62,7 @@ static int verify(uid_t uid)
 		return -1;
 	}
 	for (unsigned c = 0; c <= CAP_LAST_CAP; c++) {
-		if (c == CAP_NET_ADMIN)
+		if (c == CAP_NET_ADMIN || (bind_low && c == CAP_NET_BIND_SERVICE))
 			continue;
 		if (capng_have_capability(CAPNG_EFFECTIVE, c) ||
 		    capng_have_capability(CAPNG_PERMITTED, c)) {
@@ -109,7 +109,9 @@ int privs_drop(const struct privs_plan *p)
 		return -1;
 	}
 	capng_clear(CAPNG_SELECT_BOTH);
-	if (capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_NET_ADMIN) < 0) {
+	if (capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_NET_ADMIN) < 0 ||
+	    (p->bind_low && capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED,
+					 CAP_NET_BIND_SERVICE) < 0)) {
 		log_err("privilege drop: libcap-ng cannot name CAP_NET_ADMIN");
 		return -1;
 	}
@@ -118,12 +120,13 @@ int privs_drop(const struct privs_plan *p)
 			(int)uid, (int)gid, strerror(errno));
 		return -1;
 	}
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || verify(uid) < 0)
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || verify(uid, p->bind_low) < 0)
 		return -1;
 	gr = getgrgid(gid);
 	log_info("privileges: running as user %s (uid %d), group %s (gid %d), with "
-		 "CAP_NET_ADMIN only (SO_MARK on the daemon's own sockets)", name,
-		 (int)uid, gr ? gr->gr_name : "?", (int)gid);
+		 "CAP_NET_ADMIN only (SO_MARK on the daemon's own sockets)%s", name,
+		 (int)uid, gr ? gr->gr_name : "?", (int)gid, p->bind_low ? " and "
+		 "CAP_NET_BIND_SERVICE (replies from the original port, IP_TRANSPARENT)" : "");
 	log_info("privileges: helper pid %d keeps uid 0 with CAP_DAC_OVERRIDE, "
 		 "CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, no network: it reopens the "
 		 "log, writes the FakeIP store, reads the config again, names cgroups "

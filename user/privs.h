@@ -11,6 +11,8 @@ struct privs_plan {
 	const char *user;        /* --user; NULL: the default */
 	int no_drop;             /* --no-drop, or --user root */
 	const char *keep_why;    /* non-NULL: keep every privilege, for this */
+	int bind_low;            /* keep CAP_NET_BIND_SERVICE too (tproxy's replies
+				  * come from the original port, 53 or 80) */
 	const char *log_path;    /* reopened on SIGHUP, through the helper */
 	const char *store_path;  /* --fakeip-store, written through the helper */
 	const char *cg_mount;

@@ -17,6 +17,8 @@
 #include "log.h"
 #include "notify.h"
 #include "preflight.h"
+#include "privhelper.h"
+#include "privs.h"
 #include "proxy.h"
 #include "resolvconf.h"
 #include "rules.h"
@@ -144,6 +146,8 @@ static int start_signals(struct trun *r)
 
 static void teardown(struct trun *r)
 {
+	char err[512];
+
 	for (int i = 0; i < r->n_udp; i++)
 		tproxy_udp_free(r->udp[i]);
 	for (int i = 0; i < r->n_tcp; i++)
@@ -153,6 +157,8 @@ static void teardown(struct trun *r)
 			event_free(r->sigs[i]);
 	if (r->d.dns)
 		dns_server_free(r->d.dns);
+	if (privhelper_finish(err, sizeof(err)) < 0)   /* after the store's writing */
+		log_warn("%s", err);
 	if (r->d.base) {
 		event_base_loop(r->d.base, EVLOOP_NONBLOCK);  /* evdns's cancellations */
 		event_base_free(r->d.base);
@@ -206,6 +212,10 @@ static int serve(struct trun *r, struct options *o)
 	for (int i = 0; i < o->n_listen; i++)
 		snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? " and " : "",
 			 addr_str((struct sockaddr *)&o->listen[i], a, sizeof(a)));
+	if (privs_drop(&(struct privs_plan){ .user = o->user, .no_drop = o->no_drop,
+		.bind_low = 1, .log_path = o->log_path, .store_path = o->fakeip_store,
+		.cg_mount = "", .own_cg = "", .self_cg = "" }) < 0)
+		return EXIT_RUNTIME;
 	notify_ready("TPROXY on %s, TCP and UDP (pid %d; own packets marked 0x%x)", list,
 		     (int)getpid(), o->mark);
 	event_base_dispatch(d->base);

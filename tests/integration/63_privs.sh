@@ -11,6 +11,7 @@
 #   SIGTERM: exit 0, the FakeIP store written, no program left on the cgroup,
 #     the daemon's own cgroup removed, the helper gone; SIGKILL: the helper
 #     still removes the daemon's cgroup;
+#   tproxy drops too, keeping CAP_NET_BIND_SERVICE as well;
 #   --no-drop and --user root keep root; a bad --user is exit status 2.
 . "$(dirname "$0")/../lib.sh"
 
@@ -184,6 +185,28 @@ t_reattach() {
 	stop_daemon
 }
 
+# tproxy drops too, and keeps CAP_NET_BIND_SERVICE: its UDP replies leave
+# from the original port (53, 7), bound with IP_TRANSPARENT.
+t_tproxy() {
+	kill_daemon
+	: >"$TMP/tproxy.err"
+	bash -c "$_ENTER" _ client "$CG" "$NS_C" "" "" "$SPROXY_BIN" tproxy -l 127.0.0.1:4444 \
+		--resolver $RESOLVER >/dev/null 2>"$TMP/tproxy.err" </dev/null &
+	local p=$!
+	BG_PIDS+=("$p")
+	expect "tproxy printed no ready line: $(tail -n 1 "$TMP/tproxy.err")" \
+		wait_for 10 grep -q '^sproxy-bpf: ready: ' "$TMP/tproxy.err" || return 1
+	expect "tproxy Uid $(status "$p" Uid)" \
+		[ "$(status "$p" Uid)" = "$DROP_UID $DROP_UID $DROP_UID $DROP_UID" ] || return 1
+	expect "tproxy CapEff $(status "$p" CapEff), want 0000000000001400 (NET_ADMIN, NET_BIND_SERVICE)" \
+		[ "$(status "$p" CapEff)" = 0000000000001400 ] || return 1
+	kill -TERM "$p"
+	expect "tproxy still running after SIGTERM" wait_for 10 eval '! alive '"$p" || return 1
+	wait "$p"
+	local rc=$?
+	expect "tproxy exited $rc after SIGTERM: $(tail -n 1 "$TMP/tproxy.err")" [ $rc = 0 ]
+}
+
 # --- keeping root -------------------------------------------------------------------
 
 t_keep() {
@@ -222,6 +245,7 @@ run_case sighup-log-and-config-after-drop t_sighup
 run_case sigterm-cleans-up t_sigterm
 run_case sigkill-helper-removes-cgroup t_sigkill
 run_case reattach-after-drop t_reattach
+run_case tproxy-drops-keeps-bind t_tproxy
 run_case no-drop-keeps-root t_keep
 run_case user-option t_user
 finish
