@@ -61,12 +61,14 @@ DEPS_BUILD := gcc make clang llvm pkg-config libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libevent-dev libinih-dev libcap-ng-dev scdoc
 DEPS_TEST  := iproute2 procps psmisc curl dnsutils busybox-static \
 	dnsmasq-base libclang-rt-14-dev jq socat microsocks dante-server tinyproxy \
-	nftables iptables man-db systemd bash-completion zsh dpkg-dev debhelper fakeroot
-DEPS_DEB   := dpkg-dev debhelper fakeroot lintian
+	nftables iptables
+# What 64_install.sh checks the packaging with; `make deb` adds lintian.
+DEPS_PKG   := man-db systemd bash-completion zsh dpkg-dev debhelper fakeroot
+DEPS_DEB   := $(DEPS_PKG) lintian
 DEPS_BENCH := iperf3 wrk apache2-utils dnsperf redsocks proxychains4 \
 	microsocks gnuplot-nox iptables
 
-.PHONY: all deps deps-test deps-bench deps-deb test unit fuzz fuzz-long integration \
+.PHONY: all deps deps-test deps-bench deps-pkg deps-deb test unit fuzz fuzz-long integration \
 	sanitize demo bench bench-smoke bench-rules install uninstall clean vmlinux tools \
 	build-deps deb man
 
@@ -78,6 +80,8 @@ all: $(BIN) $(MAN) $(UNITS)
 
 deps:
 	$(Q)tests/deps.sh $(DEPS_BUILD)
+deps-pkg: deps
+	$(Q)tests/deps.sh $(DEPS_PKG)
 deps-deb: deps
 	$(Q)tests/deps.sh $(DEPS_DEB)
 
@@ -159,7 +163,7 @@ $(OUTPUT)/asan/$(BIN): $(USER_SRCS) $(SKELS) | $(OUTPUT)/asan
 
 tools: $(TOOL_BINS)
 
-test: deps-bench
+test: deps-bench deps-pkg
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(UNIT_BINS) $(TOOL_BINS) $(FUZZ_BINS) \
 		$(patsubst $(OUTPUT)/tests/%,$(OUTPUT)/asan/%,$(UNIT_BINS)) $(OUTPUT)/asan/$(BIN)
 	$(Q)tests/run
