@@ -22,7 +22,7 @@ _sproxy_bpf()
 		--tag --header-timeout --header-budget --idle-timeout --config --rule
 		--upstream --udp-over-http --resolver --disable-fakeip --fakeip-range
 		--fakeip-store --fakeip-exclude --fakeip-ttl --fakeip-per-process
-		--allow-private-answers --user --no-drop --help"
+		--allow-private-answers --user --no-drop --pin --control-dir --help"
 
 	if [ "$cword" -eq 1 ]; then
 		COMPREPLY=($(compgen -W "$cmds --help --version" -- "$cur"))

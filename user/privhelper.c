@@ -248,8 +248,12 @@ int privhelper_finish(char *err, size_t errlen)
 	if (ph_fd < 0)
 		return 0;
 	rc = simple(OP_FINISH, 0, 0, NULL, &p, NULL);
-	if (rc < 0)
-		snprintf(err, errlen, "%s", p.err ? p.buf : strerror(errno));
+	if (rc < 0 && p.err)
+		snprintf(err, errlen, "%s", p.buf);
+	else if (rc < 0)
+		snprintf(err, errlen, "the privileged helper (pid %d) did not answer at "
+			 "exit: %s; the daemon's cgroup may be left", (int)ph_pid,
+			 strerror(errno));
 	close(ph_fd);
 	ph_fd = -1;
 	while (waitpid(ph_pid, NULL, 0) < 0 && errno == EINTR)
