@@ -570,6 +570,20 @@ static void defaults(struct options *o)
 	o->header_budget = 16384 * 1024;
 }
 
+/* The libraries it was built with, and those it runs with when they differ. */
+static void print_version(void)
+{
+	char bpf[24];
+
+	snprintf(bpf, sizeof(bpf), "v%d.%d", LIBBPF_MAJOR_VERSION, LIBBPF_MINOR_VERSION);
+	printf("sproxy-bpf %s (built with libbpf %s, libevent %s", SPROXY_VERSION, bpf,
+	       LIBEVENT_VERSION);
+	if (strcmp(bpf, libbpf_version_string()) || strcmp(LIBEVENT_VERSION, event_get_version()))
+		printf("; running with libbpf %s, libevent %s", libbpf_version_string(),
+		       event_get_version());
+	puts(")");
+}
+
 static void parse(int argc, char **argv, struct options *o)
 {
 	char err[4096];
@@ -584,8 +598,7 @@ static void parse(int argc, char **argv, struct options *o)
 			fputs(usage_text, stdout);
 			exit(0);
 		case 'V':
-			printf("sproxy-bpf %s (libbpf %s, libevent %s)\n", SPROXY_VERSION,
-			       libbpf_version_string(), event_get_version());
+			print_version();
 			exit(0);
 		case '?':
 		case ':':

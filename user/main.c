@@ -384,7 +384,7 @@ static int serve(struct run *r, struct options *o)
 	}
 	if (privs_drop(&(struct privs_plan){ .user = o->user, .no_drop = o->no_drop,
 		.keep_why = r->cmd ? "run signals its command and removes its cgroup" : NULL,
-		.log_path = o->log_path, .store_path = o->fakeip_store,
+		.log_path = o->log_path, .store_path = o->fakeip_store, .target = d->target,
 		.cg_mount = d->cg_mount, .own_cg = r->own_cg, .self_cg = r->self_cg }) < 0)
 		return EXIT_RUNTIME;
 	notify_ready("capturing %s (pid %d); listening on %s%s%s", d->target,

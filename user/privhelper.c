@@ -1,6 +1,7 @@
 /* The privileged helper (see privhelper.h): one request, one answer, over a
  * SOCK_SEQPACKET pair; a file travels as an fd (SCM_RIGHTS).  The daemon
  * waits for each answer: every job here is a syscall or two. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -13,11 +14,20 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+
+#ifndef SYS_pidfd_open
+#define SYS_pidfd_open 434
+#endif
+#ifndef SYS_pidfd_getfd
+#define SYS_pidfd_getfd 438
+#endif
 
 #include "privhelper.h"
 
-enum { OP_OPEN = 1, OP_CREATE, OP_RENAME, OP_UNLINK, OP_EXE, OP_CGPATH, OP_FINISH };
+enum { OP_OPEN = 1, OP_CREATE, OP_RENAME, OP_UNLINK, OP_EXE, OP_CGPATH, OP_FINISH,
+       OP_TAKESOCK };
 enum { PH_STORE = 2 };          /* allow-list kind: the store and its .tmp */
 #define FILEID_KERNFS 0xfe
 #define MAX_ALLOWED 64
@@ -42,6 +52,7 @@ static pid_t ph_pid;
 
 /* The helper's state: where the daemon came from and its own cgroup. */
 static char h_mount[PATH_MAX], h_own[PATH_MAX], h_self[PATH_MAX];
+static char h_sockets_of[PATH_MAX];     /* "": no socket is handed out */
 static pid_t h_daemon;
 
 static void allow(int kind, const char *path)
@@ -83,6 +94,11 @@ void privhelper_allow_store(const char *path)
 {
 	if (path)
 		allow(PH_STORE, path);
+}
+
+void privhelper_allow_sockets_of(const char *cgroup)
+{
+	snprintf(h_sockets_of, sizeof(h_sockets_of), "%s", cgroup ? cgroup : "");
 }
 
 int privhelper_active(void)
@@ -206,6 +222,18 @@ int privhelper_unlink(const char *tmp)
 	return simple(OP_UNLINK, 0, 0, tmp, &p, NULL);
 }
 
+int privhelper_take_socket(uint32_t pid, uint32_t ino)
+{
+	static struct ph_rep p;
+	int fd = -1;
+
+	if (ph_fd < 0) {
+		errno = ENOSYS;
+		return -1;
+	}
+	return simple(OP_TAKESOCK, 0, (uint64_t)ino << 32 | pid, NULL, &p, &fd) < 0 ? -1 : fd;
+}
+
 ssize_t privhelper_exe(uint32_t pid, char *buf, size_t len)
 {
 	static struct ph_rep p;
@@ -276,6 +304,77 @@ static int write_pid(const char *cg, pid_t pid)
 		rc = -1;
 	close(fd);
 	return rc;
+}
+
+/* Is pid in h_sockets_of or below?  Its "0::" line in /proc/PID/cgroup is
+ * relative to the cgroup2 mount. */
+static int in_captured(uint32_t pid)
+{
+	char path[64], line[PATH_MAX + 8];
+	const char *rel = h_sockets_of + strlen(h_mount);
+	size_t n = strlen(rel);
+	FILE *f;
+	int in = 0;
+
+	if (!h_sockets_of[0] || strncmp(h_sockets_of, h_mount, strlen(h_mount)) != 0)
+		return 0;
+	snprintf(path, sizeof(path), "/proc/%u/cgroup", pid);
+	if (!(f = fopen(path, "re")))
+		return 0;
+	while (!in && fgets(line, sizeof(line), f)) {
+		line[strcspn(line, "\n")] = 0;
+		if (strncmp(line, "0::", 3) == 0)
+			in = !n || (strncmp(line + 3, rel, n) == 0 &&
+				    (line[3 + n] == 0 || line[3 + n] == '/'));
+	}
+	fclose(f);
+	return in;
+}
+
+/* A UDP socket of a captured process, by inode: the fd that names it. */
+static int take_socket(uint32_t pid, uint32_t ino)
+{
+	char dir[64], path[320], link[64], want[40];
+	int theirs = -1, pidfd, fd, type = 0;
+	socklen_t len = sizeof(type);
+	struct dirent *e;
+	DIR *d;
+
+	if (!in_captured(pid)) {
+		errno = EPERM;
+		return -1;
+	}
+	snprintf(dir, sizeof(dir), "/proc/%u/fd", pid);
+	snprintf(want, sizeof(want), "socket:[%u]", ino);
+	if (!(d = opendir(dir)))
+		return -1;
+	while (theirs < 0 && (e = readdir(d))) {
+		ssize_t n;
+
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		n = readlink(path, link, sizeof(link) - 1);
+		if (n <= 0 || e->d_name[0] == '.')
+			continue;
+		link[n] = 0;
+		if (strcmp(link, want) == 0)
+			theirs = atoi(e->d_name);
+	}
+	closedir(d);
+	if (theirs < 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	if ((pidfd = (int)syscall(SYS_pidfd_open, (pid_t)pid, 0)) < 0)
+		return -1;
+	fd = (int)syscall(SYS_pidfd_getfd, pidfd, theirs, 0);
+	close(pidfd);
+	if (fd >= 0 && (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 ||
+			type != SOCK_DGRAM)) {
+		close(fd);
+		errno = EPERM;
+		return -1;
+	}
+	return fd;
 }
 
 /* The daemon out of its own cgroup (when it still lives), the cgroup gone.
@@ -365,6 +464,10 @@ static void answer(int s, struct ph_req *q, struct ph_rep *p, int mount_fd)
 	}
 	case OP_FINISH:
 		remove_own(p, 1);
+		break;
+	case OP_TAKESOCK:
+		if ((fd = take_socket((uint32_t)q->num, (uint32_t)(q->num >> 32))) < 0)
+			p->err = errno;
 		break;
 	default:
 		p->err = EINVAL;

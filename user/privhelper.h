@@ -37,6 +37,15 @@ int privhelper_create_excl(const char *tmp);
 int privhelper_rename(const char *tmp, const char *path);
 int privhelper_unlink(const char *tmp);
 
+/* The processes of this cgroup (and below): their UDP sockets may be taken
+ * at exit, to point them back at their peers (udp_failopen.c). */
+void privhelper_allow_sockets_of(const char *cgroup);
+
+/* A copy of the UDP socket with inode ino in process pid (pidfd_getfd,
+ * which needs CAP_SYS_PTRACE for another user's process).  fd, or -1 with
+ * errno; ENOSYS: no helper, take it directly. */
+int privhelper_take_socket(uint32_t pid, uint32_t ino);
+
 /* readlink(/proc/PID/exe): its length, or -1 with errno. */
 ssize_t privhelper_exe(uint32_t pid, char *buf, size_t len);
 

@@ -5,7 +5,8 @@
  *   map updates, the ring buffer, detaching, attaching again (--reattach):
  *   nothing more, on fds it holds (the kernel checks at load time);
  *   files (the log on SIGHUP, the FakeIP store, the config and @FILE read
- *   again), cgroup names by id, /proc/PID/exe of other users' processes, and
+ *   again), cgroup names by id, /proc/PID/exe of other users' processes, the
+ *   captured processes' connected UDP sockets at exit (udp_failopen.c), and
  *   removing its own cgroup: the helper (privhelper.c), which has no network.
  * No port below 1024 is bound after the drop, so no CAP_NET_BIND_SERVICE. */
 #include <errno.h>
@@ -103,6 +104,7 @@ int privs_drop(const struct privs_plan *p)
 	snprintf(name, sizeof(name), "%s", pw->pw_name);
 	privhelper_allow_append(p->log_path);
 	privhelper_allow_store(p->store_path);
+	privhelper_allow_sockets_of(p->target);
 	helper = privhelper_start(p->cg_mount, p->own_cg, p->self_cg);
 	if (helper < 0) {
 		log_err("privilege drop: cannot start the helper: %s", strerror(errno));
@@ -130,6 +132,7 @@ int privs_drop(const struct privs_plan *p)
 	log_info("privileges: helper pid %d keeps uid 0 with CAP_DAC_OVERRIDE, "
 		 "CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, no network: it reopens the "
 		 "log, writes the FakeIP store, reads the config again, names cgroups "
-		 "and executables, and removes the daemon's cgroup at exit", (int)helper);
+		 "and executables, hands over the captured processes' UDP sockets at "
+		 "exit, and removes the daemon's cgroup", (int)helper);
 	return 0;
 }

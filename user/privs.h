@@ -15,6 +15,7 @@ struct privs_plan {
 				  * come from the original port, 53 or 80) */
 	const char *log_path;    /* reopened on SIGHUP, through the helper */
 	const char *store_path;  /* --fakeip-store, written through the helper */
+	const char *target;      /* the captured cgroup: its UDP sockets, at exit */
 	const char *cg_mount;
 	const char *own_cg;      /* the daemon's own cgroup, "" for none */
 	const char *self_cg;     /* where the daemon came from */

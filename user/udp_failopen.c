@@ -13,6 +13,7 @@
 #include "addr.h"
 #include "daemon.h"
 #include "log.h"
+#include "privhelper.h"
 #include "sockdiag.h"
 #include "sproxy.h"
 #include "sproxy.skel.h"
@@ -62,6 +63,13 @@ static int take_socket(const struct sproxy_flow *rec, uint32_t ino)
 	socklen_t len = sizeof(cookie);
 	int pidfd, fd, theirs;
 
+	/* After the drop: the helper, with CAP_SYS_PTRACE, hands it over. */
+	fd = privhelper_take_socket(rec->proc.tgid, ino);
+	if (fd >= 0 || errno != ENOSYS) {
+		if (fd < 0)
+			return -errno;
+		goto check;
+	}
 	theirs = find_fd(rec->proc.tgid, ino);
 	if (theirs < 0)
 		return -ENOENT;
@@ -72,6 +80,7 @@ static int take_socket(const struct sproxy_flow *rec, uint32_t ino)
 	if (fd < 0)
 		fd = -errno;
 	close(pidfd);
+check:
 	if (fd >= 0 && (getsockopt(fd, SOL_SOCKET, SO_COOKIE, &cookie, &len) < 0 ||
 			cookie != rec->cookie)) {
 		close(fd);

@@ -49,7 +49,8 @@ t_install() {
 t_version() {
 	local v
 	v=$("$SBIN" --version)
-	expect "--version says '$v'" eval '[[ $v =~ ^sproxy-bpf\ [0-9.]+\ \(libbpf\ v?[0-9.]+,\ libevent\ [0-9] ]]'
+	expect "--version says '$v'" \
+		eval '[[ $v =~ ^sproxy-bpf\ [0-9.]+\ \(built\ with\ libbpf\ v[0-9.]+,\ libevent\ [0-9] ]]'
 }
 
 t_man() {

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -37,6 +38,8 @@ static void setup(void)
 	close(fd);
 	privhelper_allow_append(logp);
 	privhelper_allow_store(store);
+	/* Sockets only of a cgroup this process is not in. */
+	privhelper_allow_sockets_of("/sproxy-bpf-no-such-cgroup");
 	CHECK(privhelper_start("/", "", "/") > 0);
 	CHECK(privhelper_active());
 }
@@ -97,6 +100,19 @@ static void reads_exe(void)
 	CHECK(privhelper_exe(0, got, sizeof(got)) < 0);
 }
 
+/* A process outside the captured cgroup keeps its sockets. */
+static void no_socket_of_others(void)
+{
+	struct stat st;
+	int s = socket(AF_INET, SOCK_DGRAM, 0);
+
+	CHECK(s >= 0 && fstat(s, &st) == 0);
+	errno = 0;
+	CHECK(privhelper_take_socket((uint32_t)getpid(), (uint32_t)st.st_ino) < 0 &&
+	      errno == EPERM);
+	close(s);
+}
+
 static void finishes(void)
 {
 	char err[256] = "";
@@ -116,6 +132,7 @@ int main(void)
 	RUN("privhelper", opens_only_what_it_was_given);
 	RUN("privhelper", writes_only_the_store);
 	RUN("privhelper", reads_exe);
+	RUN("privhelper", no_socket_of_others);
 	RUN("privhelper", finishes);
 	unlink(rd);
 	unlink(other);
