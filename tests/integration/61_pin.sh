@@ -70,9 +70,13 @@ sp() {
 
 # --- cases -----------------------------------------------------------------------
 
-t_default_fail_open() {
+t_default_start() {
 	start_daemon || return 1
-	expect "nothing attached while the daemon runs" [ "$(n_attached)" -gt 0 ] || return 1
+	expect "nothing attached while the daemon runs" [ "$(n_attached)" -gt 0 ]
+}
+
+t_default_fail_open() {
+	daemon_running || return 1
 	kill_daemon
 	expect "programs still attached after SIGKILL without --pin: $(attached_progs "$CG" | head -n 2)" \
 		wait_for 5 eval '[ "$(n_attached)" = 0 ]' || return 1
@@ -223,6 +227,8 @@ t_detach_finds_pins() {
 	expect "the request after detach was tagged" eval '! http_get /detached ua | grep -q sproxy-bpf'
 }
 
+run_case default_start t_default_start
+run_case second_refused t_second_refused
 run_case default_fail_open t_default_fail_open
 run_case pin_not_bpffs t_pin_not_bpffs
 run_case pinned_start t_pinned_start
@@ -232,7 +238,7 @@ run_case no_pin_refused_when_pinned t_no_pin_refused_when_pinned
 run_case takeover_other_listen t_takeover_other_listen
 run_case takeover t_takeover
 run_case udp_survives t_udp_survives
-run_case second_refused t_second_refused
+run_case second_refused_pinned t_second_refused
 run_case detach_live_refused t_detach_live_refused
 run_case sigterm_keeps_pins t_sigterm_keeps_pins
 run_case detach_pin t_detach_pin
