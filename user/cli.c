@@ -15,6 +15,7 @@
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
+"       sproxy-bpf detach CGROUP [--pin DIR]\n"
 "       sproxy-bpf --help | --version\n"
 "\n"
 "Sends every TCP connection and UDP datagram of the processes in CGROUP (a\n"
@@ -51,6 +52,11 @@ static const char usage_text[] =
 "                             stay in the kernel) or copy (always through a buffer)\n"
 "      --mark N               SO_MARK of the daemon's own sockets, which are never\n"
 "                             captured; decimal or 0x hex (default 0x5350)\n"
+"      --pin DIR              fail-closed: pin the programs, links and maps in DIR\n"
+"                             (on a BPF filesystem, e.g. /sys/fs/bpf/sproxy), so\n"
+"                             that CGROUP's connections fail, not go direct, once\n"
+"                             the daemon is gone; a daemon with the same DIR takes\n"
+"                             them over; 'detach CGROUP' removes them\n"
 "      --reattach             when CGROUP is removed, wait for its path to come\n"
 "                             back and capture it again (default: exit, status 3)\n"
 "      --tag off|on|TEMPLATE  what HTTP User-Agents get appended: on (default) is\n"
@@ -82,7 +88,13 @@ static const char usage_text[] =
 "Exit status: 0 stopped by SIGINT/SIGTERM (everything detached); 1 a runtime\n"
 "failure (kernel too old, BPF load or attach, listening); 2 a usage error or a\n"
 "bad value (named in the message; nothing was loaded); 3 CGROUP was removed\n"
-"while captured (without --reattach).\n";
+"while captured (without --reattach).\n"
+"\n"
+"detach removes sproxy-bpf's programs left on CGROUP by a daemon that is gone,\n"
+"and their pins (in DIR, or found on the BPF filesystems), printing each link,\n"
+"program and pin it removed, or 'nothing attached'.  Status 0 then; 1 when a\n"
+"running daemon holds them (stop it first) or removing failed; 2 a bad CGROUP\n"
+"or DIR.\n";
 
 static void usage_error(const char *fmt, const char *arg)
 {
@@ -140,7 +152,7 @@ static void parse(int argc, char **argv, struct options *o)
 	enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
 	       O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
 	       O_FSTORE, O_FEXCL, O_FTTL,
-	       O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT };
+	       O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT, O_PIN };
 	static const struct option lo[] = {
 		{ "listen", required_argument, 0, 'l' },
 		{ "bypass", required_argument, 0, 'b' },
@@ -161,6 +173,7 @@ static void parse(int argc, char **argv, struct options *o)
 		{ "fakeip-exclude", required_argument, 0, O_FEXCL },
 		{ "fakeip-ttl", required_argument, 0, O_FTTL },
 		{ "reattach", no_argument, 0, O_REATTACH },
+		{ "pin", required_argument, 0, O_PIN },
 		{ "tag", required_argument, 0, O_TAG },
 		{ "header-timeout", required_argument, 0, O_HDRTIMEOUT },
 		{ "header-budget", required_argument, 0, O_HDRBUDGET },
@@ -249,6 +262,7 @@ static void parse(int argc, char **argv, struct options *o)
 			o->fakeip_ttl = (unsigned)number(optarg, "--fakeip-ttl", 0, 86400);
 			break;
 		case O_REATTACH: o->reattach = 1; break;
+		case O_PIN: o->pin_dir = optarg; break;
 		case O_TAG:
 			if (strcmp(optarg, "off") == 0)
 				o->tag = NULL;

@@ -43,6 +43,7 @@ struct options {
 	unsigned idle_timeout;        /* seconds without a byte either way; 0 = none */
 	size_t header_budget;         /* bytes of header buffers, all connections */
 	const char *tag;              /* User-Agent tag template; NULL = off */
+	const char *pin_dir;          /* --pin: on a BPF filesystem; NULL = fail-open */
 };
 
 struct daemon {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <bpf/libbpf.h>
 #include <event2/event.h>
 
@@ -21,12 +22,15 @@
 #include "fakeip.h"
 #include "log.h"
 #include "notify.h"
+#include "owner.h"
+#include "pin.h"
 #include "preflight.h"
 #include "proxy.h"
 #include "resolvconf.h"
 #include "sproxy.skel.h"
 #include "sysenv.h"
 #include "udp.h"
+#include "detach.h"
 
 /* The defaults, or what the user gave plus a loopback listener on the same
  * port for a family given none: a family without a listener would go
@@ -71,6 +75,8 @@ struct run {
 	int rc;                  /* exit status once the loop ends */
 	char self_cg[PATH_MAX], own_cg[PATH_MAX];
 	const char *proxy_cg;
+	struct pin pin;          /* with --pin */
+	uint64_t target_id;
 	char err[512];
 };
 
@@ -217,8 +223,25 @@ static void log_stats(struct loader *l)
 		 (unsigned long long)st[SPROXY_STAT_MAP_FULL]);
 }
 
-/* Detach first: from then on, traffic goes direct.  Then free, leave our
- * own cgroup and remove it. */
+/* With --pin the target's links stay (fail-closed, until a daemon takes
+ * them over or detach removes them); not on a cgroup that is gone. */
+static void pin_leave(struct run *r)
+{
+	if (!r->lc.pin)
+		return;
+	if (r->rc == EXIT_CGROUP_GONE) {
+		if (pin_remove(r->pin.dir, r->err, sizeof(r->err)) < 0)
+			log_warn("%s", r->err);
+		return;
+	}
+	log_info("%s stays captured by the programs pinned in %s: connections fail "
+		 "until a daemon with the same --pin takes over; 'sproxy-bpf detach %s "
+		 "--pin %s' lets traffic go direct", r->d.target, r->pin.dir,
+		 r->d.target, r->pin.dir);
+}
+
+/* Detach first: from then on, traffic goes direct (unless pinned).  Then
+ * free, leave our own cgroup and remove it. */
 static void teardown(struct run *r)
 {
 	struct daemon *d = &r->d;
@@ -229,6 +252,7 @@ static void teardown(struct run *r)
 		for (size_t k = 0; k < d->bpf.n_links; k++)
 			bpf_link__destroy(d->bpf.links[k]);
 		d->bpf.n_links = 0;
+		pin_leave(r);
 	}
 	udp_pool_free(d->udp);
 	for (i = 0; i < r->n_lis; i++)
@@ -251,6 +275,57 @@ static void teardown(struct run *r)
 	connlog_close();
 }
 
+/* --pin DIR must be on a BPF filesystem; and no other daemon's programs
+ * may be on the target, unless they are the ones pinned in DIR. */
+static int pin_guard(struct run *r, struct options *o)
+{
+	struct stat st;
+
+	if (o->pin_dir && pin_open(&r->pin, o->pin_dir, r->err, sizeof(r->err)) < 0) {
+		r->pin.dir[0] = 0;
+		log_err("%s", r->err);
+		return -1;
+	}
+	if (stat(r->d.target, &st) < 0)
+		return 0;        /* attach will say */
+	r->target_id = (uint64_t)st.st_ino;
+	if (owner_guard(r->d.target, r->target_id, o->pin_dir ? &r->pin : NULL,
+			r->err, sizeof(r->err)) < 0) {
+		log_err("%s", r->err);
+		return -1;
+	}
+	return 0;
+}
+
+/* What a later daemon taking the pins over must agree with; checked
+ * before load, written once loaded.  0, or an exit status. */
+static int pin_meta(struct run *r, int write)
+{
+	struct pin_meta m = {
+		.magic = PIN_MAGIC, .size = sizeof(m), .pid = (uint32_t)getpid(),
+		.mark = r->lc.mark, .map_size = r->lc.map_size,
+		.pool_size = r->lc.pool_size, .target_id = r->target_id,
+	};
+
+	if (!r->d.opt->pin_dir)
+		return 0;
+	if (r->lc.listen4)
+		addr_to_sproxy(r->lc.listen4, &m.listen4);
+	if (r->lc.listen6)
+		addr_to_sproxy(r->lc.listen6, &m.listen6);
+	snprintf(m.target, sizeof(m.target), "%.255s", r->d.target);
+	if (write ? pin_write_meta(&r->pin, &m, r->err, sizeof(r->err))
+		  : pin_check(&r->pin, &m, r->err, sizeof(r->err))) {
+		log_err("%s", r->err);
+		return write ? EXIT_RUNTIME : EXIT_USAGE;
+	}
+	if (write && r->pin.takeover)
+		log_info("took over the programs and maps that pid %u pinned in %s",
+			 r->pin.old.pid, r->pin.dir);
+	r->lc.pin = &r->pin;
+	return 0;
+}
+
 /* Checks that need no privilege and change nothing.  0, or an exit code. */
 static int check_args(struct run *r, struct options *o)
 {
@@ -269,6 +344,8 @@ static int check_args(struct run *r, struct options *o)
 		log_err("%s", r->err);
 		return EXIT_USAGE;
 	}
+	if (pin_guard(r, o))
+		return o->pin_dir && !r->pin.dir[0] ? EXIT_USAGE : EXIT_RUNTIME;
 	if (geteuid() != 0)
 		log_warn("not running as root: loading BPF programs needs CAP_BPF, "
 			 "CAP_NET_ADMIN and CAP_SYS_ADMIN");
@@ -348,10 +425,16 @@ static int serve(struct run *r, struct options *o)
 	lc->map_size = o->map_size;
 	lc->pool_size = o->udp_flows;
 	lc->capture_udp = 1;
+	rc = pin_meta(r, 0);
+	if (rc)
+		return rc;
 	if (loader_load(&d->bpf, lc, r->err, sizeof(r->err)) < 0) {
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
+	rc = pin_meta(r, 1);
+	if (rc)
+		return rc;
 	/* Before evdns makes its sockets, so that they get our mark. */
 	if (loader_attach_self(&d->bpf, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
 		log_err("%s", r->err);
@@ -405,6 +488,8 @@ int main(int argc, char **argv)
 {
 	struct options o = { 0 };
 
+	if (argc > 1 && strcmp(argv[1], "detach") == 0)
+		return detach_main(argc - 1, argv + 1);
 	cli_parse(argc, argv, &o);
 	return run(&o);
 }

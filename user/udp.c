@@ -473,6 +473,7 @@ static int slot_open(struct udp_pool *p, struct udp_slot *s, int family,
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
+	uint32_t want;
 	int one = 1;
 
 	memset(&ss, 0, sizeof(ss));
@@ -496,14 +497,25 @@ static int slot_open(struct udp_pool *p, struct udp_slot *s, int family,
 	if (family == AF_INET6)
 		setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	daemon_mark(p->d, s->fd);
-	if (bind(s->fd, (struct sockaddr *)&ss, len) < 0 ||
+	/* Taking pins over: the earlier daemon's ports, so that its flows
+	 * go on. */
+	want = loader_pool_reclaim(&p->d->bpf, family);
+	/* sin6_port lies where sin_port does */
+	((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)want);
+	if (want && bind(s->fd, (struct sockaddr *)&ss, len) < 0) {
+		loader_port_lost(&p->d->bpf, family, want);
+		((struct sockaddr_in *)&ss)->sin_port = 0;
+		want = 0;
+	}
+	if ((!want && bind(s->fd, (struct sockaddr *)&ss, len) < 0) ||
 	    getsockname(s->fd, (struct sockaddr *)&ss, &len) < 0)
 		goto fail;
 	s->port = addr_port((struct sockaddr *)&ss);
 	s->ev = event_new(p->d->base, s->fd, EV_READ | EV_PERSIST, on_slot_read, s);
 	if (!s->ev || event_add(s->ev, NULL) < 0)
 		goto fail;
-	if (loader_push_port(&p->d->bpf, family, s->port) < 0)
+	if (!loader_port_busy(&p->d->bpf, family, s->port) &&
+	    loader_push_port(&p->d->bpf, family, s->port) < 0)
 		goto fail;
 	return 0;
 fail:

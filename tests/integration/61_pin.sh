@@ -171,7 +171,7 @@ t_second_refused() {
 	sp second attach "$CG" --listen 127.0.0.1:4444
 	expect "a second daemon attached (status $RUN_RC)" [ "$RUN_RC" != 0 ] || return 1
 	expect "the refusal does not name pid $DAEMON_PID: $(grep -v libbpf "$TMP/second.err" | tail -n 1)" \
-		grep -q "pid $DAEMON_PID\b" "$TMP/second.err" || return 1
+		grep -q "captured already by sproxy-bpf pid $DAEMON_PID\b" "$TMP/second.err" || return 1
 	ran get /still || return 1
 	expect "the first daemon no longer tags" eval 'http_get /still ua | grep -q sproxy-bpf'
 }

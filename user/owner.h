@@ -1,0 +1,37 @@
+/* sproxy-bpf's programs on a cgroup, and whose they are: the process that
+ * holds their links, or the pin directory that keeps them. */
+#ifndef SPROXY_OWNER_H
+#define SPROXY_OWNER_H
+#include <limits.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct pin;
+
+#define OWNER_MAX_LINKS 64
+#define OWNER_MAX_PINS 8
+
+struct owner_link {
+	uint32_t id;
+	uint32_t prog_id;
+	uint32_t attach_type;      /* enum bpf_attach_type */
+	char prog[16];             /* the program's name, as the kernel keeps it */
+};
+
+/* The links on cgroup cgid whose program is named sproxy_*.  How many (at
+ * most max), or -1 (errno). */
+int owner_links(uint64_t cgid, struct owner_link *out, int max);
+/* A process other than this one holding one of these links open (its pid
+ * as this PID namespace sees it), or 0. */
+pid_t owner_holder(const struct owner_link *l, int n);
+/* Pin directories (on any BPF filesystem mounted, a few levels deep)
+ * whose meta names cgroup cgid.  How many, at most max. */
+int owner_find_pins(uint64_t cgid, char dirs[][PATH_MAX], int max);
+/* Before attaching to target: 0 when no other daemon's programs are
+ * there (or they are the ones pinned in pin, to take over); else -1, with
+ * err naming that daemon's pid or the pins it left. */
+int owner_guard(const char *target, uint64_t cgid, const struct pin *pin,
+		char *err, size_t errlen);
+
+#endif
