@@ -137,7 +137,7 @@ int detach_main(int argc, char **argv)
 	if (detach_links(l, n, target) < 0)
 		rc = EXIT_RUNTIME;
 	for (int i = 0; i < ndirs; i++) {
-		int k = pin_remove(dirs[i], err, sizeof(err));
+		int k = pin_remove(dirs[i], stdout, err, sizeof(err));
 
 		if (k < 0) {
 			log_err("detach: %s", err);

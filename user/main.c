@@ -227,10 +227,12 @@ static void log_stats(struct loader *l)
  * them over or detach removes them); not on a cgroup that is gone. */
 static void pin_leave(struct run *r)
 {
-	if (!r->lc.pin)
+	if (!r->pin.dir[0])
 		return;
-	if (r->rc == EXIT_CGROUP_GONE) {
-		if (pin_remove(r->pin.dir, r->err, sizeof(r->err)) < 0)
+	/* A first start that failed (or was refused) leaves nothing; a
+	 * takeover that failed leaves the earlier daemon's pins. */
+	if (r->rc == EXIT_CGROUP_GONE || (!r->watch && !r->pin.takeover)) {
+		if (pin_remove(r->pin.dir, NULL, r->err, sizeof(r->err)) < 0)
 			log_warn("%s", r->err);
 		return;
 	}
@@ -252,8 +254,8 @@ static void teardown(struct run *r)
 		for (size_t k = 0; k < d->bpf.n_links; k++)
 			bpf_link__destroy(d->bpf.links[k]);
 		d->bpf.n_links = 0;
-		pin_leave(r);
 	}
+	pin_leave(r);
 	udp_pool_free(d->udp);
 	for (i = 0; i < r->n_lis; i++)
 		proxy_listener_free(r->lis[i]);
@@ -476,10 +478,14 @@ static int run(struct options *o)
 	memset(&r, 0, sizeof(r));
 	r.d.opt = o;
 	rc = check_args(&r, o);
-	if (rc)
+	if (rc) {
+		r.rc = rc;
+		pin_leave(&r);
 		return rc;
+	}
 	events_route_libevent_log();
 	rc = serve(&r, o);
+	r.rc = rc;
 	teardown(&r);
 	return rc;
 }

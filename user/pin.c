@@ -30,6 +30,16 @@ static int not_bpffs(const char *dir, char *err, size_t errlen)
 	return -1;
 }
 
+/* Pins of ours beside other tools' at the top of /sys/fs/bpf: no. */
+static int is_mount_root(const char *dir, const struct stat *st)
+{
+	char up[PATH_MAX + 4];
+	struct stat pst;
+
+	snprintf(up, sizeof(up), "%s/..", dir);
+	return stat(up, &pst) == 0 && (pst.st_dev != st->st_dev || pst.st_ino == st->st_ino);
+}
+
 int pin_open(struct pin *p, const char *dir, char *err, size_t errlen)
 {
 	char parent[PATH_MAX], sub[PATH_MAX + 16], *slash;
@@ -51,6 +61,11 @@ int pin_open(struct pin *p, const char *dir, char *err, size_t errlen)
 		}
 		if (!pin_is_bpffs(p->dir))
 			return not_bpffs(p->dir, err, errlen);
+		if (is_mount_root(p->dir, &st)) {
+			snprintf(err, errlen, "--pin %s is the BPF filesystem's root: give a "
+				 "directory of its own below it (%s/sproxy-bpf)", p->dir, p->dir);
+			return -1;
+		}
 	} else if (errno == ENOENT) {
 		snprintf(parent, sizeof(parent), "%s", p->dir);
 		slash = strrchr(parent, '/');
@@ -308,7 +323,7 @@ int pin_link_ids(const char *dir, uint32_t *ids, int max)
 }
 
 /* One line of detach's report for the pin at path. */
-static void describe(const char *kind, const char *path)
+static void describe(FILE *out, const char *kind, const char *path)
 {
 	union {
 		struct bpf_link_info link;
@@ -320,22 +335,22 @@ static void describe(const char *kind, const char *path)
 
 	memset(&u, 0, sizeof(u));
 	if (fd < 0 || bpf_obj_get_info_by_fd(fd, &u, &len) < 0) {
-		printf("removed pin %s\n", path);
+		fprintf(out, "removed pin %s\n", path);
 	} else if (strcmp(kind, "links") == 0) {
 		const char *at = libbpf_bpf_attach_type_str(u.link.cgroup.attach_type);
 
-		printf("removed pin %s (link %u, cgroup %s, program %u)\n", path, u.link.id,
+		fprintf(out, "removed pin %s (link %u, cgroup %s, program %u)\n", path, u.link.id,
 		       at ? at : "?", u.link.prog_id);
 	} else if (strcmp(kind, "progs") == 0) {
-		printf("removed pin %s (program %u %s)\n", path, u.prog.id, u.prog.name);
+		fprintf(out, "removed pin %s (program %u %s)\n", path, u.prog.id, u.prog.name);
 	} else {
-		printf("removed pin %s (map %u %s)\n", path, u.map.id, u.map.name);
+		fprintf(out, "removed pin %s (map %u %s)\n", path, u.map.id, u.map.name);
 	}
 	if (fd >= 0)
 		close(fd);
 }
 
-int pin_remove(const char *dir, char *err, size_t errlen)
+int pin_remove(const char *dir, FILE *report, char *err, size_t errlen)
 {
 	char path[PATH_MAX + 300];
 	struct dirent *e;
@@ -353,7 +368,8 @@ int pin_remove(const char *dir, char *err, size_t errlen)
 						    (e->d_name[1] == '.' && !e->d_name[2])))
 				continue;
 			snprintf(path, sizeof(path), "%s/%s/%s", dir, subdirs[i], e->d_name);
-			describe(subdirs[i], path);
+			if (report)
+				describe(report, subdirs[i], path);
 			if (unlink(path) < 0) {
 				snprintf(err, errlen, "cannot remove %s: %s", path, strerror(errno));
 				closedir(d);
@@ -367,7 +383,8 @@ int pin_remove(const char *dir, char *err, size_t errlen)
 	}
 	snprintf(path, sizeof(path), "%s/meta", dir);
 	if (unlink(path) == 0) {
-		printf("removed pin %s\n", path);
+		if (report)
+			fprintf(report, "removed pin %s\n", path);
 		n++;
 	}
 	if (rmdir(dir) < 0 && errno != ENOENT) {

@@ -13,6 +13,7 @@
 #include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "sproxy.h"
 
@@ -64,9 +65,9 @@ struct bpf_link *pin_link(const struct pin *p, struct bpf_program *prog, int cgf
 			  uint64_t cgid, char *err, size_t errlen);
 /* The link ids pinned under DIR/links.  How many, at most max. */
 int pin_link_ids(const char *dir, uint32_t *ids, int max);
-/* detach: unlinks every pin under dir and the directories, printing one
- * line per pin to stdout.  How many were removed, or -1 (err). */
-int pin_remove(const char *dir, char *err, size_t errlen);
+/* detach: unlinks every pin under dir and the directories, with one line
+ * per pin to report (NULL: none).  How many were removed, or -1 (err). */
+int pin_remove(const char *dir, FILE *report, char *err, size_t errlen);
 /* Whether path lies on a BPF filesystem. */
 int pin_is_bpffs(const char *path);
 

@@ -20,13 +20,17 @@
 V4=203.0.113.10
 CASE_LOGS=("$HTTP_LOG" "$TMP/echo.log")
 PIN=/sys/fs/bpf/sproxy-bpf-test-$TEST_ID
+PIN2=/sys/fs/bpf/sproxy-bpf-test-$TEST_ID-b
 
 # Pins first: they hold links on the test cgroup.  Only our own directory,
 # on the BPF filesystem.
 cleanup_pin() {
-	if [ -d "$PIN" ] && [ "$(stat -f -c %T "$PIN" 2>/dev/null)" = bpf_fs ]; then
-		rm -rf "$PIN"
-	fi
+	local d
+	for d in "$PIN" "$PIN2"; do
+		if [ -d "$d" ] && [ "$(stat -f -c %T "$d" 2>/dev/null)" = bpf_fs ]; then
+			rm -rf "$d"
+		fi
+	done
 	[ -n "${UDP_FD:-}" ] && exec 3>&-
 }
 trap 'cleanup_pin; cleanup' EXIT
@@ -92,7 +96,9 @@ t_pin_not_bpffs() {
 	expect "status $RUN_RC, want 2: $(head -n 1 "$TMP/notbpf.err")" [ "$RUN_RC" = 2 ] || return 1
 	expect "the message does not say it is not a BPF filesystem: $(head -n 1 "$TMP/notbpf.err")" \
 		grep -qi "not.*BPF filesystem" "$TMP/notbpf.err" || return 1
-	expect "programs attached after a refused start" [ "$(n_attached)" = 0 ]
+	expect "programs attached after a refused start" [ "$(n_attached)" = 0 ] || return 1
+	sp bpfroot attach "$CG" --pin /sys/fs/bpf
+	expect "--pin /sys/fs/bpf (the mount's root): status $RUN_RC, want 2" [ "$RUN_RC" = 2 ]
 }
 
 t_pinned_start() {
@@ -172,8 +178,13 @@ t_second_refused() {
 	expect "a second daemon attached (status $RUN_RC)" [ "$RUN_RC" != 0 ] || return 1
 	expect "the refusal does not name pid $DAEMON_PID: $(grep -v libbpf "$TMP/second.err" | tail -n 1)" \
 		grep -q "captured already by sproxy-bpf pid $DAEMON_PID\b" "$TMP/second.err" || return 1
-	ran get /still || return 1
-	expect "the first daemon no longer tags" eval 'http_get /still ua | grep -q sproxy-bpf'
+	sp second2 attach "$CG" --listen 127.0.0.1:4444 --pin "$PIN2"
+	expect "a second daemon with --pin attached (status $RUN_RC)" [ "$RUN_RC" != 0 ] || return 1
+	expect "a refused daemon left its --pin directory: $(ls -R "$PIN2" 2>&1 | head -n 3 | tr '\n' ' ')" \
+		[ ! -e "$PIN2" ] || return 1
+	local path=/still${1:-}
+	ran get "$path" || return 1
+	expect "the first daemon no longer tags" eval "http_get $path ua | grep -q sproxy-bpf"
 }
 
 t_detach_live_refused() {
@@ -238,7 +249,7 @@ run_case no_pin_refused_when_pinned t_no_pin_refused_when_pinned
 run_case takeover_other_listen t_takeover_other_listen
 run_case takeover t_takeover
 run_case udp_survives t_udp_survives
-run_case second_refused_pinned t_second_refused
+run_case second_refused_pinned t_second_refused 2
 run_case detach_live_refused t_detach_live_refused
 run_case sigterm_keeps_pins t_sigterm_keeps_pins
 run_case detach_pin t_detach_pin
