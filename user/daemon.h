@@ -7,10 +7,12 @@
 
 #include "loader.h"
 #include "relay.h"
+#include "upstream.h"
 
 struct event_base;
 struct dns_server;
 struct udp_pool;
+struct rules;
 
 #define SPROXY_MARK_DEFAULT 0x5350  /* "SP" */
 
@@ -43,6 +45,15 @@ struct options {
 	unsigned idle_timeout;        /* seconds without a byte either way; 0 = none */
 	size_t header_budget;         /* bytes of header buffers, all connections */
 	const char *tag;              /* User-Agent tag template; NULL = off */
+	int allow_private_answers;    /* proxied names may resolve to loopback etc. */
+	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
+	struct rules *rules;          /* --rule lines, compiled by cli_finish */
+	const char *origin;           /* "FILE:LINE" of the config line being applied */
+	char **owned;                 /* copies of values that outlive their source */
+	int n_owned;
+	struct upstream upstream[UPSTREAM_MAX];  /* --upstream, by name */
+	int n_upstream;
+	int udp_over_http;            /* UDP_OVER_HTTP_REJECT or _DIRECT */
 	const char *pin_dir;          /* --pin: on a BPF filesystem; NULL = fail-open */
 };
 
@@ -58,6 +69,11 @@ struct daemon {
 	int tuples_fd;
 	uint64_t n_conns;             /* open TCP sessions */
 	struct relay_limits limits;   /* shared by every relay */
+	/* The rules in use.  SIGHUP swaps in a new set; a decision that waits
+	 * (on DNS) holds a reference (rules_ref) to the set it started with. */
+	struct rules *rules;
+	int argc;                     /* the command line, read again on SIGHUP */
+	char **argv;
 };
 
 /* Sets the socket mark that the BPF side skips.  Logs a failure. */

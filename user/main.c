@@ -27,10 +27,12 @@
 #include "preflight.h"
 #include "proxy.h"
 #include "resolvconf.h"
+#include "rules.h"
 #include "sproxy.skel.h"
 #include "sysenv.h"
 #include "udp.h"
 #include "detach.h"
+#include "upstream.h"
 
 /* The defaults, or what the user gave plus a loopback listener on the same
  * port for a family given none: a family without a listener would go
@@ -113,6 +115,7 @@ static int enter_proxy_cgroup(struct run *r)
 static int start_dns(struct run *r)
 {
 	const struct options *o = r->d.opt;
+	struct dns_range byp[256];
 	struct dns_config dc = {
 		.fakeip_enabled = !o->disable_fakeip,
 		.v4_range = o->fakeip_range[0],
@@ -125,7 +128,16 @@ static int start_dns(struct run *r)
 		.store_path = o->fakeip_store,
 		.mark = o->mark,
 		.verbose = o->verbose,
+		.bypass = byp,
+		.n_bypass = (size_t)o->n_bypass,
+		.allow_private_answers = o->allow_private_answers,
+		.max_names_per_process = o->fakeip_per_process,
 	};
+
+	for (int i = 0; i < o->n_bypass; i++) {
+		memcpy(byp[i].addr, o->bypass[i].key.ip, 16);
+		byp[i].prefixlen = o->bypass[i].key.prefixlen;
+	}
 
 	r->d.dns = dns_server_new(r->d.base, &dc, r->err, sizeof(r->err));
 	if (!r->d.dns) {
@@ -257,6 +269,7 @@ static void teardown(struct run *r)
 	}
 	pin_leave(r);
 	udp_pool_free(d->udp);
+	upstream_shutdown();
 	for (i = 0; i < r->n_lis; i++)
 		proxy_listener_free(r->lis[i]);
 	events_free(r->ev);
@@ -470,13 +483,16 @@ static int serve(struct run *r, struct options *o)
 	return r->rc;
 }
 
-static int run(struct options *o)
+static int run(struct options *o, int argc, char **argv)
 {
 	static struct run r;     /* large: not on the stack */
 	int rc;
 
 	memset(&r, 0, sizeof(r));
 	r.d.opt = o;
+	r.d.rules = rules_ref(o->rules);
+	r.d.argc = argc;
+	r.d.argv = argv;
 	rc = check_args(&r, o);
 	if (rc) {
 		r.rc = rc;
@@ -487,15 +503,23 @@ static int run(struct options *o)
 	rc = serve(&r, o);
 	r.rc = rc;
 	teardown(&r);
+	rules_unref(r.d.rules);
 	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
+	char **args;
+	int rc;
 
 	if (argc > 1 && strcmp(argv[1], "detach") == 0)
 		return detach_main(argc - 1, argv + 1);
+	/* For SIGHUP, as given: parsing may blank a password in argv. */
+	args = cli_copy_args(argc, argv);
 	cli_parse(argc, argv, &o);
-	return run(&o);
+	rc = run(&o, args ? argc : 0, args);
+	cli_options_free(&o);
+	cli_free_args(args);
+	return rc;
 }

@@ -52,6 +52,7 @@ struct session {
 	struct sproxy_proc proc;
 	int have_proc;
 	struct connect_req *creq;
+	const char *via;                      /* the route, for the log */
 	struct relay relay;
 	int relaying;
 	struct timespec start;
@@ -143,6 +144,7 @@ static void session_close(struct session *s, const char *result, const char *err
 		.src = (struct sockaddr *)&s->src,
 		.dst = (struct sockaddr *)&s->t.addr,
 		.host = s->t.host[0] ? s->t.host : NULL,
+		.via = s->via,
 		.up = s->relay.up.bytes,
 		.down = s->relay.down.bytes,
 		.duration = since(&s->start),
@@ -356,6 +358,7 @@ static void route(struct session *s)
 	}
 	if (name)
 		snprintf(s->t.host, sizeof(s->t.host), "%s", name);
+	s->via = connector_via(d, SOCK_STREAM);
 	s->creq = connector_start(d, &s->t, SOCK_STREAM, on_connected, s);
 	if (!s->creq)
 		session_end(s, "error", "out of memory");
