@@ -45,7 +45,7 @@ if [ "$(stat -f -c %T /sys/fs/bpf 2>/dev/null)" != bpf_fs ]; then
 	fail setup "/sys/fs/bpf is not a BPF filesystem (mount -t bpf bpf /sys/fs/bpf)"
 	finish
 fi
-start_bg web server "$TOOLS/httpd" -o "$HTTP_LOG" $V4:8080 || finish
+start_bg web server "$TOOLS/httpd" -o "$HTTP_LOG" $V4:8080 $V4:8081 || finish
 start_bg echo server "$TOOLS/echod" -o "$TMP/echo.log" $V4:7 || finish
 CGID=$(stat -c %i "$CG")
 
@@ -61,8 +61,8 @@ link_ids() {
 		sort -n | tr '\n' ' '
 }
 
-# get PATH: a captured curl; succeeds when it got an answer.
-get() { app_run "get${1//\//_}" curl -sS -m 5 -o /dev/null "http://$V4:8080$1"; }
+# get PATH [PORT]: a captured curl; succeeds when it got an answer.
+get() { app_run "get${1//\//_}" curl -sS -m 5 -o /dev/null "http://$V4:${2:-8080}$1"; }
 
 # sp NAME ARGS...: sproxy-bpf ARGS in the client namespace (not captured),
 # output in $TMP/NAME.out/.err, status in RUN_RC.
@@ -102,10 +102,12 @@ t_pin_not_bpffs() {
 }
 
 t_pinned_start() {
-	start_daemon --pin "$PIN" || return 1
+	start_daemon --pin "$PIN" --bypass $V4:8081 || return 1
 	ran get /pinned || return 1
 	expect "the request was not tagged: $(http_get /pinned ua)" \
 		eval 'http_get /pinned ua | grep -q sproxy-bpf' || return 1
+	ran get /bypassed 8081 || return 1
+	expect "a --bypass destination was tagged" eval '! http_get /bypassed ua | grep -q sproxy-bpf' || return 1
 	expect "no links pinned under $PIN: $(ls -R "$PIN" 2>&1 | head -n 5 | tr '\n' ' ')" \
 		[ -n "$(ls "$PIN/links" 2>/dev/null)" ] || return 1
 	expect "no maps pinned under $PIN" [ -e "$PIN/maps/conns" ] || return 1
@@ -161,7 +163,11 @@ t_takeover() {
 		[ "$(link_ids)" = "$LINKS_BEFORE" ] || return 1
 	ran get /after || return 1
 	expect "the request after the takeover was not tagged: $(http_get /after ua)" \
-		eval 'http_get /after ua | grep -q sproxy-bpf'
+		eval 'http_get /after ua | grep -q sproxy-bpf' || return 1
+	# The earlier daemon's --bypass is not this one's: its entry is gone.
+	ran get /unbypassed 8081 || return 1
+	expect "the earlier daemon's --bypass still applies after the takeover" \
+		eval 'http_get /unbypassed ua | grep -q sproxy-bpf'
 }
 
 t_udp_survives() {
