@@ -239,6 +239,8 @@ static void log_stats(struct loader *l)
  * them over or detach removes them); not on a cgroup that is gone. */
 static void pin_leave(struct run *r)
 {
+	const char *target;
+
 	if (!r->pin.dir[0])
 		return;
 	/* A first start that failed (or was refused) leaves nothing; a
@@ -248,10 +250,11 @@ static void pin_leave(struct run *r)
 			log_warn("%s", r->err);
 		return;
 	}
+	/* A refused takeover leaves the pins of their own cgroup. */
+	target = r->pin.takeover ? r->pin.old.target : r->d.target;
 	log_info("%s stays captured by the programs pinned in %s: connections fail "
 		 "until a daemon with the same --pin takes over; 'sproxy-bpf detach %s "
-		 "--pin %s' lets traffic go direct", r->d.target, r->pin.dir,
-		 r->d.target, r->pin.dir);
+		 "--pin %s' lets traffic go direct", target, r->pin.dir, target, r->pin.dir);
 }
 
 /* Detach first: from then on, traffic goes direct (unless pinned).  Then

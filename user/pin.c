@@ -75,6 +75,11 @@ int pin_open(struct pin *p, const char *dir, char *err, size_t errlen)
 			*slash = 0;
 		else
 			snprintf(parent, sizeof(parent), ".");
+		if (access(parent, F_OK) < 0) {
+			snprintf(err, errlen, "--pin %s: its parent %s: %s", p->dir, parent,
+				 strerror(errno));
+			return -1;
+		}
 		if (!pin_is_bpffs(parent))
 			return not_bpffs(p->dir, err, errlen);
 		if (mkdir(p->dir, 0700) < 0 && errno != EEXIST) {

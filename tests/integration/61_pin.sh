@@ -11,6 +11,7 @@
 #     connected UDP socket made before the crash still gets its echo
 #     through the same pool port; SIGTERM with --pin leaves the capture on;
 #   a second daemon on a captured cgroup is refused and named by pid;
+#   the daemon inside the cgroup, killed and taken over from inside;
 #   detach CGROUP --pin DIR removes links, programs and pins and lists
 #     them; detach CGROUP without --pin finds the pins itself; detach on a
 #     clean cgroup says "nothing attached" (status 0); a bad CGROUP is
@@ -232,6 +233,20 @@ t_detach_bad_cgroup() {
 	expect "detach on a missing cgroup: status $RUN_RC, want 2" [ "$RUN_RC" = 2 ]
 }
 
+# The daemon inside the captured cgroup: its getsockopt hook is there too,
+# unpinned; a takeover from inside works the same.
+t_in_app_takeover() {
+	start_daemon --in-app --pin "$PIN" || return 1
+	kill_daemon
+	get /inapp-closed
+	expect "a captured curl succeeded with the in-app daemon dead" [ "$RUN_RC" != 0 ] || return 1
+	start_daemon --in-app --pin "$PIN" || return 1
+	ran get /inapp || return 1
+	expect "the request after an in-app takeover was not tagged: $(http_get /inapp ua)" \
+		eval 'http_get /inapp ua | grep -q sproxy-bpf' || return 1
+	kill_daemon
+}
+
 t_detach_finds_pins() {
 	start_daemon --pin "$PIN" || return 1
 	kill_daemon
@@ -261,5 +276,6 @@ run_case sigterm_keeps_pins t_sigterm_keeps_pins
 run_case detach_pin t_detach_pin
 run_case detach_nothing t_detach_nothing
 run_case detach_bad_cgroup t_detach_bad_cgroup
+run_case in_app_takeover t_in_app_takeover
 run_case detach_finds_pins t_detach_finds_pins
 finish
