@@ -2,6 +2,7 @@
  * (BPF_LINK_DETACH: traffic goes direct at once), then the pins that kept
  * them, then the cgroups that killed daemons left. */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,31 @@ static int detach_links(const struct owner_link *l, int n, const char *target)
 	return rc;
 }
 
+/* Programs attached without a link (BPF_PROG_ATTACH) come off by type. */
+static int detach_unlinked(const char *target, const struct owner_prog *p, int np)
+{
+	int cgfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc = 0;
+
+	for (int i = 0; i < np && cgfd >= 0; i++) {
+		const char *at = libbpf_bpf_attach_type_str(p[i].attach_type);
+		int fd = bpf_prog_get_fd_by_id(p[i].id);
+
+		if (fd < 0 || bpf_prog_detach2(fd, cgfd, p[i].attach_type) < 0) {
+			log_err("detach: program %u %s on %s: %s", p[i].id, p[i].name, target,
+				strerror(errno));
+			rc = -1;
+		} else {
+			printf("detached program %u %s (cgroup %s, attached without a link) "
+			       "from %s\n", p[i].id, p[i].name, at ? at : "?", target);
+		}
+		if (fd >= 0)
+			close(fd);
+	}
+	if (cgfd >= 0)
+		close(cgfd);
+	return rc;
+}
+
 int detach_main(int argc, char **argv)
 {
 	static const struct option lo[] = {
@@ -90,9 +116,10 @@ int detach_main(int argc, char **argv)
 	char mount[PATH_MAX], target[PATH_MAX], err[512];
 	char dirs[OWNER_MAX_PINS][PATH_MAX];
 	struct owner_link l[OWNER_MAX_LINKS];
+	struct owner_prog p[OWNER_MAX_LINKS];
 	const char *pin_dir = NULL;
 	struct stat st;
-	int c, n, ndirs, rc = 0, removed = 0;
+	int c, n, np, cgfd, ndirs, rc = 0, removed = 0;
 	pid_t holder;
 
 	optind = 1;
@@ -121,6 +148,11 @@ int detach_main(int argc, char **argv)
 			strerror(errno));
 		return EXIT_RUNTIME;
 	}
+	cgfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	np = cgfd >= 0 ? owner_progs(cgfd, p, OWNER_MAX_LINKS) : 0;
+	if (cgfd >= 0)
+		close(cgfd);
+	np = owner_unlinked(p, np, l, n);
 	holder = n ? owner_holder(l, n) : 0;
 	if (holder > 0) {
 		log_err("detach: %s is captured by sproxy-bpf pid %d, which is running: "
@@ -134,7 +166,7 @@ int detach_main(int argc, char **argv)
 	} else {
 		ndirs = owner_find_pins((uint64_t)st.st_ino, dirs, OWNER_MAX_PINS);
 	}
-	if (detach_links(l, n, target) < 0)
+	if (detach_links(l, n, target) < 0 || detach_unlinked(target, p, np) < 0)
 		rc = EXIT_RUNTIME;
 	for (int i = 0; i < ndirs; i++) {
 		int k = pin_remove(dirs[i], stdout, err, sizeof(err));
@@ -147,7 +179,7 @@ int detach_main(int argc, char **argv)
 		}
 	}
 	cg_own_remove_stale(mount);
-	if (n == 0 && removed == 0)
+	if (n == 0 && np == 0 && removed == 0)
 		printf("nothing attached to %s\n", target);
 	else if (n && !ndirs)
 		log_warn("detach: found no pin directory of %s on the BPF filesystems: "

@@ -307,8 +307,8 @@ static int pin_guard(struct run *r, struct options *o)
 	if (stat(r->d.target, &st) < 0)
 		return 0;        /* attach will say */
 	r->target_id = (uint64_t)st.st_ino;
-	if (owner_guard(r->d.target, r->target_id, o->pin_dir ? &r->pin : NULL,
-			r->err, sizeof(r->err)) < 0) {
+	if (owner_guard(r->d.target, o->pin_dir ? &r->pin : NULL, r->err,
+			sizeof(r->err)) < 0) {
 		log_err("%s", r->err);
 		return -1;
 	}

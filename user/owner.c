@@ -32,6 +32,64 @@ static int prog_name(uint32_t id, char name[16])
 	return 0;
 }
 
+/* The hooks sproxy-bpf's programs take. */
+static const enum bpf_attach_type hook_types[] = {
+	BPF_CGROUP_INET4_CONNECT, BPF_CGROUP_INET6_CONNECT,
+	BPF_CGROUP_UDP4_SENDMSG, BPF_CGROUP_UDP6_SENDMSG,
+	BPF_CGROUP_UDP4_RECVMSG, BPF_CGROUP_UDP6_RECVMSG,
+	BPF_CGROUP_INET4_GETPEERNAME, BPF_CGROUP_INET6_GETPEERNAME,
+	BPF_CGROUP_SOCK_OPS, BPF_CGROUP_INET_SOCK_RELEASE,
+	BPF_CGROUP_INET_SOCK_CREATE, BPF_CGROUP_SETSOCKOPT, BPF_CGROUP_GETSOCKOPT,
+};
+
+int owner_progs(int cgfd, struct owner_prog *out, int max)
+{
+	int n = 0;
+
+	for (size_t t = 0; t < sizeof(hook_types) / sizeof(hook_types[0]); t++) {
+		uint32_t ids[64], cnt = 64, flags = 0;
+
+		if (bpf_prog_query(cgfd, hook_types[t], 0, &flags, ids, &cnt) < 0)
+			continue;
+		for (uint32_t i = 0; i < cnt && n < max; i++) {
+			struct owner_prog *p = &out[n];
+
+			if (prog_name(ids[i], p->name) < 0 ||
+			    strncmp(p->name, PROG_PREFIX, strlen(PROG_PREFIX)) != 0)
+				continue;
+			p->id = ids[i];
+			p->attach_type = hook_types[t];
+			n++;
+		}
+	}
+	return n;
+}
+
+/* One program may be there twice, through a link and without one: each
+ * link accounts for one entry of the query. */
+int owner_unlinked(struct owner_prog *p, int np, const struct owner_link *l, int nl)
+{
+	char used[OWNER_MAX_LINKS] = { 0 };
+	int n = 0;
+
+	for (int i = 0; i < np; i++) {
+		int linked = 0;
+
+		for (int j = 0; j < nl && j < OWNER_MAX_LINKS && !linked; j++) {
+			linked = !used[j] && l[j].prog_id == p[i].id &&
+				 l[j].attach_type == p[i].attach_type;
+			used[j] |= linked;
+		}
+		if (!linked) {
+			struct owner_prog t = p[n];
+
+			p[n++] = p[i];
+			p[i] = t;
+		}
+	}
+	return n;
+}
+
 /* Every link of the kernel is looked at: a cgroup's attached programs say
  * nothing of the links that hold them, and the links are what a pid or a
  * pin keeps. */
@@ -192,24 +250,44 @@ static void prog_list(const struct owner_link *l, int n, char *buf, size_t len)
 		snprintf(buf + at, len - at, " and %d more", n - 3);
 }
 
-int owner_guard(const char *target, uint64_t cgid, const struct pin *pin,
-		char *err, size_t errlen)
+int owner_guard(const char *target, const struct pin *pin, char *err, size_t errlen)
 {
 	struct owner_link l[OWNER_MAX_LINKS];
+	struct owner_prog p[OWNER_MAX_LINKS];
 	char progs[128], dirs[OWNER_MAX_PINS][PATH_MAX];
 	uint32_t ids[OWNER_MAX_LINKS];
 	struct pin_meta m;
-	int n = owner_links(cgid, l, OWNER_MAX_LINKS), nids, ndirs, mine = 0;
+	struct stat st;
+	int n, np, nids, ndirs, mine = 0, fd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	pid_t pid;
 
-	if (n <= 0)
-		return 0;     /* none; or they cannot be listed, and attach will say */
-	prog_list(l, n, progs, sizeof(progs));
-	pid = owner_holder(l, n);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return 0;     /* attach will say */
+	}
+	np = owner_progs(fd, p, OWNER_MAX_LINKS);
+	close(fd);
+	n = owner_links((uint64_t)st.st_ino, l, OWNER_MAX_LINKS);
+	if (n < 0)
+		n = 0;        /* cannot be listed: attach will say */
+	np = owner_unlinked(p, np, l, n);
+	if (n == 0 && np == 0)
+		return 0;
+	if (n)
+		prog_list(l, n, progs, sizeof(progs));
+	pid = n ? owner_holder(l, n) : 0;
 	if (pid > 0) {
 		snprintf(err, errlen, "%s is captured already by sproxy-bpf pid %d (%s): "
 			 "a second daemon would stack on it; stop that one first",
 			 target, (int)pid, progs);
+		return -1;
+	}
+	if (np) {
+		snprintf(err, errlen, "%s has sproxy-bpf's programs attached without a "
+			 "link (%s%s; by another tool, or an older version): remove them "
+			 "with 'sproxy-bpf detach %s'", target, p[0].name,
+			 np > 1 ? " and more" : "", target);
 		return -1;
 	}
 	if (pin) {
@@ -220,7 +298,7 @@ int owner_guard(const char *target, uint64_t cgid, const struct pin *pin,
 		if (mine == n)
 			return 0;     /* our own pins: a takeover */
 	}
-	ndirs = owner_find_pins(cgid, dirs, OWNER_MAX_PINS);
+	ndirs = owner_find_pins((uint64_t)st.st_ino, dirs, OWNER_MAX_PINS);
 	if (ndirs > 0 && pin_read_meta(dirs[0], &m) == 0) {
 		snprintf(err, errlen, "%s is still captured by the programs (%s) that "
 			 "sproxy-bpf pid %u pinned at %s and left when it died: start with "

@@ -12,6 +12,7 @@
 #     through the same pool port; SIGTERM with --pin leaves the capture on;
 #   a second daemon on a captured cgroup is refused and named by pid;
 #   the daemon inside the cgroup, killed and taken over from inside;
+#   a program of ours attached without a link: refused, and detached;
 #   detach CGROUP --pin DIR removes links, programs and pins and lists
 #     them; detach CGROUP without --pin finds the pins itself; detach on a
 #     clean cgroup says "nothing attached" (status 0); a bad CGROUP is
@@ -247,6 +248,25 @@ t_in_app_takeover() {
 	kill_daemon
 }
 
+# A program of ours attached without a link (bpftool, BPF_PROG_ATTACH):
+# no daemon stacks on it, and detach takes it off too.
+t_unlinked() {
+	expect "no pinned connect4 program to attach from the last case" \
+		[ -e "$PIN/progs/sproxy_connect4" ] || return 1
+	bpftool cgroup attach "$CG" connect4 pinned "$PIN/progs/sproxy_connect4" multi ||
+		{ WHY="bpftool cgroup attach failed"; return 1; }
+	sp unlinked attach "$CG" --pin "$PIN"
+	expect "a daemon started over a program attached without a link (status $RUN_RC)" \
+		[ "$RUN_RC" != 0 ] || return 1
+	expect "the refusal does not say 'without a link': $(grep -v libbpf "$TMP/unlinked.err" | tail -n 1)" \
+		grep -q "without a link" "$TMP/unlinked.err" || return 1
+	sp detach3 detach "$CG" --pin "$PIN"
+	expect "detach: status $RUN_RC: $(tail -n 1 "$TMP/detach3.err")" [ "$RUN_RC" = 0 ] || return 1
+	expect "detach does not report the program attached without a link" \
+		grep -q "without a link" "$TMP/detach3.out" || return 1
+	expect "still attached after detach: $(attached_progs "$CG" | head -n 2)" [ "$(n_attached)" = 0 ]
+}
+
 t_detach_finds_pins() {
 	start_daemon --pin "$PIN" || return 1
 	kill_daemon
@@ -277,5 +297,6 @@ run_case detach_pin t_detach_pin
 run_case detach_nothing t_detach_nothing
 run_case detach_bad_cgroup t_detach_bad_cgroup
 run_case in_app_takeover t_in_app_takeover
+run_case unlinked t_unlinked
 run_case detach_finds_pins t_detach_finds_pins
 finish
