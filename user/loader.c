@@ -132,43 +132,57 @@ static int fam_index(int family)
 }
 
 /* The earlier daemon's pool: ports of live flows (their records, keyed by
- * port) and the free ones (drained from the queue, which this daemon
- * fills again as it binds). */
+ * port) and the free ones (drained from the queues, which this daemon
+ * fills again as it binds), kept apart by family and by the DNS reserve,
+ * so that each goes back to a slot of its kind. */
 static int pool_collect(struct loader *l, char *err, size_t errlen)
 {
 	struct sproxy_bpf *s = l->skel;
-	int qfd[2] = { bpf_map__fd(s->maps.pool4), bpf_map__fd(s->maps.pool6) };
-	int pfd[2] = { bpf_map__fd(s->maps.ports4), bpf_map__fd(s->maps.ports6) };
+	struct bpf_map *queue[4] = { s->maps.pool4, s->maps.pool4dns, s->maps.pool6,
+				     s->maps.pool6dns };
+	struct bpf_map *ports[2] = { s->maps.ports4, s->maps.ports6 };
 
-	for (int f = 0; f < 2; f++) {
-		size_t cap = bpf_map__max_entries(f ? s->maps.pool6 : s->maps.pool4), n = 0;
-		uint32_t key, next, *prev = NULL, port;
-
-		l->reclaim[f] = calloc(2 * cap, sizeof(uint32_t));
-		if (!l->reclaim[f]) {
+	for (int i = 0; i < 4; i++) {
+		l->reclaim[i] = calloc(2 * (size_t)bpf_map__max_entries(ports[i / 2]),
+				       sizeof(uint32_t));
+		if (!l->reclaim[i]) {
 			snprintf(err, errlen, "out of memory");
 			return -1;
 		}
-		while (n < cap && bpf_map_get_next_key(pfd[f], prev, &next) == 0) {
+	}
+	for (int f = 0; f < 2; f++) {
+		size_t cap = bpf_map__max_entries(ports[f]);
+		uint32_t key, next, *prev = NULL, port;
+		struct sproxy_flow rec;
+
+		while (bpf_map_get_next_key(bpf_map__fd(ports[f]), prev, &next) == 0) {
+			int i = 2 * f;
+
 			key = next;
 			prev = &key;
-			l->reclaim[f][n++] = key;
+			if (bpf_map_lookup_elem(bpf_map__fd(ports[f]), &key, &rec) == 0 &&
+			    (rec.flags & SPROXY_FLOW_RESERVE))
+				i++;
+			if (l->n_reclaim[i] < cap)
+				l->reclaim[i][l->n_reclaim[i]++] = key;
 		}
-		while (n < 2 * cap && bpf_map_lookup_and_delete_elem(qfd[f], NULL, &port) == 0)
-			l->reclaim[f][n++] = port;
-		l->n_reclaim[f] = n;
-		log_debug("UDP pool (%s) taken over: %zu ports to bind again",
-			  f ? "IPv6" : "IPv4", n);
+		for (int i = 2 * f; i < 2 * f + 2; i++)
+			while (l->n_reclaim[i] < 2 * cap &&
+			       bpf_map_lookup_and_delete_elem(bpf_map__fd(queue[i]), NULL, &port) == 0)
+				l->reclaim[i][l->n_reclaim[i]++] = port;
+		log_debug("UDP pool (%s) taken over: %zu ports to bind again, %zu of "
+			  "them the DNS reserve's", f ? "IPv6" : "IPv4",
+			  l->n_reclaim[2 * f] + l->n_reclaim[2 * f + 1], l->n_reclaim[2 * f + 1]);
 	}
 	return 0;
 }
 
-uint32_t loader_pool_reclaim(struct loader *l, int family)
+uint32_t loader_pool_reclaim(struct loader *l, int family, int reserve)
 {
-	int f = fam_index(family);
+	int i = 2 * fam_index(family) + !!reserve;
 
-	while (l->next_reclaim[f] < l->n_reclaim[f]) {
-		uint32_t port = l->reclaim[f][l->next_reclaim[f]++];
+	while (l->next_reclaim[i] < l->n_reclaim[i]) {
+		uint32_t port = l->reclaim[i][l->next_reclaim[i]++];
 
 		if (port && port < 65536)
 			return port;
@@ -416,8 +430,8 @@ void loader_free(struct loader *l)
 	free(l->links);
 	l->links = NULL;
 	l->n_links = 0;
-	free(l->reclaim[0]);
-	free(l->reclaim[1]);
+	for (int i = 0; i < 4; i++)
+		free(l->reclaim[i]);
 	sproxy_bpf__destroy(l->skel);
 	l->skel = NULL;
 }

@@ -36,9 +36,10 @@ struct loader {
 	size_t n_proxy;         /* links[0 .. n_proxy): on the proxy's cgroup */
 	const struct pin *pin;  /* the target's links are pinned there */
 	/* After a takeover: the earlier daemon's UDP pool ports, to bind
-	 * again (those of live flows first), per family (0 IPv4, 1 IPv6). */
-	uint32_t *reclaim[2];
-	size_t n_reclaim[2], next_reclaim[2];
+	 * again (those of live flows first), by family and DNS reserve
+	 * (IPv4, IPv4 reserve, IPv6, IPv6 reserve). */
+	uint32_t *reclaim[4];
+	size_t n_reclaim[4], next_reclaim[4];
 };
 
 int loader_load(struct loader *l, const struct loader_config *cfg,
@@ -56,9 +57,9 @@ int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
 void loader_detach_target(struct loader *l);
 int loader_attach_target(struct loader *l, const char *target, char *err, size_t errlen);
 int loader_push_port(struct loader *l, int family, uint32_t port);
-/* After a takeover: the next port of the earlier daemon's UDP pool to
- * bind again, or 0 (any port). */
-uint32_t loader_pool_reclaim(struct loader *l, int family);
+/* After a takeover: the next port of the earlier daemon's UDP pool (its
+ * DNS reserve when reserve) to bind again, or 0 (any port). */
+uint32_t loader_pool_reclaim(struct loader *l, int family, int reserve);
 /* Whether port carries a live flow (handed out by the BPF side): then it
  * is not pushed as free. */
 int loader_port_busy(struct loader *l, int family, uint32_t port);

@@ -224,7 +224,8 @@ static void log_stats(struct loader *l)
 		 (unsigned long long)conns, (unsigned long long)tuples);
 	log_info("captured %llu TCP, %llu UDP flows, %llu DNS; bypassed %llu; "
 		 "no record %llu; another connection's record %llu; UDP pool dry %llu; "
-		 "map full %llu",
+		 "map full %llu; UDP flows over --udp-flows-per-process %llu; UDP "
+		 "events not sent (rate limit) %llu",
 		 (unsigned long long)st[SPROXY_STAT_TCP_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_UDP_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_DNS_REDIRECTED],
@@ -232,7 +233,9 @@ static void log_stats(struct loader *l)
 		 (unsigned long long)st[SPROXY_STAT_ORIGDST_MISS],
 		 (unsigned long long)st[SPROXY_STAT_RECORD_MISMATCH],
 		 (unsigned long long)st[SPROXY_STAT_POOL_EMPTY],
-		 (unsigned long long)st[SPROXY_STAT_MAP_FULL]);
+		 (unsigned long long)st[SPROXY_STAT_MAP_FULL],
+		 (unsigned long long)st[SPROXY_STAT_UDP_PROC_LIMIT],
+		 (unsigned long long)st[SPROXY_STAT_UDP_EVENTS_QUIET]);
 }
 
 /* With --pin the target's links stay (fail-closed, until a daemon takes
@@ -248,6 +251,7 @@ static void pin_leave(struct run *r)
 	if (r->rc == EXIT_CGROUP_GONE || (!r->watch && !r->pin.takeover)) {
 		if (pin_remove(r->pin.dir, NULL, r->err, sizeof(r->err)) < 0)
 			log_warn("%s", r->err);
+		r->d.bpf.pin = NULL;    /* nothing stays captured: fail open */
 		return;
 	}
 	/* A refused takeover leaves the pins of their own cgroup. */

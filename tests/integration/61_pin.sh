@@ -202,11 +202,23 @@ t_detach_live_refused() {
 	expect "the refusal does not name pid $DAEMON_PID" grep -q "pid $DAEMON_PID\b" "$TMP/detachlive.err"
 }
 
+# udp_peer: the peer of the UDP client's socket (ss, in the client namespace).
+udp_peer() {
+	local pid
+	pid=$(cat "$TMP/udpc.pid" 2>/dev/null) || return 1
+	nsenter --net="/run/netns/$NS_C" ss -uanpH 2>/dev/null |
+		awk -v p="pid=$pid," 'index($0, p) { print $5; exit }'
+}
+
 t_sigterm_keeps_pins() {
 	daemon_running || return 1
 	stop_daemon || return 1
 	expect "programs gone after SIGTERM with --pin" [ "$(n_attached)" -gt 0 ] || return 1
-	expect "links gone after SIGTERM with --pin" [ -n "$(link_ids)" ]
+	expect "links gone after SIGTERM with --pin" [ -n "$(link_ids)" ] || return 1
+	# Stopping a pinned daemon is no fail-open: its connected UDP sockets
+	# are not pointed at their real peers.
+	expect "the UDP client's socket was moved off the pool port: peer '$(udp_peer)'" \
+		eval '[[ "$(udp_peer)" == 127.0.0.1:* ]]'
 }
 
 t_detach_pin() {
