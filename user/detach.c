@@ -50,7 +50,7 @@ static int check_pin(const char *dir, uint64_t cgid, const char *target)
 		log_err("detach: --pin %s is not on a BPF filesystem", dir);
 		return -1;
 	}
-	if (pin_read_meta(dir, &m) == 0 && m.target_id != cgid) {
+	if (pin_read_meta(dir, &m) == 0 && m.target_id != cgid && strcmp(m.target, target)) {
 		log_err("detach: --pin %s holds the pins of cgroup %s, not of %s", dir,
 			m.target, target);
 		return -1;
@@ -164,7 +164,7 @@ int detach_main(int argc, char **argv)
 		snprintf(dirs[0], PATH_MAX, "%s", pin_dir);
 		ndirs = 1;
 	} else {
-		ndirs = owner_find_pins((uint64_t)st.st_ino, dirs, OWNER_MAX_PINS);
+		ndirs = owner_find_pins((uint64_t)st.st_ino, target, dirs, OWNER_MAX_PINS);
 	}
 	if (detach_links(l, n, target) < 0 || detach_unlinked(target, p, np) < 0)
 		rc = EXIT_RUNTIME;

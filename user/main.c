@@ -341,11 +341,22 @@ static int pin_meta(struct run *r, int write)
 		log_err("%s", r->err);
 		return write ? EXIT_RUNTIME : EXIT_USAGE;
 	}
-	if (write && r->pin.takeover)
+	if (write && r->pin.takeover && !r->watch)
 		log_info("took over the programs and maps that pid %u pinned in %s",
 			 r->pin.old.pid, r->pin.dir);
 	r->lc.pin = &r->pin;
 	return 0;
+}
+
+/* The pins now hold links on the cgroup made again: the meta says so. */
+static void pin_retarget(struct run *r)
+{
+	struct stat st;
+
+	if (!r->lc.pin || stat(r->d.target, &st) < 0)
+		return;
+	r->target_id = (uint64_t)st.st_ino;
+	pin_meta(r, 1);
 }
 
 /* Checks that need no privilege and change nothing.  0, or an exit code. */
@@ -411,6 +422,7 @@ static void on_target(void *arg, int present)
 		event_base_loopbreak(d->base);
 	} else {
 		log_info("cgroup %s is back: attached again", d->target);
+		pin_retarget(r);
 	}
 }
 

@@ -182,6 +182,7 @@ pid_t owner_holder(const struct owner_link *l, int n)
 
 struct walk {
 	uint64_t cgid;
+	const char *path;
 	char (*dirs)[PATH_MAX];
 	int n, max;
 	int budget;                /* directory entries left to look at */
@@ -197,7 +198,8 @@ static void walk_dir(struct walk *w, const char *dir, int depth)
 
 	if (snprintf(path, sizeof(path), "%s/meta", dir) < (int)sizeof(path) &&
 	    stat(path, &st) == 0 && pin_read_meta(dir, &m) == 0) {
-		if (m.target_id == w->cgid && w->n < w->max)
+		if ((m.target_id == w->cgid || strcmp(m.target, w->path) == 0) &&
+		    w->n < w->max)
 			snprintf(w->dirs[w->n++], PATH_MAX, "%s", dir);
 		return;
 	}
@@ -213,9 +215,10 @@ static void walk_dir(struct walk *w, const char *dir, int depth)
 	closedir(d);
 }
 
-int owner_find_pins(uint64_t cgid, char dirs[][PATH_MAX], int max)
+int owner_find_pins(uint64_t cgid, const char *path, char dirs[][PATH_MAX], int max)
 {
-	struct walk w = { .cgid = cgid, .dirs = dirs, .max = max, .budget = 20000 };
+	struct walk w = { .cgid = cgid, .path = path, .dirs = dirs, .max = max,
+			  .budget = 20000 };
 	char line[4096], dev[256], mnt[PATH_MAX], type[64], seen[8][PATH_MAX];
 	int nseen = 0;
 	FILE *fp = fopen("/proc/mounts", "re");
@@ -298,7 +301,7 @@ int owner_guard(const char *target, const struct pin *pin, char *err, size_t err
 		if (mine == n)
 			return 0;     /* our own pins: a takeover */
 	}
-	ndirs = owner_find_pins((uint64_t)st.st_ino, dirs, OWNER_MAX_PINS);
+	ndirs = owner_find_pins((uint64_t)st.st_ino, target, dirs, OWNER_MAX_PINS);
 	if (ndirs > 0 && pin_read_meta(dirs[0], &m) == 0) {
 		snprintf(err, errlen, "%s is still captured by the programs (%s) that "
 			 "sproxy-bpf pid %u pinned at %s and left when it died: start with "

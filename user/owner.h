@@ -39,8 +39,9 @@ int owner_links(uint64_t cgid, struct owner_link *out, int max);
  * as this PID namespace sees it), or 0. */
 pid_t owner_holder(const struct owner_link *l, int n);
 /* Pin directories (on any BPF filesystem mounted, a few levels deep)
- * whose meta names cgroup cgid.  How many, at most max. */
-int owner_find_pins(uint64_t cgid, char dirs[][PATH_MAX], int max);
+ * whose meta names cgroup cgid, or its path (a cgroup made again).  How
+ * many, at most max. */
+int owner_find_pins(uint64_t cgid, const char *path, char dirs[][PATH_MAX], int max);
 /* Before attaching to target (a cgroup path): 0 when no other daemon's programs are
  * there (or they are the ones pinned in pin, to take over); else -1, with
  * err naming that daemon's pid or the pins it left. */

@@ -172,7 +172,10 @@ int pin_check(const struct pin *p, const struct pin_meta *want, char *err, size_
 
 	if (!p->takeover)
 		return 0;
-	if (o->target_id != want->target_id) {
+	/* The same path with another id: the cgroup was removed and made
+	 * again (a login after a logout); the links pinned on the old one
+	 * are dead, and get replaced. */
+	if (o->target_id != want->target_id && strcmp(o->target, want->target) != 0) {
 		snprintf(err, errlen, "--pin %s holds the pins of cgroup %s, not of %s: one "
 			 "directory per cgroup ('sproxy-bpf detach %s --pin %s' removes them)",
 			 p->dir, o->target, want->target, o->target, p->dir);

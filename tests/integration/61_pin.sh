@@ -291,6 +291,61 @@ t_detach_finds_pins() {
 	expect "the request after detach was tagged" eval '! http_get /detached ua | grep -q sproxy-bpf'
 }
 
+# The captured cgroup removed under a pinned daemon, and made again.
+t_reattach_pinned() {
+	stop_bg udpc
+	start_daemon --pin "$PIN" --reattach || return 1
+	rmdir "$CG" || { WHY="cannot remove $CG: $(cat "$CG/cgroup.procs" 2>/dev/null | tr '\n' ' ')"; return 1; }
+	expect "the daemon did not see $CG go" wait_for 5 grep -q "capture paused" "$TMP/daemon.err" || return 1
+	mkdir "$CG" || { WHY="cannot make $CG again"; return 1; }
+	CGID=$(stat -c %i "$CG")
+	expect "the daemon did not attach to $CG again" wait_for 5 grep -q "attached again" "$TMP/daemon.err" || return 1
+	expect "the pinned links are not on the new $CG: '$(link_ids)'" [ -n "$(link_ids)" ] || return 1
+	kill_daemon
+	get /reattached-closed
+	expect "a captured curl succeeded with the reattached daemon dead" [ "$RUN_RC" != 0 ] || return 1
+	sp detach4 detach "$CG"
+	expect "detach after a reattach: status $RUN_RC" [ "$RUN_RC" = 0 ] || return 1
+	expect "$PIN left after detach" [ ! -e "$PIN" ]
+}
+
+# Without --reattach the daemon exits (status 3) and takes its pins along:
+# there is nothing left to keep closed.
+t_cgroup_gone_unpins() {
+	local rc
+	start_daemon --pin "$PIN" || return 1
+	rmdir "$CG" || { WHY="cannot remove $CG"; return 1; }
+	expect "the daemon did not exit when $CG went" wait_for 5 eval '! alive $DAEMON_PID' || return 1
+	wait "$DAEMON_PID"
+	rc=$?
+	DAEMON_PID=""
+	mkdir "$CG"
+	CGID=$(stat -c %i "$CG")
+	expect "exit status $rc, want 3" [ "$rc" = 3 ] || return 1
+	expect "$PIN left by a daemon whose cgroup went: $(ls -R "$PIN" 2>&1 | head -n 3 | tr '\n' ' ')" \
+		[ ! -e "$PIN" ]
+}
+
+# Pins left by a killed daemon on a cgroup that was removed and made again
+# (a logout and a login): a daemon with the same --pin takes them over onto
+# the new cgroup, and detach finds them by the cgroup's path.
+t_recreated_takeover() {
+	start_daemon --pin "$PIN" || return 1
+	kill_daemon
+	rmdir "$CG" && mkdir "$CG" || { WHY="cannot remove and make $CG again"; return 1; }
+	CGID=$(stat -c %i "$CG")
+	start_daemon --pin "$PIN" || return 1
+	ran get /recreated || return 1
+	expect "the request on the cgroup made again was not tagged" \
+		eval 'http_get /recreated ua | grep -q sproxy-bpf' || return 1
+	kill_daemon
+	rmdir "$CG" && mkdir "$CG" || { WHY="cannot remove and make $CG again"; return 1; }
+	CGID=$(stat -c %i "$CG")
+	sp detach5 detach "$CG"
+	expect "detach on a cgroup made again: status $RUN_RC" [ "$RUN_RC" = 0 ] || return 1
+	expect "$PIN left after detach on a cgroup made again" [ ! -e "$PIN" ]
+}
+
 run_case default_start t_default_start
 run_case second_refused t_second_refused
 run_case default_fail_open t_default_fail_open
@@ -311,4 +366,7 @@ run_case detach_bad_cgroup t_detach_bad_cgroup
 run_case in_app_takeover t_in_app_takeover
 run_case unlinked t_unlinked
 run_case detach_finds_pins t_detach_finds_pins
+run_case reattach_pinned t_reattach_pinned
+run_case cgroup_gone_unpins t_cgroup_gone_unpins
+run_case recreated_takeover t_recreated_takeover
 finish
