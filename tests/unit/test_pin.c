@@ -44,8 +44,11 @@ static void takeover_must_agree(void)
 	meta(&want, "127.0.0.1:3333", 1024);
 	CHECK(pin_check(&p, &want, err, sizeof(err)) < 0);
 	CHECK(strstr(err, "--map-size 65536") != NULL);
+	/* The same path, another id: the cgroup made again. */
 	meta(&want, "127.0.0.1:3333", 65536);
 	want.target_id = 8;
+	CHECK(pin_check(&p, &want, err, sizeof(err)) == 0);
+	snprintf(want.target, sizeof(want.target), "/sys/fs/cgroup/other");
 	CHECK(pin_check(&p, &want, err, sizeof(err)) < 0);
 	CHECK(strstr(err, "/sys/fs/cgroup/app") != NULL);
 	/* Nothing pinned before: nothing to agree with. */
