@@ -214,7 +214,9 @@ int pin_maps(const struct pin *p, struct bpf_object *obj, char *err, size_t errl
 		const char *name = bpf_map__name(m);
 
 		/* The settings of the programs loaded now, not of the
-		 * earlier ones (the daemon's pid, above all). */
+		 * earlier ones (the daemon's pid, above all).  A reused
+		 * .bss or .data keeps its values: whatever user space sets
+		 * in them must be set after load (as udp_per_proc is). */
 		if (strstr(name, ".rodata") || strstr(name, ".kconfig"))
 			continue;
 		snprintf(path, sizeof(path), "%s/maps/%s", p->dir, name);
