@@ -342,7 +342,8 @@ static void pin_retarget(struct run *r)
 	pin_meta(r, 1);
 }
 
-/* Checks that need no privilege and change nothing.  0, or an exit code. */
+/* Checks before anything is loaded; they change nothing but make the
+ * --pin directory.  0, or an exit code. */
 static int check_args(struct run *r, struct options *o)
 {
 	struct daemon *d = &r->d;
