@@ -147,7 +147,7 @@ static const char usage_text[] =
 "                             link-local or --bypass addresses (refused by\n"
 "                             default: the daemon connects with CAP_NET_ADMIN\n"
 "                             and its mark)\n"
-"Privileges (attach, tproxy; run keeps them, for its command):\n"
+"Privileges (attach, tproxy; run and --pin keep them all):\n"
 "      --user NAME            once set up, the daemon runs as NAME with\n"
 "                             CAP_NET_ADMIN only (default: sproxy-bpf if that\n"
 "                             user exists, else nobody); root keeps them all\n"
