@@ -16,6 +16,8 @@
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
+"       sproxy-bpf status [--json] [--pid N | --socket PATH]\n"
+"       sproxy-bpf top [-n COUNT] [--interval SEC] [--pid N | --socket PATH]\n"
 "       sproxy-bpf --help | --version\n"
 "\n"
 "Sends every TCP connection and UDP datagram of the processes in CGROUP (a\n"
@@ -64,6 +66,9 @@ static const char usage_text[] =
 "                             connection is relayed untagged\n"
 "      --idle-timeout SEC     end a TCP connection after SEC seconds without a\n"
 "                             byte either way (default 0: never)\n"
+"      --control-dir DIR      where the control socket PID.sock that status and\n"
+"                             top use is made (default: $SPROXY_BPF_CONTROL_DIR,\n"
+"                             else /run/sproxy-bpf)\n"
 "DNS:\n"
 "      --resolver ADDR[:PORT] real resolver; repeatable (default: the nameservers\n"
 "                             of /etc/resolv.conf)\n"
@@ -149,7 +154,7 @@ static void parse(int argc, char **argv, struct options *o)
 	       O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
 	       O_FSTORE, O_FEXCL, O_FTTL,
 	       O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
-	       O_PRIVATE, O_FPERPROC };
+	       O_PRIVATE, O_FPERPROC, O_CTLDIR };
 	static const struct option lo[] = {
 		{ "listen", required_argument, 0, 'l' },
 		{ "bypass", required_argument, 0, 'b' },
@@ -176,6 +181,7 @@ static void parse(int argc, char **argv, struct options *o)
 		{ "idle-timeout", required_argument, 0, O_IDLETIMEOUT },
 		{ "allow-private-answers", no_argument, 0, O_PRIVATE },
 		{ "fakeip-per-process", required_argument, 0, O_FPERPROC },
+		{ "control-dir", required_argument, 0, O_CTLDIR },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
@@ -283,6 +289,12 @@ static void parse(int argc, char **argv, struct options *o)
 		case O_FPERPROC:
 			o->fakeip_per_process = (unsigned)number(optarg, "--fakeip-per-process",
 								 1, FAKEIP_MAX_ENTRIES);
+			break;
+		case O_CTLDIR:
+			if (strlen(optarg) > 90)
+				usage_error("--control-dir %s: too long for a unix socket's "
+					    "path (90 bytes at most)", optarg);
+			o->control_dir = optarg;
 			break;
 		case 'h':
 			fputs(usage_text, stdout);

@@ -13,6 +13,7 @@
 #include "connector.h"
 #include "daemon.h"
 #include "dnsserver.h"
+#include "live.h"
 #include "log.h"
 #include "sproxy.h"
 #include "sproxy.skel.h"
@@ -64,6 +65,7 @@ struct udp_flow {
 	uint64_t up, down;
 	struct timespec start;
 	time_t last;
+	struct live live;            /* for status */
 };
 
 struct udp_pool {
@@ -131,6 +133,7 @@ static void flow_end(struct udp_flow *f, const char *result, const char *err)
 	if (f->app.ss_family == 0)
 		c.src = NULL;
 	connlog_write(&c);
+	live_del(&f->live);
 	for (i = 0; i < MAX_DNS; i++) {
 		if (f->dns[i]) {
 			dns_pending_cancel(f->dns[i]->p);
@@ -309,6 +312,10 @@ static struct udp_flow *flow_new(struct udp_slot *slot, const struct sockaddr_st
 		p->active->prev = f;
 	p->active = f;
 	p->n_active++;
+	f->live = (struct live){ .proto = f->is_dns ? "dns" : "udp", .proc = &f->rec.proc,
+		.src = &f->app, .dst = &f->t.addr, .host = f->t.host, .up = &f->up,
+		.down = &f->down, .start = &f->start };
+	live_add(&p->d->live, &f->live);
 	if (f->is_dns)
 		return f;
 	name = dns_server_fake_name(p->d->dns, (struct sockaddr *)&f->t.addr, &in_range);
