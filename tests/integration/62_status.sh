@@ -1,0 +1,216 @@
+#!/bin/bash
+# The control socket, `status` and `top`. The daemons keep their sockets in
+# a directory of this test's (--control-dir, and $SPROXY_BPF_CONTROL_DIR for
+# the clients), so that the machine's /run/sproxy-bpf is not touched.
+# Covers:
+#   the socket: <dir>/<pid>.sock, a socket, mode 0600, root's; a client
+#     that is not root is refused; an unknown request gets a JSON error;
+#     removed when the daemon stops, and a killed daemon's is swept;
+#   status --json (checked with jq) against connections the test holds
+#     open: a TCP connection to an address and one to a name (FakeIP), a
+#     UDP flow: the right pid, comm, uid, destination, host and bytes each
+#     way; the cgroup and programs attached; counters and fill levels;
+#   status as text: readable, with the same process and destinations;
+#   two daemons: two sockets; status without --pid lists both and exits 2;
+#     --pid and --socket pick one;
+#   top: in a terminal (under script) it shows the captured process and
+#     exits on q, the terminal restored; not in a terminal, -n 2 prints two
+#     frames and exits.
+. "$(dirname "$0")/../lib.sh"
+
+RESOLVER=198.51.100.53
+CTL=$TMP/ctl
+export SPROXY_BPF_CONTROL_DIR=$CTL
+CASE_LOGS=("$TMP/status.err")
+
+setup_topology || finish
+setup_cgroup || finish
+if ! need jq socat script setpriv dnsmasq "$TOOLS/echod"; then
+	fail setup "$WHY"
+	finish
+fi
+start_bg dnsmasq server dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
+	--listen-address=$RESOLVER --bind-interfaces --user=root --group=root --pid-file= \
+	--log-facility="$TMP/dnsmasq.log" --address=/name.test/203.0.113.10 || finish
+start_bg echo server "$TOOLS/echod" -o "$TMP/echo.log" 203.0.113.10:7 "[2001:db8::10]:7" || finish
+printf 'nameserver 192.0.2.53\noptions timeout:3 attempts:1\n' >"$TMP/resolv.conf"
+RESOLV_CONF=$TMP/resolv.conf
+mkdir -m 0700 "$CTL"
+
+# st ARGS...: `sproxy-bpf status ARGS`, stdout in $TMP/status.out, stderr
+# in $TMP/status.err; its exit status.
+st() { timeout 10 "$SPROXY_BIN" status "$@" >"$TMP/status.out" 2>"$TMP/status.err"; }
+
+# jqs FILTER: FILTER (with $p the held process's pid) is true of the
+# daemon's document.
+jqs() { st --json && jq -e --argjson p "${HOLD_PID:-0}" "$1" "$TMP/status.out" >/dev/null; }
+
+# The held connections: an echo over TCP to an address, over TCP to a name,
+# over UDP; each sends its bytes and stays open for a minute.
+hold() {
+	start_bg "$1" app socat SYSTEM:"printf $2; sleep 60" "$3" || return 1
+}
+
+start_daemon --resolver $RESOLVER --control-dir "$CTL"
+D1=$DAEMON_PID
+SOCK=$CTL/$D1.sock
+
+t_socket() {
+	daemon_running || return 1
+	expect "no socket $SOCK" [ -S "$SOCK" ] || return 1
+	expect "mode $(stat -c %a "$SOCK"), not 600" [ "$(stat -c %a "$SOCK")" = 600 ] || return 1
+	expect "owner $(stat -c %U "$SOCK"), not root" [ "$(stat -c %U "$SOCK")" = root ]
+}
+
+t_not_root() {
+	local rc
+	timeout 10 setpriv --reuid=65534 --regid=65534 --clear-groups \
+		"$SPROXY_BIN" status --socket "$SOCK" >"$TMP/status.out" 2>"$TMP/status.err"
+	rc=$?
+	expect "status as uid 65534 exited $rc" [ $rc = 1 ] || return 1
+	expect "no 'Permission denied' said: $(cat "$TMP/status.err")" \
+		grep -q 'Permission denied.*root' "$TMP/status.err"
+}
+
+t_bad_request() {
+	local out
+	out=$(printf 'bogus\n' | timeout 5 socat - "UNIX-CONNECT:$SOCK")
+	expect "answer to 'bogus': $out" jq -e '.error | test("unknown request")' <<<"$out" >/dev/null
+}
+
+t_held_tcp() {
+	hold tcp4 hello-status TCP:203.0.113.10:7 || return 1
+	HOLD_PID=$(cat "$TMP/tcp4.pid")
+	expect "no TCP connection of pid $HOLD_PID (socat) to 203.0.113.10:7 with 12 bytes each way: $(cat "$TMP/status.out")" \
+		wait_for 5 jqs '.processes[] | select(.pid == $p and .comm == "socat" and .uid == 0)
+			| .conns[] | select(.proto == "tcp" and .dst == "203.0.113.10:7"
+				and .up == 12 and .down == 12 and .age >= 0)'
+}
+
+t_held_name() {
+	hold name hello-name TCP:name.test:7 || return 1
+	HOLD_PID=$(cat "$TMP/name.pid")
+	expect "no connection of pid $HOLD_PID to name.test with 10 bytes each way: $(cat "$TMP/status.out")" \
+		wait_for 5 jqs '.processes[] | select(.pid == $p and .comm == "socat")
+			| .conns[] | select(.host == "name.test" and (.dst | startswith("198.1"))
+				and .up == 10 and .down == 10)'
+}
+
+t_udp_flow() {
+	hold udp ping UDP:203.0.113.10:7 || return 1
+	HOLD_PID=$(cat "$TMP/udp.pid")
+	# echod answers "203.0.113.10:7 ping": 19 bytes.
+	expect "no UDP flow of pid $HOLD_PID to 203.0.113.10:7 (4 bytes up, 19 down): $(cat "$TMP/status.out")" \
+		wait_for 5 jqs '.processes[] | select(.pid == $p and .comm == "socat")
+			| .conns[] | select(.proto == "udp" and .dst == "203.0.113.10:7"
+				and .up == 4 and .down == 19)'
+}
+
+t_document() {
+	HOLD_PID=$D1
+	expect "pid, cgroup or attach time wrong: $(head -c 300 "$TMP/status.out")" \
+		jqs '.pid == $p and .cgroup == "'"$CG"'" and .attached_at > 0 and .now >= .attached_at' || return 1
+	expect "no connect4 program on the test cgroup" \
+		jqs '.programs | any(.name == "sproxy_connect4" and (.cgroup | endswith("'"${CG##*/}"'")))' || return 1
+	expect "no getsockopt program on the daemon's own cgroup" \
+		jqs '.programs | any(.name == "sproxy_getsockopt" and .cgroup == "/sproxy-bpf/'"$D1"'")' || return 1
+	expect "counters: $(jq -c .stats "$TMP/status.out")" \
+		jqs '.stats.tcp_redirected >= 2 and .stats.udp_redirected >= 1 and .stats.dns_redirected >= 1' || return 1
+	expect "fill levels: $(jq -c .fill "$TMP/status.out")" \
+		jqs '.fill.tcp_records.used >= 2 and .fill.tcp_records.size == 65536
+			and .fill.udp_pool.used >= 1 and .fill.udp_pool.size == 2048
+			and .fill.fakeip.used >= 1 and .fill.tcp_sessions >= 2' || return 1
+	expect "conns $(jq .conns "$TMP/status.out"), want 3 at least" jqs '.conns >= 3 and .unlisted == 0'
+}
+
+t_text() {
+	local p
+	expect "status failed" st || return 1
+	[ "${SHOW:-0}" = 1 ] && cat "$TMP/status.out" >&2
+	for p in "$(cat "$TMP/tcp4.pid")" "$(cat "$TMP/name.pid")" "$(cat "$TMP/udp.pid")"; do
+		expect "no 'pid $p socat (uid 0' line" grep -q "^  pid $p socat (uid 0, " "$TMP/status.out" || return 1
+	done
+	expect "no tcp line to 203.0.113.10:7 with its bytes" \
+		grep -Eq '^    tcp +203\.0\.113\.10:7 +sent +12 B +received +12 B +age ' "$TMP/status.out" || return 1
+	expect "no line to name.test:7" grep -Eq '^    tcp +name\.test:7 \(198\.1' "$TMP/status.out" || return 1
+	expect "no udp line" grep -Eq '^    udp +203\.0\.113\.10:7 +sent +4 B +received +19 B' "$TMP/status.out" || return 1
+	expect "no header naming the cgroup" grep -q "^sproxy-bpf .*, pid $D1, capturing $CG\$" "$TMP/status.out"
+}
+
+t_top_tty() {
+	local rc
+	# q after two frames; script gives top a terminal.
+	(sleep 2.5; printf q; sleep 10) | timeout 15 script -qfec \
+		"$SPROXY_BIN top --interval 1" /dev/null >"$TMP/top.tty" 2>&1
+	rc=$?
+	expect "top under script exited $rc (124: q did not end it)" [ $rc = 0 ] || return 1
+	expect "top showed no socat" grep -q socat "$TMP/top.tty" || return 1
+	expect "top showed no 203.0.113.10:7" grep -q '203\.0\.113\.10:7' "$TMP/top.tty" || return 1
+	expect "the terminal was not restored (no ESC[?1049l / ESC[?25h at the end)" \
+		grep -q $'\e\\[?25h' "$TMP/top.tty"
+}
+
+t_top_plain() {
+	local rc n
+	timeout 15 "$SPROXY_BIN" top -n 2 --interval 1 >"$TMP/top.out" 2>"$TMP/status.err" </dev/null
+	rc=$?
+	expect "top -n 2 exited $rc" [ $rc = 0 ] || return 1
+	n=$(grep -c '^sproxy-bpf top' "$TMP/top.out")
+	expect "$n frames, not 2" [ "$n" = 2 ] || return 1
+	expect "escape sequences in plain output" not_grep $'\e' "$TMP/top.out" || return 1
+	[ "${SHOW:-0}" = 1 ] && cat "$TMP/top.out" >&2
+	expect "no socat line" grep -Eq "^ *$(cat "$TMP/tcp4.pid") +socat " "$TMP/top.out"
+}
+not_grep() { ! grep -q "$@"; }
+
+CG_TWO=$CG2/sproxy-bpf-test-$TEST_ID-two
+t_two_daemons() {
+	local rc
+	make_cgroup "$CG_TWO" || { WHY="mkdir $CG_TWO"; return 1; }
+	start_bg d2 client "$SPROXY_BIN" attach "$CG_TWO" --listen 127.0.0.1:3334 \
+		--resolver $RESOLVER --control-dir "$CTL" || return 1
+	D2=$(cat "$TMP/d2.pid")
+	DAEMON_PIDS+=("$D2")
+	expect "second daemon not ready: $(tail -n 2 "$TMP/d2.err")" \
+		wait_for 10 grep -qw ready "$TMP/d2.err" || return 1
+	expect "no socket $CTL/$D2.sock" [ -S "$CTL/$D2.sock" ] || return 1
+	st
+	rc=$?
+	expect "status with two daemons exited $rc, not 2" [ $rc = 2 ] || return 1
+	expect "both not listed: $(cat "$TMP/status.err")" \
+		eval 'grep -q -- "--pid $D1 " "$TMP/status.err" && grep -q -- "--pid $D2 " "$TMP/status.err"' || return 1
+	expect "--pid $D2 did not answer for $CG_TWO" \
+		eval 'st --json --pid $D2 && jq -e ".cgroup == \"$CG_TWO\"" "$TMP/status.out" >/dev/null' || return 1
+	expect "--socket did not answer for $CG" \
+		eval 'st --json --socket $SOCK && jq -e ".cgroup == \"$CG\"" "$TMP/status.out" >/dev/null'
+}
+
+t_stale_swept() {
+	kill -KILL "$D2" 2>/dev/null
+	wait "$D2" 2>/dev/null
+	expect "a killed daemon's socket vanished by itself?" [ -S "$CTL/$D2.sock" ] || return 1
+	expect "status did not pick the one daemon left: $(cat "$TMP/status.err")" st || return 1
+	expect "the dead daemon's socket is still there" [ ! -e "$CTL/$D2.sock" ]
+}
+
+t_removed_at_exit() {
+	stop_daemon || return 1
+	expect "$SOCK still there after the daemon stopped" [ ! -e "$SOCK" ] || return 1
+	st
+	expect "status with no daemon exited $?, not 1" [ $? = 1 ]
+}
+
+run_case socket t_socket
+run_case not_root t_not_root
+run_case bad_request t_bad_request
+run_case held_tcp t_held_tcp
+run_case held_name t_held_name
+run_case udp_flow t_udp_flow
+run_case document t_document
+run_case text t_text
+run_case top_tty t_top_tty
+run_case top_plain t_top_plain
+run_case two_daemons t_two_daemons
+run_case stale_swept t_stale_swept
+run_case removed_at_exit t_removed_at_exit
+finish
