@@ -206,9 +206,14 @@ int ctl_choose(const struct ctl_choice *c, char *path, size_t len)
 		return 0;
 	}
 	dp = opendir(dir);
+	if (!dp && errno == ENOENT) {
+		fprintf(stderr, "sproxy-bpf: no daemon is running: no %s (started with "
+			"another --control-dir or $%s?)\n", dir, CONTROL_DIR_ENV);
+		return 1;
+	}
 	if (!dp) {
-		fprintf(stderr, "sproxy-bpf: no daemon: cannot read %s: %s%s\n", dir,
-			strerror(errno), errno == EACCES ? " (run status as root)" : "");
+		fprintf(stderr, "sproxy-bpf: cannot read %s: %s%s\n", dir, strerror(errno),
+			errno == EACCES ? " (the control sockets are root's: run as root)" : "");
 		return 1;
 	}
 	while ((e = readdir(dp)) && n < MAX_FOUND) {
