@@ -76,6 +76,7 @@ t_not_root() {
 t_bad_request() {
 	local out
 	out=$(printf 'bogus\n' | timeout 5 socat - "UNIX-CONNECT:$SOCK")
+	expect "no answer to 'bogus'" [ -n "$out" ] || return 1
 	expect "answer to 'bogus': $out" jq -e '.error | test("unknown request")' <<<"$out" >/dev/null
 }
 
