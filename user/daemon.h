@@ -8,10 +8,12 @@
 #include "live.h"
 #include "loader.h"
 #include "relay.h"
+#include "upstream.h"
 
 struct event_base;
 struct dns_server;
 struct udp_pool;
+struct rules;
 
 #define SPROXY_MARK_DEFAULT 0x5350  /* "SP" */
 
@@ -47,6 +49,13 @@ struct options {
 	int allow_private_answers;    /* proxied names may resolve to loopback etc. */
 	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
 	const char *control_dir;      /* NULL: $SPROXY_BPF_CONTROL_DIR or /run/sproxy-bpf */
+	struct rules *rules;          /* --rule lines, compiled by cli_finish */
+	const char *origin;           /* "FILE:LINE" of the config line being applied */
+	char **owned;                 /* copies of values that outlive their source */
+	int n_owned;
+	struct upstream upstream[UPSTREAM_MAX];  /* --upstream, by name */
+	int n_upstream;
+	int udp_over_http;            /* UDP_OVER_HTTP_REJECT or _DIRECT */
 };
 
 struct daemon {
@@ -63,6 +72,11 @@ struct daemon {
 	struct relay_limits limits;   /* shared by every relay */
 	struct live_list live;        /* sessions and flows, for status */
 	time_t attached_at;           /* when capture (re)started */
+	/* The rules in use.  SIGHUP swaps in a new set; a decision that waits
+	 * (on DNS) holds a reference (rules_ref) to the set it started with. */
+	struct rules *rules;
+	int argc;                     /* the command line, read again on SIGHUP */
+	char **argv;
 };
 
 /* Sets the socket mark that the BPF side skips.  Logs a failure. */

@@ -288,6 +288,8 @@ void connlog_write(const struct conn_log *c)
 		field_str(fp, &first, "dst", addr_str(c->dst, a, sizeof(a)));
 	if (c->host)
 		field_str(fp, &first, "host", c->host);
+	if (c->via)
+		field_str(fp, &first, "via", c->via);
 	field_num(fp, &first, "up", c->up);
 	field_num(fp, &first, "down", c->down);
 	snprintf(dur, sizeof(dur), "%.3f", c->duration);

@@ -31,6 +31,7 @@ struct conn_log {
 	const struct sockaddr *src;
 	const struct sockaddr *dst;
 	const char *host;                  /* name behind a fake address */
+	const char *via;                   /* the upstream taken; NULL: none */
 	uint64_t up, down;                 /* bytes app->server, server->app */
 	double duration;                   /* seconds */
 	const char *result;                /* "ok", "error", "refused" */

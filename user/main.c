@@ -26,10 +26,12 @@
 #include "preflight.h"
 #include "proxy.h"
 #include "resolvconf.h"
+#include "rules.h"
 #include "sproxy.skel.h"
 #include "status.h"
 #include "sysenv.h"
 #include "udp.h"
+#include "upstream.h"
 
 /* The defaults, or what the user gave plus a loopback listener on the same
  * port for a family given none: a family without a listener would go
@@ -246,6 +248,7 @@ static void teardown(struct run *r)
 		d->bpf.n_links = 0;
 	}
 	udp_pool_free(d->udp);
+	upstream_shutdown();
 	for (i = 0; i < r->n_lis; i++)
 		proxy_listener_free(r->lis[i]);
 	events_free(r->ev);
@@ -406,25 +409,32 @@ static int serve(struct run *r, struct options *o)
 	return r->rc;
 }
 
-static int run(struct options *o)
+static int run(struct options *o, int argc, char **argv)
 {
 	static struct run r;     /* large: not on the stack */
 	int rc;
 
 	memset(&r, 0, sizeof(r));
 	r.d.opt = o;
+	r.d.rules = rules_ref(o->rules);
+	r.d.argc = argc;
+	r.d.argv = argv;
 	rc = check_args(&r, o);
 	if (rc)
 		return rc;
 	events_route_libevent_log();
 	rc = serve(&r, o);
 	teardown(&r);
+	rules_unref(r.d.rules);
 	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
+	/* For SIGHUP, as given: parsing may blank a password in argv. */
+	char **args = cli_copy_args(argc, argv);
+	int rc;
 
 	/* Clients of a running daemon: their own command lines. */
 	if (argc > 1 && strcmp(argv[1], "status") == 0)
@@ -432,5 +442,8 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "top") == 0)
 		return top_main(argc - 1, argv + 1);
 	cli_parse(argc, argv, &o);
-	return run(&o);
+	rc = run(&o, args ? argc : 0, args);
+	cli_options_free(&o);
+	cli_free_args(args);
+	return rc;
 }

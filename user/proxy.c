@@ -53,6 +53,7 @@ struct session {
 	struct sproxy_proc proc;
 	int have_proc;
 	struct connect_req *creq;
+	const char *via;                      /* the route, for the log */
 	struct relay relay;
 	int relaying;
 	struct timespec start;
@@ -145,6 +146,7 @@ static void session_close(struct session *s, const char *result, const char *err
 		.src = (struct sockaddr *)&s->src,
 		.dst = (struct sockaddr *)&s->t.addr,
 		.host = s->t.host[0] ? s->t.host : NULL,
+		.via = s->via,
 		.up = s->relay.up.bytes,
 		.down = s->relay.down.bytes,
 		.duration = since(&s->start),
@@ -359,6 +361,7 @@ static void route(struct session *s)
 	}
 	if (name)
 		snprintf(s->t.host, sizeof(s->t.host), "%s", name);
+	s->via = connector_via(d, SOCK_STREAM);
 	s->live = (struct live){ .proto = "tcp", .proc = s->have_proc ? &s->proc : NULL,
 		.src = &s->src, .dst = &s->t.addr, .host = s->t.host, .up = &s->relay.up.bytes,
 		.down = &s->relay.down.bytes, .start = &s->start };

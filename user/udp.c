@@ -59,6 +59,7 @@ struct udp_flow {
 	int out_fd;
 	struct event *out_ev;
 	struct connect_req *creq;
+	const char *via;             /* the route, for the log */
 	struct queued *q, **qtail;
 	int nq;
 	struct dns_query *dns[MAX_DNS];
@@ -119,6 +120,7 @@ static void flow_end(struct udp_flow *f, const char *result, const char *err)
 		.src = (struct sockaddr *)&f->app,
 		.dst = (struct sockaddr *)&f->t.addr,
 		.host = f->t.host[0] ? f->t.host : NULL,
+		.via = f->via,
 		.up = f->up,
 		.down = f->down,
 		.result = result,
@@ -328,6 +330,7 @@ static struct udp_flow *flow_new(struct udp_slot *slot, const struct sockaddr_st
 	}
 	if (name)
 		snprintf(f->t.host, sizeof(f->t.host), "%s", name);
+	f->via = connector_via(p->d, SOCK_DGRAM);
 	f->creq = connector_start(p->d, &f->t, SOCK_DGRAM, on_connected, f);
 	if (!f->creq)
 		f->refused = "out of memory";
