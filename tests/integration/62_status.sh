@@ -12,7 +12,8 @@
 #     UDP flow: the right pid, comm, uid, destination, host and bytes each
 #     way; the cgroup and programs attached; counters and fill levels;
 #   status as text: readable, with the same process and destinations;
-#   two daemons: two sockets; status without --pid lists both and exits 2;
+#   two daemons (the second given its directory in a config file): two
+#     sockets; status without --pid lists both and exits 2;
 #     --pid and --socket pick one;
 #   top: in a terminal (under script) it shows the captured process and
 #     exits on q, the terminal restored; not in a terminal, -n 2 prints two
@@ -184,8 +185,10 @@ CG_TWO=$CG2/sproxy-bpf-test-$TEST_ID-two
 t_two_daemons() {
 	local rc
 	make_cgroup "$CG_TWO" || { WHY="mkdir $CG_TWO"; return 1; }
-	start_bg d2 client "$SPROXY_BIN" attach "$CG_TWO" --listen 127.0.0.1:3334 \
-		--resolver $RESOLVER --control-dir "$CTL" || return 1
+	# Its control directory from a config file, the way a service sets it.
+	printf 'control-dir = %s\n' "$CTL" >"$TMP/d2.conf"
+	start_bg d2 client env -u SPROXY_BPF_CONTROL_DIR "$SPROXY_BIN" attach "$CG_TWO" --listen 127.0.0.1:3334 \
+		--resolver $RESOLVER --config "$TMP/d2.conf" || return 1
 	D2=$(cat "$TMP/d2.pid")
 	DAEMON_PIDS+=("$D2")
 	if ! wait_for 10 grep -qw ready "$TMP/d2.err"; then
