@@ -17,7 +17,7 @@
 #     --pid and --socket pick one;
 #   top: in a terminal (under script) it shows the captured process and
 #     exits on q, the terminal restored; not in a terminal, -n 2 prints two
-#     frames and exits.
+#     frames and exits; a busy process comes first, with its rate.
 . "$(dirname "$0")/../lib.sh"
 
 RESOLVER=198.51.100.53
@@ -181,6 +181,26 @@ t_top_plain() {
 }
 not_grep() { ! grep -q "$@"; }
 
+# A process moving about 1 MB/s each way comes first in top's second frame
+# (sorted by the last interval's throughput), ahead of the idle ones.
+t_top_sorted() {
+	local busy first rate
+	start_bg busy app socat SYSTEM:"(while :; do head -c 100000 /dev/zero; sleep 0.1; done) & exec cat >/dev/null" \
+		TCP:203.0.113.10:7 || return 1
+	busy=$(cat "$TMP/busy.pid")
+	sleep 1
+	timeout 15 "$SPROXY_BIN" top -n 2 --interval 1 >"$TMP/top.out" 2>"$TMP/status.err" </dev/null
+	stop_bg busy
+	[ "${SHOW:-0}" = 1 ] && cat "$TMP/top.out" >&2
+	# The first process row after the second frame's header.
+	first=$(awk '/^sproxy-bpf top/ { f++ } f == 2 && /^ +PID / { getline; print; exit }' "$TMP/top.out")
+	expect "second frame's first process is not the busy one ($busy): '$first'" \
+		[ "$(awk '{ print $1 }' <<<"$first")" = "$busy" ] || return 1
+	rate=$(awk '{ print $4, $5 }' <<<"$first")
+	expect "busy process's SENT/s is '$rate'" \
+		eval '[[ "$rate" == *KiB/s || "$rate" == *MiB/s ]]'
+}
+
 CG_TWO=$CG2/sproxy-bpf-test-$TEST_ID-two
 t_two_daemons() {
 	local rc
@@ -240,6 +260,7 @@ run_case document t_document
 run_case text t_text
 run_case top_tty t_top_tty
 run_case top_plain t_top_plain
+run_case top_sorted t_top_sorted
 run_case two_daemons t_two_daemons
 run_case stale_swept t_stale_swept
 run_case removed_at_exit t_removed_at_exit
