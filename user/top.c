@@ -153,6 +153,51 @@ static void put(struct top *t, const char *fmt, ...)
 	t->line++;
 }
 
+/* Columns line up under the destination, as wide as the terminal allows
+ * (at least 19: "[2001:db8::10]:443"); without a terminal, 40. */
+static int dest_width(const struct top *t)
+{
+	int w = t->tty ? t->cols - 61 : 40;
+
+	return w < 19 ? 19 : w > 100 ? 100 : w;
+}
+
+/* 1023B, 1.5K, 20.3M: a column of eight. */
+static const char *compact(char *buf, size_t len, double v, const char *suffix)
+{
+	static const char units[] = "BKMGT";
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, len, u ? "%.1f%c%s" : "%.0f%c%s", v, units[u], suffix);
+	return buf;
+}
+
+/* The destination in its column: cut, with a ~, when it does not fit a
+ * terminal. */
+static const char *dest_cell(const struct top *t, char *buf, size_t len,
+			     const struct json *c)
+{
+	const char *host = json_str(c, "host", NULL), *dst = json_str(c, "dst", "?");
+	const char *port = strrchr(dst, ':');
+	char h[300];
+	int w = dest_width(t);
+
+	/* A name says more than the fake address behind it. */
+	if (host && port)
+		snprintf(buf, len, "%s%s", fmt_safe(h, sizeof(h), host), port);
+	else
+		snprintf(buf, len, "%s", dst);
+	if (t->tty && strlen(buf) > (size_t)w && (size_t)w < len) {
+		buf[w - 1] = '~';
+		buf[w] = 0;
+	}
+	return buf;
+}
+
 static void fill_summary(struct top *t, const struct json *j)
 {
 	const struct json *fill = json_get(j, "fill"), *f;
@@ -167,9 +212,9 @@ static void fill_summary(struct top *t, const struct json *j)
 	char clock[16];
 
 	strftime(clock, sizeof(clock), "%H:%M:%S", localtime_r(&now, &tm));
-	put(t, "sproxy-bpf top: pid %.0f capturing %s, %s%s", json_num(j, "pid", 0),
-	    fmt_safe(cg, sizeof(cg), json_str(j, "cgroup", "?")), clock,
-	    t->keys ? "  (q quits)" : "");
+	/* What a narrow terminal cuts goes last. */
+	put(t, "sproxy-bpf top %s%s, pid %.0f capturing %s", clock, t->keys ? " (q quits)" : "",
+	    json_num(j, "pid", 0), fmt_safe(cg, sizeof(cg), json_str(j, "cgroup", "?")));
 	n += (size_t)snprintf(buf, sizeof(buf), "%.0f open", json_num(j, "conns", 0));
 	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
 		f = json_get(fill, keys[i][0]);
@@ -180,8 +225,8 @@ static void fill_summary(struct top *t, const struct json *j)
 	}
 	put(t, "%s", buf);
 	put(t, "%s", "");
-	put(t, "%7s %-16s %6s %11s %11s %10s %10s %5s", "PID", "COMM", "UID", "SENT/s",
-	    "RECV/s", "SENT", "RECV", "CONNS");
+	put(t, "%7s %-*s %5s %9s %9s %8s %8s %6s", "PID", dest_width(t) - 4, "COMM", "UID",
+	    "SENT/s", "RECV/s", "SENT", "RECV", "CONNS");
 }
 
 /* Rates: bytes since the last frame over its interval; a connection not
@@ -210,25 +255,26 @@ static void rate(const struct top *t, struct conn *c, double dt)
 static void draw(struct top *t, const struct proc *p, size_t n)
 {
 	char b[4][32], comm[80], dest[400], age[32], uid[16];
+	int w = dest_width(t);
 
 	for (size_t i = 0; i < n; i++) {
 		snprintf(uid, sizeof(uid), "%.0f", json_num(p[i].j, "uid", 0));
-		put(t, "%7.0f %-16s %6s %9s/s %9s/s %10s %10s %5zu", json_num(p[i].j, "pid", 0),
-		    fmt_safe(comm, sizeof(comm), json_str(p[i].j, "comm", "?")),
+		put(t, "%7.0f %-*.*s %5s %9s %9s %8s %8s %6zu", json_num(p[i].j, "pid", 0),
+		    w - 4, w - 4, fmt_safe(comm, sizeof(comm), json_str(p[i].j, "comm", "?")),
 		    json_get(p[i].j, "uid") ? uid : "?",
-		    fmt_bytes(b[0], sizeof(b[0]), p[i].rup),
-		    fmt_bytes(b[1], sizeof(b[1]), p[i].rdown),
-		    fmt_bytes(b[2], sizeof(b[2]), p[i].up),
-		    fmt_bytes(b[3], sizeof(b[3]), p[i].down), p[i].n);
+		    compact(b[0], sizeof(b[0]), p[i].rup, "/s"),
+		    compact(b[1], sizeof(b[1]), p[i].rdown, "/s"),
+		    compact(b[2], sizeof(b[2]), p[i].up, ""),
+		    compact(b[3], sizeof(b[3]), p[i].down, ""), p[i].n);
 		for (size_t k = 0; k < p[i].n; k++) {
 			const struct conn *c = &p[i].conns[k];
 
-			put(t, "          %-3s %-27s %9s/s %9s/s %10s %10s %s",
-			    json_str(c->j, "proto", "?"), fmt_dest(dest, sizeof(dest), c->j),
-			    fmt_bytes(b[0], sizeof(b[0]), c->rup),
-			    fmt_bytes(b[1], sizeof(b[1]), c->rdown),
-			    fmt_bytes(b[2], sizeof(b[2]), c->up),
-			    fmt_bytes(b[3], sizeof(b[3]), c->down),
+			put(t, "      %-3s %-*s %9s %9s %8s %8s %6s", json_str(c->j, "proto", "?"),
+			    w, dest_cell(t, dest, sizeof(dest), c->j),
+			    compact(b[0], sizeof(b[0]), c->rup, "/s"),
+			    compact(b[1], sizeof(b[1]), c->rdown, "/s"),
+			    compact(b[2], sizeof(b[2]), c->up, ""),
+			    compact(b[3], sizeof(b[3]), c->down, ""),
 			    fmt_age(age, sizeof(age), json_num(c->j, "age", 0)));
 		}
 	}
