@@ -20,6 +20,7 @@ struct live {
 	const struct sockaddr_storage *src;   /* the application's end */
 	const struct sockaddr_storage *dst;   /* the original destination */
 	const char *host;                     /* its name; "" when none */
+	const char *const *via;               /* the upstream's name; NULL: none */
 	const uint64_t *up, *down;            /* bytes app->server, server->app */
 	const struct timespec *start;         /* CLOCK_MONOTONIC */
 };

@@ -364,7 +364,7 @@ static void route(struct session *s)
 	s->via = connector_via(d, SOCK_STREAM);
 	s->live = (struct live){ .proto = "tcp", .proc = s->have_proc ? &s->proc : NULL,
 		.src = &s->src, .dst = &s->t.addr, .host = s->t.host, .up = &s->relay.up.bytes,
-		.down = &s->relay.down.bytes, .start = &s->start };
+		.down = &s->relay.down.bytes, .start = &s->start, .via = &s->via };
 	live_add(&d->live, &s->live);
 	s->creq = connector_start(d, &s->t, SOCK_STREAM, on_connected, s);
 	if (!s->creq)

@@ -163,6 +163,8 @@ static void put_conn(struct evbuffer *out, int first, const struct live *e,
 		addr_str((const struct sockaddr *)e->dst, a, sizeof(a)) : "?", SIZE_MAX);
 	if (e->host[0])
 		put_str(out, 0, "host", e->host, SIZE_MAX);
+	if (e->via && *e->via)
+		put_str(out, 0, "via", *e->via, SIZE_MAX);
 	put_u64(out, "up", *e->up);
 	put_u64(out, "down", *e->down);
 	evbuffer_add_printf(out, ",\"age\":%.3f}", age(e->start, now));

@@ -316,7 +316,7 @@ static struct udp_flow *flow_new(struct udp_slot *slot, const struct sockaddr_st
 	p->n_active++;
 	f->live = (struct live){ .proto = f->is_dns ? "dns" : "udp", .proc = &f->rec.proc,
 		.src = &f->app, .dst = &f->t.addr, .host = f->t.host, .up = &f->up,
-		.down = &f->down, .start = &f->start };
+		.down = &f->down, .start = &f->start, .via = &f->via };
 	live_add(&p->d->live, &f->live);
 	if (f->is_dns)
 		return f;

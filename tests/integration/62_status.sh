@@ -12,6 +12,7 @@
 #     UDP flow: the right pid, comm, uid, destination, host and bytes each
 #     way; the cgroup and programs attached; counters and fill levels;
 #   status as text: readable, with the same process and destinations;
+#   a connection through an upstream proxy names it (via);
 #   two daemons (the second given its directory in a config file): two
 #     sockets; status without --pid lists both and exits 2;
 #     --pid and --socket pick one;
@@ -27,7 +28,7 @@ CASE_LOGS=("$TMP/status.err" "$TMP/status.out")
 
 setup_topology || finish
 setup_cgroup || finish
-if ! need jq socat script setpriv dnsmasq "$TOOLS/echod"; then
+if ! need jq socat script setpriv dnsmasq microsocks "$TOOLS/echod"; then
 	fail setup "$WHY"
 	finish
 fi
@@ -35,6 +36,7 @@ start_bg dnsmasq server dnsmasq --keep-in-foreground --conf-file=/dev/null --no-
 	--listen-address=$RESOLVER --bind-interfaces --user=root --group=root --pid-file= \
 	--log-facility="$TMP/dnsmasq.log" --address=/name.test/203.0.113.10 || finish
 start_bg echo server "$TOOLS/echod" -o "$TMP/echo.log" 203.0.113.10:7 "[2001:db8::10]:7" || finish
+start_bg socks server microsocks -i 203.0.113.11 -p 1080 -b 203.0.113.11 || finish
 printf 'nameserver 192.0.2.53\noptions timeout:3 attempts:1\n' >"$TMP/resolv.conf"
 RESOLV_CONF=$TMP/resolv.conf
 mkdir -m 0700 "$CTL"
@@ -235,6 +237,21 @@ t_stale_swept() {
 	expect "the dead daemon's socket is still there" [ ! -e "$CTL/$D2.sock" ]
 }
 
+# Through an upstream proxy (the default route): its name is on the
+# connection.
+t_via() {
+	local via
+	start_daemon --resolver $RESOLVER --control-dir "$CTL" \
+		--upstream socks5://203.0.113.11:1080 || return 1
+	hold viaconn hello-via TCP:203.0.113.10:7 || return 1
+	HOLD_PID=$(cat "$TMP/viaconn.pid")
+	expect "no connection of pid $HOLD_PID through the upstream 'default' with 9 bytes each way" \
+		wait_for 5 jqs '.processes[] | select(.pid == $p) | .conns[]
+			| select(.via == "default" and .up == 9 and .down == 9)' || return 1
+	expect "the text form does not say 'via default'" \
+		eval 'st && grep -Eq "^    tcp +203\.0\.113\.10:7 .* via default\$" "$TMP/status.out"'
+}
+
 t_removed_at_exit() {
 	local pid
 	# A client still connected at the stop costs nothing (no leak under
@@ -264,4 +281,5 @@ run_case top_sorted t_top_sorted
 run_case two_daemons t_two_daemons
 run_case stale_swept t_stale_swept
 run_case removed_at_exit t_removed_at_exit
+run_case via t_via
 finish
