@@ -21,6 +21,10 @@
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
 "       sproxy-bpf check [CGROUP] [OPTION]...\n"
+"       sproxy-bpf run [OPTION]... -- CMD [ARG]...\n"
+"       sproxy-bpf tproxy [OPTION]...\n"
+"       sproxy-bpf rules [RULES OPTION]... --print | --apply | --remove\n"
+"       sproxy-bpf doctor [CGROUP] [DOCTOR OPTION]...\n"
 "       sproxy-bpf status [--json] [--pid N | --socket PATH]\n"
 "       sproxy-bpf top [-n COUNT] [--interval SEC] [--pid N | --socket PATH]\n"
 "       sproxy-bpf --help | --version\n"
@@ -38,6 +42,30 @@ static const char usage_text[] =
 "'check' reads the options, the --config file and the rules, prints 'ok' or\n"
 "what is wrong, and exits; it loads nothing and needs no privileges.\n"
 "\n"
+"run makes a cgroup of its own, <cg2>/sproxy-bpf.run/<pid>, captures it as\n"
+"attach would, then runs CMD there as the invoking user (SUDO_UID/SUDO_GID or\n"
+"PKEXEC_UID; root only with --user root), on the terminal, passing signals on.\n"
+"It lives until CMD and every process CMD started have exited, then detaches,\n"
+"removes the cgroup and exits with CMD's status (128+N for signal N).  Without\n"
+"--listen it listens on a free port, so several runs go side by side.  Its\n"
+"messages and the connection log go to stderr (or --log), never to CMD's\n"
+"stdout; SIGHUP goes on to CMD.  Every option of attach applies; run's own:\n"
+"      --user NAME|UID        run CMD as this user\n"
+"      --cgroup-parent CGROUP make the run's cgroup below CGROUP instead\n"
+"\n"
+"tproxy: gateway mode, for traffic of other hosts (and, with the rules'\n"
+"--local, of this one) that netfilter TPROXY rules send to the listeners:\n"
+"TCP and UDP on each --listen (default [::]:3333, IPv4 and IPv6) with\n"
+"IP_TRANSPARENT; no cgroup, no BPF.  The same relay, FakeIP DNS (UDP and TCP\n"
+"port 53) and log; the log names the client (capture=tproxy proc=none client=).\n"
+"Its own sockets carry --mark, which the rules leave alone; SIGHUP reopens\n"
+"the log only.  Needs root or CAP_NET_ADMIN.  'sproxy-bpf rules --help'\n"
+"tells about the netfilter rules.\n"
+"\n"
+"doctor: checks what capture needs and what is in its way, each finding\n"
+"with its fix; exit status 0 healthy, 1 problems found.  'sproxy-bpf doctor\n"
+"--help' tells more.\n"
+"\n"
 "Options:\n"
 "  -l, --listen ADDR:PORT     TCP listener; repeatable (default 127.0.0.1:3333\n"
 "                             and [::1]:3333).  A family with no listener\n"
@@ -54,7 +82,11 @@ static const char usage_text[] =
 "                             every process of the machine\n"
 "      --map-size N           captured TCP connections open at once; more are\n"
 "                             refused (default 65536)\n"
-"      --udp-flows N          concurrent UDP flows per address family (default 1024)\n"
+"      --udp-flows N          concurrent UDP flows per address family (default 1024;\n"
+"                             a sixteenth of them only for DNS, to port 53)\n"
+"      --udp-flows-per-process N  UDP flows one process may hold, both families\n"
+"                             together (default a quarter of --udp-flows, no\n"
+"                             bound below 16; 0: no bound)\n"
 "      --udp-timeout SEC      idle UDP flows end after SEC seconds (default 60)\n"
 "      --connect-timeout SEC  outbound connect timeout (default 10)\n"
 "      --relay MODE           splice (default: bulk bytes that need no rewriting\n"
@@ -120,7 +152,8 @@ static const char usage_text[] =
 "Exit status: 0 stopped by SIGINT/SIGTERM (everything detached); 1 a runtime\n"
 "failure (kernel too old, BPF load or attach, listening); 2 a usage error or a\n"
 "bad value (named in the message; nothing was loaded); 3 CGROUP was removed\n"
-"while captured (without --reattach).  check: 0 all is well, 2 it is not.\n";
+"while captured (without --reattach).  check: 0 all is well, 2 it is not.\n"
+"run: CMD's status, or one of these when CMD could not be started.\n";
 
 
 enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
@@ -128,6 +161,7 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_FSTORE, O_FEXCL, O_FTTL,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
        O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
+       O_UDPPERPROC, O_USER, O_CGPARENT,
        O_CTLDIR };
 
 static const struct option long_opts[] = {
@@ -140,6 +174,7 @@ static const struct option long_opts[] = {
 	{ "map-size", required_argument, 0, O_MAPSIZE },
 	{ "udp-flows", required_argument, 0, O_UDPFLOWS },
 	{ "udp-timeout", required_argument, 0, O_UDPTIMEOUT },
+	{ "udp-flows-per-process", required_argument, 0, O_UDPPERPROC },
 	{ "connect-timeout", required_argument, 0, O_CONNTIMEOUT },
 	{ "relay", required_argument, 0, O_RELAY },
 	{ "mark", required_argument, 0, O_MARK },
@@ -161,6 +196,8 @@ static const struct option long_opts[] = {
 	{ "control-dir", required_argument, 0, O_CTLDIR },
 	{ "upstream", required_argument, 0, O_UPSTREAM },
 	{ "udp-over-http", required_argument, 0, O_UDPHTTP },
+	{ "user", required_argument, 0, O_USER },
+	{ "cgroup-parent", required_argument, 0, O_CGPARENT },
 	{ "help", no_argument, 0, 'h' },
 	{ "version", no_argument, 0, 'V' },
 	{ 0, 0, 0, 0 },
@@ -241,6 +278,8 @@ static int flag(const char *arg)
 
 static int apply_config(struct options *o, const char *path, char *err, size_t errlen);
 
+static int is_run;          /* the command is run */
+
 /* Parsed, resolved, and its password blanked where it was read (argv), so
  * that ps shows less of it from now on (NAME=@FILE shows none at all). */
 static int upstream_option(struct options *o, const char *arg, char *err, size_t errlen)
@@ -304,6 +343,9 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 		break;
 	case O_UDPTIMEOUT:
 		NUMBER(o->udp_timeout, arg, "--udp-timeout", 0, 1, 86400);
+		break;
+	case O_UDPPERPROC:
+		NUMBER(o->udp_per_proc, arg, "--udp-flows-per-process", 0, 0, 1u << 20);
 		break;
 	case O_CONNTIMEOUT:
 		NUMBER(o->connect_timeout, arg, "--connect-timeout", 0, 1, 600);
@@ -402,6 +444,17 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 		if (rules_add(o->rules, arg, o->origin ? o->origin : "--rule", rmsg,
 			      sizeof(rmsg)) < 0)
 			return usage_error(err, errlen, "--rule '%.200s': %s", arg, rmsg);
+		break;
+	}
+	case O_USER:
+	case O_CGPARENT: {
+		const char **to = c == O_USER ? &o->run_user : &o->run_parent;
+
+		if (!is_run)
+			return usage_error(err, errlen, "--%s is an option of run",
+					   c == O_USER ? "user" : "cgroup-parent");
+		if (!(*to = keep(o, arg)))
+			return usage_error(err, errlen, "out of memory");
 		break;
 	}
 	default:
@@ -505,6 +558,7 @@ static void defaults(struct options *o)
 	o->connect_timeout = 10;
 	o->map_size = 65536;
 	o->udp_flows = 1024;
+	o->udp_per_proc = UDP_PER_PROC_AUTO;
 	o->mark = SPROXY_MARK_DEFAULT;
 	o->fakeip_ttl = 1;
 	o->tag = TAG_DEFAULT;
@@ -518,7 +572,9 @@ static void parse(int argc, char **argv, struct options *o)
 	int c, rc;
 
 	defaults(o);
-	while ((c = getopt_long(argc, argv, "l:b:vhV", long_opts, NULL)) != -1) {
+	/* run: options end at CMD, whose own options are its own. */
+	while ((c = getopt_long(argc, argv, is_run ? "+l:b:vhV" : "l:b:vhV", long_opts,
+				NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(usage_text, stdout);
@@ -543,7 +599,7 @@ static void parse(int argc, char **argv, struct options *o)
 void cli_parse(int argc, char **argv, struct options *o)
 {
 	char err[4096];
-	int check;
+	int check, tproxy;
 
 	if (argc > 1 && argv[1][0] == '-') {
 		parse(argc, argv, o);
@@ -554,15 +610,36 @@ void cli_parse(int argc, char **argv, struct options *o)
 		fputs(usage_text, stderr);
 		exit(EXIT_USAGE);
 	}
+	if (strcmp(argv[1], "rules") == 0)
+		exit(cli_rules(argc, argv));
+	if (strcmp(argv[1], "doctor") == 0)
+		exit(cli_doctor(argc, argv));
+	tproxy = strcmp(argv[1], "tproxy") == 0;
 	check = strcmp(argv[1], "check") == 0;
-	if (!check && strcmp(argv[1], "attach") != 0) {
+	is_run = strcmp(argv[1], "run") == 0;
+	if (!check && !is_run && !tproxy && strcmp(argv[1], "attach") != 0) {
 		fprintf(stderr, "sproxy-bpf: unknown command '%s'\nTry 'sproxy-bpf --help'.\n",
 			argv[1]);
 		exit(EXIT_USAGE);
 	}
 	optind = 2;
 	parse(argc, argv, o);
-	if (optind < argc - 1 || (!check && optind != argc - 1)) {
+	if (is_run) {
+		if (optind >= argc) {
+			fprintf(stderr, "sproxy-bpf: run needs a command: sproxy-bpf run "
+				"[OPTION]... -- CMD [ARG]...\nTry 'sproxy-bpf --help'.\n");
+			exit(EXIT_USAGE);
+		}
+		o->run_argv = argv + optind;
+		optind = argc - 1;      /* CMD is no CGROUP */
+	}
+	if (tproxy && optind < argc) {
+		fprintf(stderr, "sproxy-bpf: tproxy takes no argument, not '%s'\n"
+			"Try 'sproxy-bpf --help'.\n", argv[optind]);
+		exit(EXIT_USAGE);
+	}
+	o->tproxy = tproxy;
+	if (!tproxy && (optind < argc - 1 || (!check && optind != argc - 1))) {
 		if (optind >= argc)
 			fprintf(stderr, "sproxy-bpf: attach needs a CGROUP\n");
 		else
@@ -571,7 +648,7 @@ void cli_parse(int argc, char **argv, struct options *o)
 		fprintf(stderr, "Try 'sproxy-bpf --help'.\n");
 		exit(EXIT_USAGE);
 	}
-	o->cgroup = optind < argc ? argv[optind] : NULL;
+	o->cgroup = optind < argc && !is_run ? argv[optind] : NULL;
 	if (cli_finish(o, err, sizeof(err)) < 0) {
 		print_err(err, 0);
 		exit(EXIT_USAGE);

@@ -31,6 +31,8 @@ struct options {
 	unsigned connect_timeout;     /* seconds */
 	uint32_t map_size;
 	uint32_t udp_flows;           /* pool ports per family */
+	uint32_t udp_per_proc;        /* pool ports one process may hold; 0: any */
+#define UDP_PER_PROC_AUTO UINT32_MAX  /* a quarter of udp_flows, none below 16 */
 	uint32_t mark;
 	int relay_copy;               /* 1: never splice */
 	int disable_fakeip;
@@ -56,6 +58,10 @@ struct options {
 	struct upstream upstream[UPSTREAM_MAX];  /* --upstream, by name */
 	int n_upstream;
 	int udp_over_http;            /* UDP_OVER_HTTP_REJECT or _DIRECT */
+	char *const *run_argv;        /* run: CMD and its arguments; NULL: attach */
+	const char *run_user;         /* run --user: NAME or uid */
+	const char *run_parent;       /* run --cgroup-parent */
+	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
 };
 
 struct daemon {
@@ -79,6 +85,8 @@ struct daemon {
 	char **argv;
 };
 
+/* d->dns from d->opt (either mode).  0, or -1 with err. */
+int daemon_dns_new(struct daemon *d, char *err, size_t errlen);
 /* Sets the socket mark that the BPF side skips.  Logs a failure. */
 void daemon_mark(const struct daemon *d, int fd);
 /* Replaces the thread name the hooks saw with the process's. */

@@ -27,9 +27,11 @@
 #include "proxy.h"
 #include "resolvconf.h"
 #include "rules.h"
+#include "run.h"
 #include "sproxy.skel.h"
 #include "status.h"
 #include "sysenv.h"
+#include "tproxy.h"
 #include "udp.h"
 #include "upstream.h"
 
@@ -46,6 +48,11 @@ static int setup_listeners(struct options *o)
 		addr_parse("127.0.0.1:3333", 0, &o->listen[0], NULL, 0);
 		addr_parse("[::1]:3333", 0, &o->listen[1], NULL, 0);
 		o->n_listen = 2;
+		/* run: any free port, so that several runs live side by side. */
+		if (o->run_argv) {
+			((struct sockaddr_in *)&o->listen[0])->sin_port = 0;
+			((struct sockaddr_in6 *)&o->listen[1])->sin6_port = 0;
+		}
 		return 0;
 	}
 	for (int i = 0; i < given; i++) {
@@ -77,6 +84,7 @@ struct run {
 	int rc;                  /* exit status once the loop ends */
 	char self_cg[PATH_MAX], own_cg[PATH_MAX];
 	const char *proxy_cg;
+	struct runcmd *cmd;      /* run: the command, started once ready */
 	char err[512];
 };
 
@@ -112,33 +120,7 @@ static int enter_proxy_cgroup(struct run *r)
 
 static int start_dns(struct run *r)
 {
-	const struct options *o = r->d.opt;
-	struct dns_range byp[256];
-	struct dns_config dc = {
-		.fakeip_enabled = !o->disable_fakeip,
-		.v4_range = o->fakeip_range[0],
-		.v6_range = o->fakeip_range[1],
-		.ttl = o->fakeip_ttl,
-		.exclude = (const char **)o->fakeip_exclude,
-		.n_exclude = (size_t)o->n_fakeip_exclude,
-		.resolvers = o->resolvers,
-		.n_resolvers = (size_t)o->n_resolvers,
-		.store_path = o->fakeip_store,
-		.mark = o->mark,
-		.verbose = o->verbose,
-		.bypass = byp,
-		.n_bypass = (size_t)o->n_bypass,
-		.allow_private_answers = o->allow_private_answers,
-		.max_names_per_process = o->fakeip_per_process,
-	};
-
-	for (int i = 0; i < o->n_bypass; i++) {
-		memcpy(byp[i].addr, o->bypass[i].key.ip, 16);
-		byp[i].prefixlen = o->bypass[i].key.prefixlen;
-	}
-
-	r->d.dns = dns_server_new(r->d.base, &dc, r->err, sizeof(r->err));
-	if (!r->d.dns) {
+	if (daemon_dns_new(&r->d, r->err, sizeof(r->err)) < 0) {
 		log_err("DNS: %s", r->err);
 		return -1;
 	}
@@ -222,7 +204,8 @@ static void log_stats(struct loader *l)
 		 (unsigned long long)conns, (unsigned long long)tuples);
 	log_info("captured %llu TCP, %llu UDP flows, %llu DNS; bypassed %llu; "
 		 "no record %llu; another connection's record %llu; UDP pool dry %llu; "
-		 "map full %llu",
+		 "map full %llu; UDP flows over --udp-flows-per-process %llu; UDP "
+		 "events not sent (rate limit) %llu",
 		 (unsigned long long)st[SPROXY_STAT_TCP_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_UDP_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_DNS_REDIRECTED],
@@ -230,7 +213,9 @@ static void log_stats(struct loader *l)
 		 (unsigned long long)st[SPROXY_STAT_ORIGDST_MISS],
 		 (unsigned long long)st[SPROXY_STAT_RECORD_MISMATCH],
 		 (unsigned long long)st[SPROXY_STAT_POOL_EMPTY],
-		 (unsigned long long)st[SPROXY_STAT_MAP_FULL]);
+		 (unsigned long long)st[SPROXY_STAT_MAP_FULL],
+		 (unsigned long long)st[SPROXY_STAT_UDP_PROC_LIMIT],
+		 (unsigned long long)st[SPROXY_STAT_UDP_EVENTS_QUIET]);
 }
 
 /* Detach first: from then on, traffic goes direct.  Then free, leave our
@@ -257,6 +242,7 @@ static void teardown(struct run *r)
 	if (d->bpf.skel)
 		loader_free(&d->bpf);
 	cgwatch_free(r->watch);
+	runcmd_stop(r->cmd);
 	if (r->own_cg[0]) {
 		if (cg_move_self(r->self_cg) < 0)
 			log_warn("cannot move back to %s: %s", r->self_cg, strerror(errno));
@@ -405,11 +391,13 @@ static int serve(struct run *r, struct options *o)
 		     (int)getpid(), lc->listen4 ? addr_str(lc->listen4, a, sizeof(a)) : "",
 		     lc->listen4 && lc->listen6 ? " and " : "",
 		     lc->listen6 ? addr_str(lc->listen6, b, sizeof(b)) : "");
+	if (r->cmd && runcmd_start(r->cmd, d) < 0)
+		return EXIT_RUNTIME;
 	event_base_dispatch(d->base);
 	return r->rc;
 }
 
-static int run(struct options *o, int argc, char **argv)
+static int run(struct options *o, int argc, char **argv, struct runcmd *cmd)
 {
 	static struct run r;     /* large: not on the stack */
 	int rc;
@@ -419,6 +407,7 @@ static int run(struct options *o, int argc, char **argv)
 	r.d.rules = rules_ref(o->rules);
 	r.d.argc = argc;
 	r.d.argv = argv;
+	r.cmd = cmd;
 	rc = check_args(&r, o);
 	if (rc)
 		return rc;
@@ -434,6 +423,7 @@ int main(int argc, char **argv)
 	struct options o = { 0 };
 	/* For SIGHUP, as given: parsing may blank a password in argv. */
 	char **args = cli_copy_args(argc, argv);
+	struct runcmd *cmd = NULL;
 	int rc;
 
 	/* Clients of a running daemon: their own command lines. */
@@ -442,7 +432,17 @@ int main(int argc, char **argv)
 	if (argc > 1 && strcmp(argv[1], "top") == 0)
 		return top_main(argc - 1, argv + 1);
 	cli_parse(argc, argv, &o);
-	rc = run(&o, args ? argc : 0, args);
+	if (o.tproxy) {
+		rc = tproxy_run(&o);
+		goto out;
+	}
+	/* run: the daemon's life around a command in a cgroup of its own. */
+	if (o.run_argv && !(cmd = runcmd_prepare(&o, &rc)))
+		goto out;
+	rc = run(&o, args ? argc : 0, args, cmd);
+	if (cmd)
+		rc = runcmd_finish(cmd, rc);
+out:
 	cli_options_free(&o);
 	cli_free_args(args);
 	return rc;

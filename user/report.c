@@ -17,7 +17,6 @@
 #include "report.h"
 #include "sproxy.h"
 #include "sproxy.skel.h"
-#include "udp.h"
 
 /* The stats map's counters by the names the document gives them. */
 static const char *const stat_names[SPROXY_STAT__MAX] = {
@@ -112,7 +111,7 @@ static void put_fill(struct daemon *d, struct evbuffer *out)
 {
 	const struct options *o = d->opt;
 	uint64_t conns = 0, tuples = 0;
-	size_t used, cap;
+	size_t used, cap, flows = 0;
 
 	if (d->bpf.skel)
 		loader_live(&d->bpf, &conns, &tuples);
@@ -121,8 +120,11 @@ static void put_fill(struct daemon *d, struct evbuffer *out)
 	evbuffer_add_printf(out, ",\"tcp_sockets\":{\"used\":%llu,\"size\":%u}",
 			    (unsigned long long)conns, o->map_size);
 	evbuffer_add_printf(out, ",\"tcp_sessions\":%llu", (unsigned long long)d->n_conns);
-	evbuffer_add_printf(out, ",\"udp_pool\":{\"used\":%zu,\"size\":%u}",
-			    d->udp ? udp_pool_active(d->udp) : 0, 2 * o->udp_flows);
+	/* Each flow holds one pool port. */
+	for (const struct live *e = d->live.head; e; e = e->next)
+		flows += strcmp(e->proto, "tcp") != 0;
+	evbuffer_add_printf(out, ",\"udp_pool\":{\"used\":%zu,\"size\":%u}", flows,
+			    2 * o->udp_flows);
 	if (d->dns && dns_server_fakeip_fill(d->dns, &used, &cap) == 0)
 		evbuffer_add_printf(out, ",\"fakeip\":{\"used\":%zu,\"size\":%zu}", used, cap);
 	evbuffer_add_printf(out, "}");
