@@ -421,9 +421,8 @@ static int run(struct options *o, int argc, char **argv, struct runcmd *cmd)
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
-	/* For SIGHUP, as given: parsing may blank a password in argv. */
-	char **args = cli_copy_args(argc, argv);
 	struct runcmd *cmd = NULL;
+	char **args;
 	int rc;
 
 	/* Clients of a running daemon: their own command lines. */
@@ -431,6 +430,8 @@ int main(int argc, char **argv)
 		return status_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "top") == 0)
 		return top_main(argc - 1, argv + 1);
+	/* For SIGHUP, as given: parsing may blank a password in argv. */
+	args = cli_copy_args(argc, argv);
 	cli_parse(argc, argv, &o);
 	if (o.tproxy) {
 		rc = tproxy_run(&o);
