@@ -18,7 +18,8 @@
 #include "sproxy.h"
 #include "sproxy.skel.h"
 
-/* The stats map's counters by the names the document gives them. */
+/* The stats map's counters by the names the document gives them; one
+ * added to the enum and not here shows as stat_N. */
 static const char *const stat_names[SPROXY_STAT__MAX] = {
 	[SPROXY_STAT_TCP_REDIRECTED] = "tcp_redirected",
 	[SPROXY_STAT_UDP_REDIRECTED] = "udp_redirected",
@@ -33,6 +34,8 @@ static const char *const stat_names[SPROXY_STAT__MAX] = {
 	[SPROXY_STAT_MAP_FULL] = "map_full",
 	[SPROXY_STAT_RECV_RESTORED] = "recv_restored",
 	[SPROXY_STAT_RECORD_MISMATCH] = "record_mismatch",
+	[SPROXY_STAT_UDP_EVENTS_QUIET] = "udp_events_quiet",
+	[SPROXY_STAT_UDP_PROC_LIMIT] = "udp_proc_limit",
 };
 
 /* "KEY":"escaped s" (with a comma before unless first). */

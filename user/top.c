@@ -64,14 +64,17 @@ struct top {
 	char *screen;               /* this frame, drawn at once */
 	size_t len, cap;
 	int rows, cols, line;
+	int alt;                    /* on the alternate screen */
 };
 
-static volatile sig_atomic_t stop, resized;
+static volatile sig_atomic_t stop, resized, suspended;
 
 static void on_signal(int sig)
 {
 	if (sig == SIGWINCH)
 		resized = 1;
+	else if (sig == SIGTSTP)
+		suspended = 1;
 	else
 		stop = 1;
 }
@@ -389,6 +392,20 @@ static void term_leave(struct top *t, int alt)
 	fflush(stdout);
 }
 
+/* Ctrl-Z: the shell gets its terminal back as it was while we are
+ * stopped; on fg, ours again and a fresh frame. */
+static void suspend(struct top *t)
+{
+	struct sigaction dfl = { .sa_handler = SIG_DFL }, sa = { .sa_handler = on_signal };
+
+	term_leave(t, t->alt);
+	sigaction(SIGTSTP, &dfl, NULL);
+	raise(SIGTSTP);             /* stopped here until SIGCONT */
+	sigaction(SIGTSTP, &sa, NULL);
+	term_enter(t, t->alt);
+	term_size(t);
+}
+
 /* Waits until the next frame is due: 1 to draw it, 0 to quit. */
 static int wait_next(struct top *t, double due)
 {
@@ -400,6 +417,11 @@ static int wait_next(struct top *t, double due)
 
 		if (stop)
 			return 0;
+		if (suspended) {
+			suspended = 0;
+			suspend(t);
+			return 1;
+		}
 		if (resized) {
 			resized = 0;
 			term_size(t);
@@ -473,13 +495,14 @@ int top_main(int argc, char **argv)
 	t.keys = t.tty && isatty(STDIN_FILENO);
 	/* The alternate screen gives the shell its screen back at the end;
 	 * with a frame count, the last frame stays. */
-	alt = t.tty && !count;
+	alt = t.alt = t.tty && !count;
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
 	sigaction(SIGWINCH, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (t.tty) {
+		sigaction(SIGTSTP, &sa, NULL);
 		term_size(&t);
 		term_enter(&t, alt);
 	}

@@ -17,7 +17,8 @@
 #     sockets; status without --pid lists both and exits 2;
 #     --pid and --socket pick one;
 #   top: in a terminal (under script) it shows the captured process and
-#     exits on q, the terminal restored; not in a terminal, -n 2 prints two
+#     exits on q or Ctrl-C, the terminal restored, and gives it back on
+#     Ctrl-Z until continued; not in a terminal, -n 2 prints two
 #     frames and exits; a busy process comes first, with its rate.
 . "$(dirname "$0")/../lib.sh"
 
@@ -170,6 +171,61 @@ t_top_tty() {
 		grep -q $'\e\\[?25h' "$TMP/top.tty"
 }
 
+# Ctrl-C (the byte, through the terminal) ends top cleanly too.
+t_top_ctrl_c() {
+	local rc
+	(sleep 2.5; printf '\003'; sleep 10) | timeout 15 script -qfec \
+		"$SPROXY_BIN top --interval 1" /dev/null >"$TMP/top.tty" 2>&1
+	rc=$?
+	expect "top exited $rc after Ctrl-C (124: it did not end)" [ $rc = 0 ] || return 1
+	expect "the terminal was not restored after Ctrl-C" \
+		eval 'tail -c 20 "$TMP/top.tty" | grep -q $'"'"'\e\\[?1049l'"'"
+}
+
+# Ctrl-Z in an interactive shell under script (job control: a top that
+# is its session's leader would never get SIGTSTP from the terminal): the
+# terminal is given back while top is stopped; after fg it draws again and
+# still quits on q.
+t_top_suspend() {
+	local pid="" i keys=$TMP/keys spid rc
+	mkfifo "$keys" || return 1
+	TERM=xterm timeout 30 script -qfc "bash --norc --noprofile -i" /dev/null <"$keys" >"$TMP/top.tty" 2>&1 &
+	spid=$!
+	exec 7>"$keys"
+	printf '%s top --interval 1\n' "$SPROXY_BIN" >&7
+	sleep 2
+	printf '\032' >&7
+	for i in $(seq 50); do
+		pid=$(ps -eo pid=,stat=,args= | awk -v bin="$SPROXY_BIN" '$2 ~ /^T/ && $3 == bin && $4 == "top" { print $1; exit }')
+		[ -n "$pid" ] && break
+		sleep 0.1
+	done
+	if [ -z "$pid" ]; then
+		printf 'q' >&7
+		printf 'exit\n' >&7
+		exec 7>&-
+		wait "$spid"
+		WHY="no stopped top after Ctrl-Z"
+		return 1
+	fi
+	cp "$TMP/top.tty" "$TMP/top.tty.before"
+	# The last escape before the shell's job message: the screen given back.
+	expect "the terminal was not given back at Ctrl-Z" \
+		grep -q $'\e\\[?1049l\e\\[?25h' "$TMP/top.tty.before" || { printf 'fg\nq' >&7; printf 'exit\n' >&7; exec 7>&-; wait "$spid"; return 1; }
+	printf 'fg\n' >&7
+	sleep 2
+	printf q >&7
+	sleep 0.5
+	printf 'exit\n' >&7
+	exec 7>&-
+	wait "$spid"
+	rc=$?
+	expect "the shell under script exited $rc" [ $rc = 0 ] || return 1
+	expect "top still there after fg and q" eval '! alive '"$pid" || return 1
+	expect "no frame after fg" \
+		[ "$(grep -o socat "$TMP/top.tty" | wc -l)" -gt "$(grep -o socat "$TMP/top.tty.before" | wc -l)" ]
+}
+
 t_top_plain() {
 	local rc n
 	timeout 15 "$SPROXY_BIN" top -n 2 --interval 1 >"$TMP/top.out" 2>"$TMP/status.err" </dev/null
@@ -276,6 +332,8 @@ run_case udp_flow t_udp_flow
 run_case document t_document
 run_case text t_text
 run_case top_tty t_top_tty
+run_case top_ctrl_c t_top_ctrl_c
+run_case top_suspend t_top_suspend
 run_case top_plain t_top_plain
 run_case top_sorted t_top_sorted
 run_case two_daemons t_two_daemons
