@@ -153,6 +153,8 @@ static __always_inline __u32 udp_port(struct bpf_sock_addr *ctx,
 	bool dns = dst->port == bpf_htons(DNS_PORT);
 	__u32 *have, port = 0, one = 1;
 
+	if (!netns_pools(ctx, to_v4, &pool, &reserve))
+		return 0;
 	__builtin_memset(&k, 0, sizeof(k));
 	k.cookie = bpf_get_socket_cookie(ctx);
 	k.dst = *dst;

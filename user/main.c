@@ -20,6 +20,7 @@
 #include "events.h"
 #include "fakeip.h"
 #include "log.h"
+#include "netns.h"
 #include "notify.h"
 #include "preflight.h"
 #include "proxy.h"
@@ -228,6 +229,7 @@ static void teardown(struct run *r)
 		d->bpf.n_links = 0;
 	}
 	udp_pool_free(d->udp);
+	netns_stop(d->nsctl);
 	upstream_shutdown();
 	for (i = 0; i < r->n_lis; i++)
 		proxy_listener_free(r->lis[i]);
@@ -347,6 +349,7 @@ static int serve(struct run *r, struct options *o)
 	lc->map_size = o->map_size;
 	lc->pool_size = o->udp_flows;
 	lc->capture_udp = 1;
+	lc->netns_all = !o->netns_current;
 	if (loader_load(&d->bpf, lc, r->err, sizeof(r->err)) < 0) {
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
@@ -367,6 +370,12 @@ static int serve(struct run *r, struct options *o)
 	r->ev = events_start(d);
 	if (!r->ev)
 		return EXIT_RUNTIME;
+	/* The namespaces of processes there already, served before capture
+	 * begins. */
+	if (!o->netns_current && !(d->nsctl = netns_start(d, r->err, sizeof(r->err)))) {
+		log_err("%s", r->err);
+		return EXIT_RUNTIME;
+	}
 	if (loader_attach(&d->bpf, d->target, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;

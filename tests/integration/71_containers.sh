@@ -45,14 +45,16 @@ make_container() {
 	wait_for 5 eval "ip -n $ns link show eth0 | grep -q LOWER_UP"
 }
 
-# in_k N CMD...: CMD in container N (its cgroup and namespace), with the
-# container's resolv.conf (nameserver 127.0.0.11, as Docker's).
+# in_k N CMD...: CMD in container N (its namespace, then its cgroup, in
+# that order, as a container runtime does: a process of the cgroup never
+# passes through the daemon's namespace), with the container's
+# resolv.conf (nameserver 127.0.0.11, as Docker's).
 in_k() {
 	local n=$1
 	shift
 	local ns=$NS_K1
 	[ "$n" = 2 ] && ns=$NS_K2
-	bash -c "$_ENTER" _ app "$CG/k$n" "$ns" "${PIDFILE:-}" "$TMP/k.resolv" "$@"
+	"$TMP/kenter" "$CG/k$n" "$ns" "${PIDFILE:-}" "$TMP/k.resolv" "$@"
 }
 k_run() {
 	local name=$2
@@ -101,6 +103,23 @@ fi
 _ns_sysctl "$NS_C" net.ipv4.ip_forward 1
 ip -n "$NS_S" route add 192.0.2.0/24 via 203.0.113.1 || { _setup_fail "route back"; finish; }
 printf 'nameserver 127.0.0.11\noptions timeout:3 attempts:1\n' >"$TMP/k.resolv"
+# kenter CGROUP NS PIDFILE RESOLV CMD...: the pid stays the same throughout
+# (unshare, nsenter and bash exec).
+cat >"$TMP/kenter" <<'EOF'
+#!/bin/bash
+cg=$1 ns=$2 pidfile=$3 resolv=$4
+shift 4
+[ -n "$pidfile" ] && echo $$ >"$pidfile"
+if [ -z "${KENTER_INSIDE:-}" ]; then
+	export KENTER_INSIDE=1
+	exec unshare -m --propagation private -- nsenter --net="/run/netns/$ns" -- "$0" "$cg" "$ns" "" "$resolv" "$@"
+fi
+unset KENTER_INSIDE
+mount --bind "$resolv" /etc/resolv.conf || exit 125
+echo $$ >"$cg/cgroup.procs" || exit 125
+exec "$@"
+EOF
+chmod +x "$TMP/kenter"
 start_bg dnsmasq server dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
 	--listen-address=$RESOLVER --bind-interfaces --user=root --group=root --pid-file= \
 	--address=/name.test/203.0.113.10 || finish
