@@ -22,6 +22,7 @@
 #include "log.h"
 #include "netns.h"
 #include "proxy.h"
+#include "sockdiag.h"
 #include "sproxy.h"
 #include "sproxy.skel.h"
 #include "sysenv.h"
@@ -377,6 +378,7 @@ struct netns_ctl *netns_start(struct daemon *d, char *err, size_t errlen)
 	}
 	c->home_dev = st.st_dev;
 	c->home_ino = st.st_ino;
+	sockdiag_netns(-1);        /* its way home, made now, while at home */
 	scan(c);                   /* at start: every namespace there now */
 	c->settle = 1;
 	c->tick = event_new(d->base, -1, EV_PERSIST, on_tick, c);

@@ -18,7 +18,7 @@ static int diag_ns = -1, diag_home = -1;
 
 void sockdiag_netns(int fd)
 {
-	if (fd >= 0 && diag_home < 0)
+	if (diag_home < 0)          /* once, for the daemon's life */
 		diag_home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
 	diag_ns = diag_home >= 0 ? fd : -1;
 }

@@ -25,7 +25,8 @@ int sockdiag_udp_cookie(const struct sockaddr *local, const struct sockaddr *rem
 int sockdiag_udp_all(struct udp_sock_info **out, size_t *n);
 
 /* The network namespace (an fd of it) the next queries ask about; -1:
- * the daemon's own. */
+ * the daemon's own.  The first call, made at home, keeps an fd of the
+ * daemon's namespace to come back to. */
 void sockdiag_netns(int fd);
 
 /* The entry of a sorted array with this cookie, or NULL. */

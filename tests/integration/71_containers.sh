@@ -23,6 +23,8 @@ NS_K1=sbt${TEST_ID}k1
 NS_K2=sbt${TEST_ID}k2
 RESOLVER=198.51.100.53
 KPIDS=()
+FDS_BEFORE_K2=""
+PORTS4_BEFORE_K2=""
 
 # make_container NS N: namespace NS with eth0 192.0.2.(4N+2)/30 towards the
 # client namespace (192.0.2.(4N+1)), a default route through it, and the
@@ -68,7 +70,10 @@ k_run() {
 
 # start_k N: the container's long-lived process (its "init").
 start_k() {
-	in_k "$1" sleep 600 >/dev/null 2>&1 </dev/null &
+	local ns=$NS_K1
+	[ "$1" = 2 ] && ns=$NS_K2
+	# A simple command: $! is the process itself (a function would be a subshell).
+	"$TMP/kenter" "$CG/k$1" "$ns" "" "$TMP/k.resolv" sleep 600 >/dev/null 2>&1 </dev/null &
 	KPIDS[$1]=$!
 	BG_PIDS+=("$!")
 }
@@ -80,13 +85,17 @@ released() { grep -q "netns=$(ns_inode "$1").*released" "$TMP/daemon.err"; }
 
 daemon_fds() { ls "/proc/$DAEMON_PID/fd" 2>/dev/null | wc -l; }
 
-# map_entries NAME: entries of the daemon's map NAME.
+# map_entries NAME: entries of the daemon's map NAME (found through the
+# map ids in the daemon's fdinfo); -1 when it has no such map.
 map_entries() {
 	local id
-	id=$(bpftool -j map show 2>/dev/null | jq -r --arg n "$1" --argjson p "$DAEMON_PID" \
-		'.[] | select(.name == $n and ((.pids // []) | map(.pid) | index($p))) | .id' | head -n 1)
-	[ -n "$id" ] || { echo -1; return; }
-	bpftool -j map dump id "$id" 2>/dev/null | jq length
+	for id in $(awk '$1 == "map_id:" { print $2 }' /proc/"$DAEMON_PID"/fdinfo/* 2>/dev/null | sort -u); do
+		if [ "$(bpftool -j map show id "$id" 2>/dev/null | jq -r .name)" = "$1" ]; then
+			bpftool -j map dump id "$id" 2>/dev/null | jq length
+			return
+		fi
+	done
+	echo -1
 }
 
 # curl_k N NAME URL: curl from container N; sets RUN_PID.
@@ -145,6 +154,8 @@ case_before() {
 
 case_after() {
 	daemon_running || return 1
+	FDS_BEFORE_K2=$(daemon_fds)
+	PORTS4_BEFORE_K2=$(map_entries ports4)
 	make_container "$NS_K2" 2 || { WHY="container 2"; return 1; }
 	start_k 2
 	wait_for 10 served "$NS_K2" || { WHY="no 'serving' line for container 2's netns"; return 1; }
@@ -185,22 +196,37 @@ case_same_cgroup_host() {
 case_released() {
 	daemon_running || return 1
 	served "$NS_K2" || { WHY="container 2 was never served"; return 1; }
-	local lis fds_with fds_after ino2 n
+	local lis fds_after ino2 n
 	lis=$(nsenter --net="/run/netns/$NS_K2" ss -Hltn | wc -l)
 	[ "$lis" -gt 0 ] || { WHY="no listener in container 2 while served"; return 1; }
-	fds_with=$(daemon_fds)
 	ino2=$(ns_inode "$NS_K2")
 	n=$(map_entries netns_served)
 	[ "$n" = 2 ] || { WHY="netns_served has $n entries, expected 2"; return 1; }
-	kill -KILL "${KPIDS[2]}" 2>/dev/null
-	wait "${KPIDS[2]}" 2>/dev/null
+	n=$(map_entries netns_pool4)
+	[ "$n" = 2 ] || { WHY="netns_pool4 has $n entries, expected 2"; return 1; }
+	# A connected UDP socket that never sends: its pool port is handed out
+	# (a record) with no flow behind it, until the socket goes.
+	"$TMP/kenter" "$CG/k2" "$NS_K2" "" "$TMP/k.resolv" \
+		bash -c 'exec 3<>/dev/udp/203.0.113.10/7; exec sleep 600' >/dev/null 2>&1 </dev/null &
+	local holder=$!
+	BG_PIDS+=("$holder")
+	wait_for 5 eval '[ "$(map_entries ports4)" -gt "$PORTS4_BEFORE_K2" ]' ||
+		{ WHY="the connected UDP socket got no pool port"; return 1; }
+	kill -KILL "${KPIDS[2]}" "$holder" 2>/dev/null
+	wait "${KPIDS[2]}" "$holder" 2>/dev/null
 	wait_for 10 released "$NS_K2" || { WHY="no 'released' line for netns $ino2"; return 1; }
 	lis=$(nsenter --net="/run/netns/$NS_K2" ss -Hltnu | wc -l)
 	[ "$lis" = 0 ] || { WHY="still $lis sockets in container 2"; return 1; }
 	fds_after=$(daemon_fds)
-	[ "$fds_after" -lt "$fds_with" ] || { WHY="daemon fds $fds_with before, $fds_after after"; return 1; }
+	[ "$fds_after" = "$FDS_BEFORE_K2" ] ||
+		{ WHY="daemon fds: $FDS_BEFORE_K2 before container 2, $fds_after after its release"; return 1; }
 	n=$(map_entries netns_served)
 	[ "$n" = 1 ] || { WHY="netns_served has $n entries after release, expected 1"; return 1; }
+	n=$(map_entries netns_pool4)
+	[ "$n" = 1 ] || { WHY="netns_pool4 has $n entries after release, expected 1"; return 1; }
+	n=$(map_entries ports4)
+	[ "$n" = "$PORTS4_BEFORE_K2" ] ||
+		{ WHY="ports4 has $n entries after release, $PORTS4_BEFORE_K2 before container 2"; return 1; }
 }
 
 case_current() {
@@ -217,9 +243,9 @@ case_current() {
 
 run_case container_before_daemon case_before
 run_case container_after_daemon case_after
+run_case container_gone_released case_released
 run_case container_udp case_udp
 run_case container_dns_fakeip case_dns
 run_case same_cgroup_own_netns case_same_cgroup_host
-run_case container_gone_released case_released
 run_case netns_current case_current
 finish
