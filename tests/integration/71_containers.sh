@@ -9,6 +9,7 @@
 #     captured (the server sees the daemon namespace's address, not the
 #     container's; the tag names the process; the log line names the
 #     container's cgroup and netns inode);
+#   IPv6 from a container without an IPv6 route;
 #   UDP from a container (echo, the reply from the real peer) and DNS to
 #     127.0.0.11 (FakeIP answer; curl by name then works);
 #   a container whose processes are gone: its listener and pool released
@@ -36,6 +37,10 @@ make_container() {
 	b=192.0.2.$((4 * n + 2))
 	ip netns add "$ns" || return 1
 	MADE_NETNS+=("$ns")
+	if [ -d /proc/sys/net/ipv6 ]; then
+		_ns_sysctl "$ns" net.ipv6.conf.all.disable_ipv6 0
+		_ns_sysctl "$ns" net.ipv6.conf.default.disable_ipv6 0
+	fi
 	ip -n "$ns" link set lo up &&
 	ip -n "$NS_C" link add "k$n" type veth peer name eth0 netns "$ns" &&
 	ip -n "$NS_C" addr add "$a/30" dev "k$n" &&
@@ -132,7 +137,7 @@ chmod +x "$TMP/kenter"
 start_bg dnsmasq server dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
 	--listen-address=$RESOLVER --bind-interfaces --user=root --group=root --pid-file= \
 	--address=/name.test/203.0.113.10 || finish
-start_bg web server "$TOOLS/httpd" -o "$HTTP_LOG" 203.0.113.10:8080 || finish
+start_bg web server "$TOOLS/httpd" -o "$HTTP_LOG" 203.0.113.10:8080 "[2001:db8::10]:8080" || finish
 start_bg echo server "$TOOLS/echod" -o "$TMP/echo.log" 203.0.113.10:7 || finish
 make_container "$NS_K1" 1 || { _setup_fail "container 1"; finish; }
 start_k 1
@@ -166,6 +171,17 @@ case_after() {
 	[[ $peer == 203.0.113.1:* ]] || { WHY="the server saw $peer, not the daemon's 203.0.113.1"; return 1; }
 	expect_log "pid=$RUN_PID" "comm=curl" "cgroup=/sproxy-bpf-test-$TEST_ID-app/k2" \
 		"netns=$(ns_inode "$NS_K2")" "result=ok"
+}
+
+# IPv6: the container has no IPv6 route at all; captured, it needs none.
+case_ipv6() {
+	daemon_running || return 1
+	curl_k 1 k1v6 "http://[2001:db8::10]:8080/k1v6" || return 1
+	wait_http 5 /k1v6 || { WHY="the server saw no /k1v6"; return 1; }
+	local peer
+	peer=$(http_get /k1v6 peer)
+	[[ $peer == *2001:db8::1* ]] || { WHY="the server saw $peer, not the daemon's 2001:db8::1"; return 1; }
+	expect_log "pid=$RUN_PID" "netns=$(ns_inode "$NS_K1")" "dst=[2001:db8::10]:8080" "result=ok"
 }
 
 case_udp() {
@@ -244,6 +260,7 @@ case_current() {
 run_case container_before_daemon case_before
 run_case container_after_daemon case_after
 run_case container_gone_released case_released
+run_case container_ipv6 case_ipv6
 run_case container_udp case_udp
 run_case container_dns_fakeip case_dns
 run_case same_cgroup_own_netns case_same_cgroup_host
