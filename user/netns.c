@@ -192,6 +192,24 @@ static int publish(struct netns_ctl *c, struct served *s, uint32_t per)
 	return bpf_map_update_elem(map_fd(c, 0), &s->cookie, &v, BPF_ANY) < 0 ? -1 : 0;
 }
 
+/* A namespace that could not be served: kept in the list, marked, so that
+ * it is not tried again every second; what was made for it goes. */
+static void give_up(struct netns_ctl *c, struct served *s)
+{
+	int i;
+
+	bpf_map_delete_elem(map_fd(c, 0), &s->cookie);
+	bpf_map_delete_elem(map_fd(c, 4), &s->cookie);
+	bpf_map_delete_elem(map_fd(c, 6), &s->cookie);
+	udp_pool_free(s->udp);
+	s->udp = NULL;
+	for (i = 0; i < 2; i++) {
+		proxy_listener_free(s->lis[i]);
+		s->lis[i] = NULL;
+	}
+	s->failed = 1;
+}
+
 /* Whether the last scan saw this namespace too; remembers it for the next. */
 static int twice(struct netns_ctl *c, dev_t dev, ino_t ino)
 {
@@ -274,19 +292,9 @@ static void serve(struct netns_ctl *c, int pid, const char *cg)
 		rc = -1;
 	}
 	if (rc < 0) {
-		/* Kept, marked, so that it is not tried every second. */
 		log_err("network namespace netns=%llu (pid %d, cgroup %s) not served: %s; "
 			"its connections go uncaptured", (unsigned long long)s->ino, pid, cg, err);
-		bpf_map_delete_elem(map_fd(c, 0), &s->cookie);
-		bpf_map_delete_elem(map_fd(c, 4), &s->cookie);
-		bpf_map_delete_elem(map_fd(c, 6), &s->cookie);
-		udp_pool_free(s->udp);
-		s->udp = NULL;
-		for (int i = 0; i < 2; i++) {
-			proxy_listener_free(s->lis[i]);
-			s->lis[i] = NULL;
-		}
-		s->failed = 1;
+		give_up(c, s);
 		return;
 	}
 	log_info("network namespace netns=%llu (pid %d, cgroup %s): serving it "

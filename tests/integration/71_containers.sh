@@ -257,6 +257,14 @@ case_current() {
 	! log_line "pid=$RUN_PID" >/dev/null || { WHY="logged with --netns current"; return 1; }
 }
 
+case_bad_value() {
+	"$SPROXY_BIN" attach "$CG" --netns other >"$TMP/bad.out" 2>&1
+	local rc=$?
+	[ "$rc" = 2 ] || { WHY="--netns other exited $rc, not 2"; return 1; }
+	grep -q -- "--netns" "$TMP/bad.out" || { WHY="the message does not name --netns: $(cat "$TMP/bad.out")"; return 1; }
+}
+
+run_case netns_bad_value case_bad_value
 run_case container_before_daemon case_before
 run_case container_after_daemon case_after
 run_case container_gone_released case_released
