@@ -115,24 +115,24 @@ static __always_inline void netns_listener(struct bpf_sock_addr *ctx,
 }
 
 /* The free-port queue of this socket's namespace: the daemon's own
- * (pool, and the DNS reserve) are left as given; another's replaces both
- * (a container's pool has no reserve).  False: no pool of that family
- * there. */
-static __always_inline bool netns_pools(struct bpf_sock_addr *ctx, bool to_v4,
-					void **pool, void **reserve)
+ * (pool, and the DNS reserve) are left as given (0); another's replaces
+ * both (1: a container's pool has no reserve).  -1: no pool of that
+ * family there. */
+static __always_inline int netns_pools(struct bpf_sock_addr *ctx, bool to_v4,
+				       void **pool, void **reserve)
 {
 	__u64 cookie = bpf_get_netns_cookie(ctx);
 	void *q;
 
 	if (cookie == netns_cookie)
-		return true;
+		return 0;
 	q = bpf_map_lookup_elem(to_v4 ? (void *)&netns_pool4 : (void *)&netns_pool6,
 				&cookie);
 	if (!q)
-		return false;
+		return -1;
 	*pool = q;
 	*reserve = q;
-	return true;
+	return 1;
 }
 
 #endif

@@ -98,6 +98,8 @@ struct sproxy_flow {
 #define SPROXY_FLOW_CONNECTED 1
 /* The port came from the DNS reserve and goes back there. */
 #define SPROXY_FLOW_RESERVE   2
+/* The port is of another network namespace's pool (a container's). */
+#define SPROXY_FLOW_NETNS     4
 
 /* Network namespaces other than the daemon's that it serves (containers):
  * at most this many at once, each with a UDP pool of at most

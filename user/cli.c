@@ -20,6 +20,7 @@
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
+"       sproxy-bpf detach CGROUP [--pin DIR]\n"
 "       sproxy-bpf check [CGROUP] [OPTION]...\n"
 "       sproxy-bpf run [OPTION]... -- CMD [ARG]...\n"
 "       sproxy-bpf tproxy [OPTION]...\n"
@@ -95,6 +96,11 @@ static const char usage_text[] =
 "                             only those of the daemon's own namespace\n"
 "      --mark N               SO_MARK of the daemon's own sockets, which are never\n"
 "                             captured; decimal or 0x hex (default 0x5350)\n"
+"      --pin DIR              fail-closed: pin programs, links and maps in DIR\n"
+"                             (on a BPF filesystem: /sys/fs/bpf/sproxy), so that\n"
+"                             CGROUP's connections fail, not go direct, once the\n"
+"                             daemon is gone; a daemon with the same DIR takes\n"
+"                             them over; 'detach CGROUP' removes them\n"
 "      --reattach             when CGROUP is removed, wait for its path to come\n"
 "                             back and capture it again (default: exit, status 3)\n"
 "      --tag off|on|TEMPLATE  what HTTP User-Agents get appended: on (default) is\n"
@@ -152,7 +158,13 @@ static const char usage_text[] =
 "failure (kernel too old, BPF load or attach, listening); 2 a usage error or a\n"
 "bad value (named in the message; nothing was loaded); 3 CGROUP was removed\n"
 "while captured (without --reattach).  check: 0 all is well, 2 it is not.\n"
-"run: CMD's status, or one of these when CMD could not be started.\n";
+"run: CMD's status, or one of these when CMD could not be started.\n"
+"\n"
+"detach removes sproxy-bpf's programs left on CGROUP by a daemon that is gone,\n"
+"and their pins (in DIR, or found on the BPF filesystems), printing each link,\n"
+"program and pin it removed, or 'nothing attached'.  Status 0 then; 1 when a\n"
+"running daemon holds them (stop it first) or removing failed; 2 a bad CGROUP\n"
+"or DIR.\n";
 
 
 enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
@@ -160,7 +172,7 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_FSTORE, O_FEXCL, O_FTTL,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
        O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
-       O_UDPPERPROC, O_USER, O_CGPARENT, O_NETNS };
+       O_UDPPERPROC, O_USER, O_CGPARENT, O_NETNS, O_PIN };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -184,6 +196,7 @@ static const struct option long_opts[] = {
 	{ "fakeip-exclude", required_argument, 0, O_FEXCL },
 	{ "fakeip-ttl", required_argument, 0, O_FTTL },
 	{ "reattach", no_argument, 0, O_REATTACH },
+	{ "pin", required_argument, 0, O_PIN },
 	{ "tag", required_argument, 0, O_TAG },
 	{ "header-timeout", required_argument, 0, O_HDRTIMEOUT },
 	{ "header-budget", required_argument, 0, O_HDRBUDGET },
@@ -398,6 +411,13 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 		NUMBER(o->fakeip_ttl, arg, "--fakeip-ttl", 0, 0, 86400);
 		break;
 	case O_REATTACH: o->reattach = flag(arg); break;
+	case O_PIN:
+		/* run's cgroup goes with it: nothing to keep closed */
+		if (is_run)
+			return usage_error(err, errlen, "--pin is an option of attach");
+		if (!(o->pin_dir = keep(o, arg)))
+			return usage_error(err, errlen, "out of memory");
+		break;
 	case O_TAG:
 		if (strcmp(arg, "off") == 0)
 			o->tag = NULL;
@@ -639,6 +659,11 @@ void cli_parse(int argc, char **argv, struct options *o)
 		exit(EXIT_USAGE);
 	}
 	o->tproxy = tproxy;
+	if (tproxy && o->pin_dir) {
+		fprintf(stderr, "sproxy-bpf: --pin is an option of attach (tproxy loads "
+			"no BPF)\nTry 'sproxy-bpf --help'.\n");
+		exit(EXIT_USAGE);
+	}
 	if (!tproxy && (optind < argc - 1 || (!check && optind != argc - 1))) {
 		if (optind >= argc)
 			fprintf(stderr, "sproxy-bpf: attach needs a CGROUP\n");

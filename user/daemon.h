@@ -62,6 +62,7 @@ struct options {
 	const char *run_parent;       /* run --cgroup-parent */
 	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
 	int netns_current;            /* --netns current: only the daemon's namespace */
+	const char *pin_dir;          /* --pin: on a BPF filesystem; NULL = fail-open */
 };
 
 struct daemon {

@@ -8,6 +8,7 @@
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <bpf/libbpf.h>
 #include <event2/event.h>
 
@@ -22,6 +23,8 @@
 #include "log.h"
 #include "netns.h"
 #include "notify.h"
+#include "owner.h"
+#include "pin.h"
 #include "preflight.h"
 #include "proxy.h"
 #include "resolvconf.h"
@@ -31,6 +34,7 @@
 #include "sysenv.h"
 #include "tproxy.h"
 #include "udp.h"
+#include "detach.h"
 #include "upstream.h"
 
 /* The defaults, or what the user gave plus a loopback listener on the same
@@ -81,6 +85,8 @@ struct run {
 	int rc;                  /* exit status once the loop ends */
 	char self_cg[PATH_MAX], own_cg[PATH_MAX];
 	const char *proxy_cg;
+	struct pin pin;          /* with --pin */
+	uint64_t target_id;
 	struct runcmd *cmd;      /* run: the command, started once ready */
 	char err[512];
 };
@@ -215,8 +221,31 @@ static void log_stats(struct loader *l)
 		 (unsigned long long)st[SPROXY_STAT_UDP_EVENTS_QUIET]);
 }
 
-/* Detach first: from then on, traffic goes direct.  Then free, leave our
- * own cgroup and remove it. */
+/* With --pin the target's links stay (fail-closed, until a daemon takes
+ * them over or detach removes them); not on a cgroup that is gone. */
+static void pin_leave(struct run *r)
+{
+	const char *target;
+
+	if (!r->pin.dir[0])
+		return;
+	/* A first start that failed (or was refused) leaves nothing; a
+	 * takeover that failed leaves the earlier daemon's pins. */
+	if (r->rc == EXIT_CGROUP_GONE || (!r->watch && !r->pin.takeover)) {
+		if (pin_remove(r->pin.dir, NULL, r->err, sizeof(r->err)) < 0)
+			log_warn("%s", r->err);
+		r->d.bpf.pin = NULL;    /* nothing stays captured: fail open */
+		return;
+	}
+	/* A refused takeover leaves the pins of their own cgroup. */
+	target = r->pin.takeover ? r->pin.old.target : r->d.target;
+	log_info("%s stays captured by the programs pinned in %s: connections fail "
+		 "until a daemon with the same --pin takes over; 'sproxy-bpf detach %s "
+		 "--pin %s' lets traffic go direct", target, r->pin.dir, target, r->pin.dir);
+}
+
+/* Detach first: from then on, traffic goes direct (unless pinned).  Then
+ * free, leave our own cgroup and remove it. */
 static void teardown(struct run *r)
 {
 	struct daemon *d = &r->d;
@@ -228,6 +257,7 @@ static void teardown(struct run *r)
 			bpf_link__destroy(d->bpf.links[k]);
 		d->bpf.n_links = 0;
 	}
+	pin_leave(r);
 	udp_pool_free(d->udp);
 	netns_stop(d->nsctl);
 	upstream_shutdown();
@@ -252,7 +282,70 @@ static void teardown(struct run *r)
 	connlog_close();
 }
 
-/* Checks that need no privilege and change nothing.  0, or an exit code. */
+/* --pin DIR must be on a BPF filesystem; and no other daemon's programs
+ * may be on the target, unless they are the ones pinned in DIR. */
+static int pin_guard(struct run *r, struct options *o)
+{
+	struct stat st;
+
+	if (o->pin_dir && pin_open(&r->pin, o->pin_dir, r->err, sizeof(r->err)) < 0) {
+		r->pin.dir[0] = 0;
+		log_err("%s", r->err);
+		return -1;
+	}
+	if (stat(r->d.target, &st) < 0)
+		return 0;        /* attach will say */
+	r->target_id = (uint64_t)st.st_ino;
+	if (owner_guard(r->d.target, o->pin_dir ? &r->pin : NULL, r->err,
+			sizeof(r->err)) < 0) {
+		log_err("%s", r->err);
+		return -1;
+	}
+	return 0;
+}
+
+/* What a later daemon taking the pins over must agree with; checked
+ * before load, written once loaded.  0, or an exit status. */
+static int pin_meta(struct run *r, int write)
+{
+	struct pin_meta m = {
+		.magic = PIN_MAGIC, .size = sizeof(m), .pid = (uint32_t)getpid(),
+		.mark = r->lc.mark, .map_size = r->lc.map_size,
+		.pool_size = r->lc.pool_size, .target_id = r->target_id,
+	};
+
+	if (!r->d.opt->pin_dir)
+		return 0;
+	if (r->lc.listen4)
+		addr_to_sproxy(r->lc.listen4, &m.listen4);
+	if (r->lc.listen6)
+		addr_to_sproxy(r->lc.listen6, &m.listen6);
+	snprintf(m.target, sizeof(m.target), "%.255s", r->d.target);
+	if (write ? pin_write_meta(&r->pin, &m, r->err, sizeof(r->err))
+		  : pin_check(&r->pin, &m, r->err, sizeof(r->err))) {
+		log_err("%s", r->err);
+		return write ? EXIT_RUNTIME : EXIT_USAGE;
+	}
+	if (write && r->pin.takeover && !r->watch)
+		log_info("took over the programs and maps that pid %u pinned in %s",
+			 r->pin.old.pid, r->pin.dir);
+	r->lc.pin = &r->pin;
+	return 0;
+}
+
+/* The pins now hold links on the cgroup made again: the meta says so. */
+static void pin_retarget(struct run *r)
+{
+	struct stat st;
+
+	if (!r->lc.pin || stat(r->d.target, &st) < 0)
+		return;
+	r->target_id = (uint64_t)st.st_ino;
+	pin_meta(r, 1);
+}
+
+/* Checks before anything is loaded; they change nothing but make the
+ * --pin directory.  0, or an exit code. */
 static int check_args(struct run *r, struct options *o)
 {
 	struct daemon *d = &r->d;
@@ -270,6 +363,8 @@ static int check_args(struct run *r, struct options *o)
 		log_err("%s", r->err);
 		return EXIT_USAGE;
 	}
+	if (pin_guard(r, o))
+		return o->pin_dir && !r->pin.dir[0] ? EXIT_USAGE : EXIT_RUNTIME;
 	if (geteuid() != 0)
 		log_warn("not running as root: loading BPF programs needs CAP_BPF, "
 			 "CAP_NET_ADMIN and CAP_SYS_ADMIN");
@@ -313,6 +408,7 @@ static void on_target(void *arg, int present)
 		event_base_loopbreak(d->base);
 	} else {
 		log_info("cgroup %s is back: attached again", d->target);
+		pin_retarget(r);
 	}
 }
 
@@ -350,10 +446,16 @@ static int serve(struct run *r, struct options *o)
 	lc->pool_size = o->udp_flows;
 	lc->capture_udp = 1;
 	lc->netns_all = !o->netns_current;
+	rc = pin_meta(r, 0);
+	if (rc)
+		return rc;
 	if (loader_load(&d->bpf, lc, r->err, sizeof(r->err)) < 0) {
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
+	rc = pin_meta(r, 1);
+	if (rc)
+		return rc;
 	/* Before evdns makes its sockets, so that they get our mark. */
 	if (loader_attach_self(&d->bpf, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
 		log_err("%s", r->err);
@@ -362,6 +464,9 @@ static int serve(struct run *r, struct options *o)
 	if (start_dns(r) < 0)
 		return EXIT_USAGE;
 	d->tuples_fd = bpf_map__fd(d->bpf.skel->maps.tuples);
+	/* Before the pool binds: an earlier daemon's containers' ports are
+	 * not this pool's to take over. */
+	netns_forget(d);
 	d->udp = udp_pool_new(d, o->udp_flows, r->err, sizeof(r->err));
 	if (!d->udp) {
 		log_err("%s", r->err);
@@ -407,10 +512,14 @@ static int run(struct options *o, int argc, char **argv, struct runcmd *cmd)
 	r.d.argv = argv;
 	r.cmd = cmd;
 	rc = check_args(&r, o);
-	if (rc)
+	if (rc) {
+		r.rc = rc;
+		pin_leave(&r);
 		return rc;
+	}
 	events_route_libevent_log();
 	rc = serve(&r, o);
+	r.rc = rc;
 	teardown(&r);
 	rules_unref(r.d.rules);
 	return rc;
@@ -419,11 +528,14 @@ static int run(struct options *o, int argc, char **argv, struct runcmd *cmd)
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
-	/* For SIGHUP, as given: parsing may blank a password in argv. */
-	char **args = cli_copy_args(argc, argv);
+	char **args;
 	struct runcmd *cmd = NULL;
 	int rc;
 
+	if (argc > 1 && strcmp(argv[1], "detach") == 0)
+		return detach_main(argc - 1, argv + 1);
+	/* For SIGHUP, as given: parsing may blank a password in argv. */
+	args = cli_copy_args(argc, argv);
 	cli_parse(argc, argv, &o);
 	if (o.tproxy) {
 		rc = tproxy_run(&o);

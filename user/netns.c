@@ -98,15 +98,20 @@ static int map_fd(struct netns_ctl *c, int which)
 	}
 }
 
-static void release(struct netns_ctl *c, struct served *s, const char *why)
+/* keep_maps: a pinned daemon stopping leaves the namespace's entries, so
+ * that its connections fail rather than go direct (the next daemon clears
+ * them, netns_forget). */
+static void release(struct netns_ctl *c, struct served *s, const char *why, int keep_maps)
 {
 	int i;
 
 	if (!s->failed) {
 		/* The hooks first: from now on the namespace goes uncaptured. */
-		bpf_map_delete_elem(map_fd(c, 0), &s->cookie);
-		bpf_map_delete_elem(map_fd(c, 4), &s->cookie);
-		bpf_map_delete_elem(map_fd(c, 6), &s->cookie);
+		if (!keep_maps) {
+			bpf_map_delete_elem(map_fd(c, 0), &s->cookie);
+			bpf_map_delete_elem(map_fd(c, 4), &s->cookie);
+			bpf_map_delete_elem(map_fd(c, 6), &s->cookie);
+		}
 		log_info("network namespace netns=%llu: %s; its listeners and UDP pool "
 			 "released", (unsigned long long)s->ino, why);
 	}
@@ -334,6 +339,47 @@ static void scan_dir(struct netns_ctl *c, const char *dir, int depth, size_t *bu
 	closedir(dp);
 }
 
+/* What an earlier daemon left in maps pinned with --pin: namespaces it
+ * served and its containers' pool ports, whose sockets died with it. */
+void netns_forget(struct daemon *d)
+{
+	struct sproxy_bpf *sk = d->bpf.skel;
+	struct bpf_map *nsmaps[4] = { sk->maps.netns_served, sk->maps.netns_pool4,
+				      sk->maps.netns_pool6, sk->maps.netns_reported };
+	struct bpf_map *ports[2] = { sk->maps.ports4, sk->maps.ports6 };
+	uint64_t cookie;
+	int i, n;
+
+	for (i = 0; i < 4; i++)
+		for (n = 0; n < 4 * SPROXY_NETNS_MAX &&
+		     bpf_map_get_next_key(bpf_map__fd(nsmaps[i]), NULL, &cookie) == 0; n++)
+			bpf_map_delete_elem(bpf_map__fd(nsmaps[i]), &cookie);
+	for (i = 0; i < 2; i++) {
+		uint32_t key, next, *prev = NULL, gone[256];
+		struct sproxy_flow rec;
+		size_t k, ng = 0;
+
+		while (ng < 256 && bpf_map_get_next_key(bpf_map__fd(ports[i]), prev, &next) == 0) {
+			key = next;
+			prev = &key;
+			if (bpf_map_lookup_elem(bpf_map__fd(ports[i]), &key, &rec) == 0 &&
+			    (rec.flags & SPROXY_FLOW_NETNS))
+				gone[ng++] = key;
+		}
+		for (k = 0; k < ng; k++) {
+			struct sproxy_flow_key fk;
+
+			if (bpf_map_lookup_elem(bpf_map__fd(ports[i]), &gone[k], &rec) < 0)
+				continue;
+			memset(&fk, 0, sizeof(fk));
+			fk.cookie = rec.cookie;
+			fk.dst = rec.dst;
+			bpf_map_delete_elem(bpf_map__fd(sk->maps.flows), &fk);
+			bpf_map_delete_elem(bpf_map__fd(ports[i]), &gone[k]);
+		}
+	}
+}
+
 /* Serves new namespaces; releases those no process of the cgroup is in
  * any more (the container stopped).  A namespace is known by its inode:
  * a cookie cannot be read without entering it. */
@@ -356,7 +402,7 @@ static void scan(struct netns_ctl *c)
 			continue;
 		}
 		*pp = s->next;
-		release(c, s, "no process of the cgroup left in it");
+		release(c, s, "no process of the cgroup left in it", 0);
 	}
 }
 
@@ -408,7 +454,7 @@ void netns_stop(struct netns_ctl *c)
 		event_free(c->tick);
 	while ((s = c->list)) {
 		c->list = s->next;
-		release(c, s, "the daemon is stopping");
+		release(c, s, "the daemon is stopping", c->d->bpf.pin != NULL);
 	}
 	if (c->home >= 0)
 		close(c->home);

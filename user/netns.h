@@ -16,6 +16,9 @@ struct netns_ctl;
  * then looks again every second: new namespaces are served, namespaces
  * with no process of the cgroup left are released. */
 struct netns_ctl *netns_start(struct daemon *d, char *err, size_t errlen);
+/* Clears what an earlier daemon's pinned maps hold of the namespaces it
+ * served, before the daemon's own pool is made. */
+void netns_forget(struct daemon *d);
 /* Releases every namespace served. */
 void netns_stop(struct netns_ctl *c);
 /* The BPF side saw a socket of a namespace it does not serve (cookie),
