@@ -16,6 +16,8 @@
 #     (nothing listening in it, the daemon's fd count back, map entries
 #     gone);
 #   --netns current: containers left alone (the server sees the container);
+#   --pin: a container captured across a takeover, failing closed while no
+#     daemon runs;
 #   a process of the same cgroup in the daemon's own namespace still works.
 . "$(dirname "$0")/../lib.sh"
 
@@ -107,6 +109,16 @@ map_entries() {
 curl_k() {
 	k_run "$1" "$2" curl -sS --max-time 5 -o /dev/null "$3"
 }
+
+PIN=/sys/fs/bpf/sproxy-bpf-test-$TEST_ID
+# Pins first: they hold links on the test cgroup.  Only our own directory,
+# on the BPF filesystem.
+cleanup_pin() {
+	if [ -d "$PIN" ] && [ "$(stat -f -c %T "$PIN" 2>/dev/null)" = bpf_fs ]; then
+		rm -rf "$PIN"
+	fi
+}
+trap 'cleanup_pin; cleanup' EXIT
 
 setup_topology || finish
 setup_cgroup || finish
@@ -264,6 +276,30 @@ case_bad_value() {
 	grep -q -- "--netns" "$TMP/bad.out" || { WHY="the message does not name --netns: $(cat "$TMP/bad.out")"; return 1; }
 }
 
+# --pin: a container stays captured across a takeover, and fails closed
+# while no daemon runs (SIGKILL, and SIGTERM of a pinned daemon).
+case_pinned() {
+	restart_daemon --resolver $RESOLVER --pin "$PIN" || return 1
+	wait_for 5 served "$NS_K1" || { WHY="no 'serving' line for container 1's netns"; return 1; }
+	curl_k 1 k1pin1 http://203.0.113.10:8080/k1pin1 || return 1
+	kill_daemon
+	curl_k 1 k1dead1 http://203.0.113.10:8080/k1dead1 && { WHY="a container's curl succeeded with the pinned daemon killed"; return 1; }
+	start_daemon --resolver $RESOLVER --pin "$PIN" || return 1
+	wait_for 5 served "$NS_K1" || { WHY="no 'serving' line after the takeover"; return 1; }
+	curl_k 1 k1pin2 http://203.0.113.10:8080/k1pin2 || return 1
+	expect_log "pid=$RUN_PID" "netns=$(ns_inode "$NS_K1")" "result=ok" || return 1
+	stop_daemon || return 1
+	curl_k 1 k1dead2 http://203.0.113.10:8080/k1dead2 && { WHY="a container's curl succeeded after a pinned daemon stopped"; return 1; }
+	sleep 0.5
+	local p
+	for p in /k1dead1 /k1dead2; do
+		http_has $p && { WHY="the server saw $p: it went around the proxy"; return 1; }
+	done
+	"$SPROXY_BIN" detach "$CG" --pin "$PIN" >"$TMP/detach.out" 2>&1 || { WHY="detach: $(tail -n 1 "$TMP/detach.out")"; return 1; }
+	wait_http 5 /k1pin2 || { WHY="the server saw no /k1pin2"; return 1; }
+	[[ $(http_get /k1pin2 peer) == 203.0.113.1:* ]] || { WHY="after the takeover the server saw $(http_get /k1pin2 peer)"; return 1; }
+}
+
 run_case netns_bad_value case_bad_value
 run_case container_before_daemon case_before
 run_case container_after_daemon case_after
@@ -273,4 +309,5 @@ run_case container_udp case_udp
 run_case container_dns_fakeip case_dns
 run_case same_cgroup_own_netns case_same_cgroup_host
 run_case netns_current case_current
+run_case pinned_fail_closed case_pinned
 finish
