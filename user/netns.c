@@ -461,6 +461,25 @@ void netns_stop(struct netns_ctl *c)
 	free(c);
 }
 
+/* The cookie of process pid's network namespace; 0 when unknown. */
+static uint64_t cookie_of(struct netns_ctl *c, int pid)
+{
+	uint64_t cookie = 0;
+	char path[64];
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/ns/net", pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	if (setns(fd, CLONE_NEWNET) == 0) {
+		cookie = sysenv_netns_cookie();
+		go_home(c);
+	}
+	close(fd);
+	return cookie;
+}
+
 void netns_unserved(struct netns_ctl *c, uint64_t cookie, uint32_t tgid, const char *cg)
 {
 	struct served *s;
@@ -470,6 +489,11 @@ void netns_unserved(struct netns_ctl *c, uint64_t cookie, uint32_t tgid, const c
 	for (s = c->list; s; s = s->next)
 		if (s->cookie == cookie)
 			return;
+	/* The hooks name the process as the init PID namespace sees it: in
+	 * another (a daemon in a PID namespace of its own), that pid here may
+	 * be another process.  Only the namespace reported is served. */
+	if (cookie_of(c, (int)tgid) != cookie)
+		return;
 	c->settle = 0;             /* a socket there: no passer-by */
 	serve(c, (int)tgid, cg);
 	c->settle = 1;
