@@ -28,6 +28,8 @@ static const char usage_text[] =
 "       sproxy-bpf tproxy [OPTION]...\n"
 "       sproxy-bpf rules [RULES OPTION]... --print | --apply | --remove\n"
 "       sproxy-bpf doctor [CGROUP] [DOCTOR OPTION]...\n"
+"       sproxy-bpf status [--json] [--pid N | --socket PATH]\n"
+"       sproxy-bpf top [-n COUNT] [--interval SEC] [--pid N | --socket PATH]\n"
 "       sproxy-bpf --help | --version\n"
 "\n"
 "Sends every TCP connection and UDP datagram of the processes in CGROUP (a\n"
@@ -92,6 +94,10 @@ static const char usage_text[] =
 "      --connect-timeout SEC  outbound connect timeout (default 10)\n"
 "      --relay MODE           splice (default: bulk bytes that need no rewriting\n"
 "                             stay in the kernel) or copy (always through a buffer)\n"
+"      --netns all|current    all (default): processes of CGROUP in other network\n"
+"                             namespaces (containers) are captured too, through\n"
+"                             a listener the daemon opens inside each; current:\n"
+"                             only those of the daemon's own namespace\n"
 "      --mark N               SO_MARK of the daemon's own sockets, which are never\n"
 "                             captured; decimal or 0x hex (default 0x5350)\n"
 "      --pin DIR              fail-closed: pin programs, links and maps in DIR\n"
@@ -111,6 +117,9 @@ static const char usage_text[] =
 "                             connection is relayed untagged\n"
 "      --idle-timeout SEC     end a TCP connection after SEC seconds without a\n"
 "                             byte either way (default 0: never)\n"
+"      --control-dir DIR      where the control socket PID.sock that status and\n"
+"                             top use is made (default: $SPROXY_BPF_CONTROL_DIR,\n"
+"                             else /run/sproxy-bpf)\n"
 "      --config FILE          read options from FILE: 'option = value' lines, one\n"
 "                             long option each (flags take true or false), as\n"
 "                             if written here; '#' starts a comment line\n"
@@ -175,7 +184,8 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_FSTORE, O_FEXCL, O_FTTL,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
        O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
-       O_UDPPERPROC, O_USER, O_CGPARENT, O_PIN, O_NODROP };
+       O_UDPPERPROC, O_USER, O_CGPARENT, O_NETNS, O_PIN,
+       O_CTLDIR, O_NODROP };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -191,6 +201,7 @@ static const struct option long_opts[] = {
 	{ "connect-timeout", required_argument, 0, O_CONNTIMEOUT },
 	{ "relay", required_argument, 0, O_RELAY },
 	{ "mark", required_argument, 0, O_MARK },
+	{ "netns", required_argument, 0, O_NETNS },
 	{ "resolver", required_argument, 0, O_RESOLVER },
 	{ "disable-fakeip", no_argument, 0, O_NOFAKE },
 	{ "fakeip-range", required_argument, 0, O_FRANGE },
@@ -207,6 +218,7 @@ static const struct option long_opts[] = {
 	{ "rule", required_argument, 0, O_RULE },
 	{ "allow-private-answers", no_argument, 0, O_PRIVATE },
 	{ "fakeip-per-process", required_argument, 0, O_FPERPROC },
+	{ "control-dir", required_argument, 0, O_CTLDIR },
 	{ "upstream", required_argument, 0, O_UPSTREAM },
 	{ "udp-over-http", required_argument, 0, O_UDPHTTP },
 	{ "user", required_argument, 0, O_USER },
@@ -376,6 +388,15 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 	case O_MARK:
 		NUMBER(o->mark, arg, "--mark", 1, 1, 0xffffffffu);
 		break;
+	case O_NETNS:
+		if (strcmp(arg, "current") == 0)
+			o->netns_current = 1;
+		else if (strcmp(arg, "all") == 0)
+			o->netns_current = 0;
+		else
+			return usage_error(err, errlen, "--netns is 'all' or 'current', not '%s'",
+					   arg);
+		break;
 	case O_RESOLVER:
 		if (o->n_resolvers == 8)
 			return usage_error(err, errlen, "at most 8 --resolver");
@@ -439,6 +460,13 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 		break;
 	case O_UPSTREAM:
 		return upstream_option(o, arg, err, errlen);
+	case O_CTLDIR:
+		if (strlen(arg) > 90)
+			return usage_error(err, errlen, "--control-dir %s: too long for a unix "
+					   "socket's path (90 bytes at most)", arg);
+		if (!(o->control_dir = keep(o, arg)))
+			return usage_error(err, errlen, "out of memory");
+		break;
 	case O_UDPHTTP:
 		if (strcmp(arg, "direct") == 0)
 			o->udp_over_http = UDP_OVER_HTTP_DIRECT;

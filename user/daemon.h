@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "live.h"
 #include "loader.h"
 #include "relay.h"
 #include "upstream.h"
@@ -13,6 +14,7 @@ struct event_base;
 struct dns_server;
 struct udp_pool;
 struct rules;
+struct netns_ctl;
 
 #define SPROXY_MARK_DEFAULT 0x5350  /* "SP" */
 
@@ -49,6 +51,7 @@ struct options {
 	const char *tag;              /* User-Agent tag template; NULL = off */
 	int allow_private_answers;    /* proxied names may resolve to loopback etc. */
 	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
+	const char *control_dir;      /* NULL: $SPROXY_BPF_CONTROL_DIR or /run/sproxy-bpf */
 	struct rules *rules;          /* --rule lines, compiled by cli_finish */
 	const char *origin;           /* "FILE:LINE" of the config line being applied */
 	char **owned;                 /* copies of values that outlive their source */
@@ -60,6 +63,7 @@ struct options {
 	const char *run_user;         /* run --user: NAME or uid */
 	const char *run_parent;       /* run --cgroup-parent */
 	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
+	int netns_current;            /* --netns current: only the daemon's namespace */
 	const char *pin_dir;          /* --pin: on a BPF filesystem; NULL = fail-open */
 	const char *user;             /* attach --user: the daemon's, once set up */
 	int no_drop;                  /* --no-drop: keep root and every capability */
@@ -71,12 +75,15 @@ struct daemon {
 	struct loader bpf;
 	struct dns_server *dns;
 	struct udp_pool *udp;
+	struct netns_ctl *nsctl;      /* other network namespaces served; NULL: none */
 	char cg_mount[PATH_MAX];
 	char target[PATH_MAX];
 	uint64_t netns;
 	int tuples_fd;
 	uint64_t n_conns;             /* open TCP sessions */
 	struct relay_limits limits;   /* shared by every relay */
+	struct live_list live;        /* sessions and flows, for status */
+	time_t attached_at;           /* when capture (re)started */
 	/* The rules in use.  SIGHUP swaps in a new set; a decision that waits
 	 * (on DNS) holds a reference (rules_ref) to the set it started with. */
 	struct rules *rules;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -15,12 +16,14 @@
 #include "addr.h"
 #include "cgroup.h"
 #include "cli.h"
+#include "control.h"
 #include "daemon.h"
 #include "dnsserver.h"
 #include "cgwatch.h"
 #include "events.h"
 #include "fakeip.h"
 #include "log.h"
+#include "netns.h"
 #include "notify.h"
 #include "owner.h"
 #include "pin.h"
@@ -32,6 +35,7 @@
 #include "rules.h"
 #include "run.h"
 #include "sproxy.skel.h"
+#include "status.h"
 #include "sysenv.h"
 #include "tproxy.h"
 #include "udp.h"
@@ -82,6 +86,7 @@ struct run {
 	struct bypass_entry bypass[256 + 9];
 	struct events *ev;
 	struct cgwatch *watch;
+	struct control *ctl;
 	int n_given;             /* listeners from --listen; the others are ours */
 	int rc;                  /* exit status once the loop ends */
 	char self_cg[PATH_MAX], own_cg[PATH_MAX];
@@ -252,6 +257,7 @@ static void teardown(struct run *r)
 	struct daemon *d = &r->d;
 	int i;
 
+	control_free(r->ctl);
 	if (d->bpf.skel) {
 		log_stats(&d->bpf);
 		for (size_t k = 0; k < d->bpf.n_links; k++)
@@ -260,6 +266,7 @@ static void teardown(struct run *r)
 	}
 	pin_leave(r);
 	udp_pool_free(d->udp);
+	netns_stop(d->nsctl);
 	upstream_shutdown();
 	for (i = 0; i < r->n_lis; i++)
 		proxy_listener_free(r->lis[i]);
@@ -411,6 +418,7 @@ static void on_target(void *arg, int present)
 		r->rc = EXIT_RUNTIME;
 		event_base_loopbreak(d->base);
 	} else {
+		d->attached_at = time(NULL);
 		log_info("cgroup %s is back: attached again", d->target);
 		pin_retarget(r);
 	}
@@ -449,6 +457,7 @@ static int serve(struct run *r, struct options *o)
 	lc->map_size = o->map_size;
 	lc->pool_size = o->udp_flows;
 	lc->capture_udp = 1;
+	lc->netns_all = !o->netns_current;
 	rc = pin_meta(r, 0);
 	if (rc)
 		return rc;
@@ -467,6 +476,9 @@ static int serve(struct run *r, struct options *o)
 	if (start_dns(r) < 0)
 		return EXIT_USAGE;
 	d->tuples_fd = bpf_map__fd(d->bpf.skel->maps.tuples);
+	/* Before the pool binds: an earlier daemon's containers' ports are
+	 * not this pool's to take over. */
+	netns_forget(d);
 	d->udp = udp_pool_new(d, o->udp_flows, r->err, sizeof(r->err));
 	if (!d->udp) {
 		log_err("%s", r->err);
@@ -475,15 +487,26 @@ static int serve(struct run *r, struct options *o)
 	r->ev = events_start(d);
 	if (!r->ev)
 		return EXIT_RUNTIME;
+	/* The namespaces of processes there already, served before capture
+	 * begins. */
+	if (!o->netns_current && !(d->nsctl = netns_start(d, r->err, sizeof(r->err)))) {
+		log_err("%s", r->err);
+		return EXIT_RUNTIME;
+	}
 	if (loader_attach(&d->bpf, d->target, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
+	d->attached_at = time(NULL);
 	r->watch = cgwatch_new(d->base, d->target, on_target, r, r->err, sizeof(r->err));
 	if (!r->watch) {
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
+	r->ctl = control_new(d, control_dir(o->control_dir), r->err, sizeof(r->err));
+	if (!r->ctl)
+		log_warn("no control socket (sproxy-bpf status will not see this "
+			 "daemon): %s", r->err);
 	if (privs_drop(&(struct privs_plan){ .user = o->user, .no_drop = o->no_drop,
 		.keep_why = r->cmd ? "run signals its command and removes its cgroup" :
 			    o->pin_dir ? "--pin: links are pinned and unpinned on the BPF "
@@ -533,6 +556,11 @@ int main(int argc, char **argv)
 	struct runcmd *cmd = NULL;
 	int rc;
 
+	/* Clients of a running daemon: their own command lines. */
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return status_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "top") == 0)
+		return top_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "detach") == 0)
 		return detach_main(argc - 1, argv + 1);
 	/* For SIGHUP, as given: parsing may blank a password in argv. */

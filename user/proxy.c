@@ -18,6 +18,7 @@
 #include "dnstcp.h"
 #include "http.h"
 #include "tag.h"
+#include "live.h"
 #include "log.h"
 #include "proxy.h"
 #include "relay.h"
@@ -38,6 +39,7 @@ struct proxy_listener {
 	struct evconnlistener *l;
 	struct event *pause;        /* re-enables accepting after EMFILE */
 	struct session *sessions;   /* open ones, ended when the listener goes */
+	uint64_t netns, netns_ino;  /* another namespace's listener; 0: the daemon's */
 };
 
 struct session {
@@ -58,6 +60,7 @@ struct session {
 	int relaying;
 	int transparent;                      /* came through TPROXY */
 	struct timespec start;
+	struct live live;                     /* for status, once routed */
 };
 
 static double since(const struct timespec *t0)
@@ -153,11 +156,13 @@ static void session_close(struct session *s, const char *result, const char *err
 		.result = result,
 		.error = err,
 		.capture = s->transparent ? "tproxy" : NULL,
+		.netns = s->pl ? s->pl->netns_ino : 0,
 	};
 
 	if (s->t.addr.ss_family == 0)
 		c.dst = NULL;
 	connlog_write(&c);
+	live_del(&s->live);
 	if (s->creq)
 		connector_cancel(s->creq);
 	if (s->relaying)
@@ -282,7 +287,8 @@ static int take_record(struct session *s, const struct sockaddr_storage *local)
 	struct sproxy_conn c;
 
 	memset(&k, 0, sizeof(k));
-	k.netns = s->d->netns;
+	/* The namespace the connection lives in: the listener's. */
+	k.netns = s->pl->netns ? s->pl->netns : s->d->netns;
 	addr_to_sproxy((const struct sockaddr *)&s->src, &k.app);
 	addr_to_sproxy((const struct sockaddr *)local, &k.proxy);
 	if (bpf_map_lookup_elem(s->d->tuples_fd, &k, &c) < 0)
@@ -385,6 +391,10 @@ static void route(struct session *s)
 	if (name)
 		snprintf(s->t.host, sizeof(s->t.host), "%s", name);
 	s->via = connector_via(d, SOCK_STREAM);
+	s->live = (struct live){ .proto = "tcp", .proc = s->have_proc ? &s->proc : NULL,
+		.src = &s->src, .dst = &s->t.addr, .host = s->t.host, .up = &s->relay.up.bytes,
+		.down = &s->relay.down.bytes, .start = &s->start, .via = &s->via };
+	live_add(&d->live, &s->live);
 	s->creq = connector_start(d, &s->t, SOCK_STREAM, on_connected, s);
 	if (!s->creq)
 		session_end(s, "error", "out of memory");
@@ -545,6 +555,12 @@ fail:
 		 addr_str((struct sockaddr *)addr, a, sizeof(a)), strerror(errno));
 	free(pl);
 	return NULL;
+}
+
+void proxy_listener_netns(struct proxy_listener *l, uint64_t cookie, uint64_t ino)
+{
+	l->netns = cookie;
+	l->netns_ino = ino;
 }
 
 void proxy_listener_free(struct proxy_listener *l)

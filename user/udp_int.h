@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "connector.h"
+#include "live.h"
 #include "sproxy.h"
 
 #define MAX_QUEUED   16    /* datagrams held while a flow connects */
@@ -60,6 +61,7 @@ struct udp_flow {
 	uint64_t up, down;
 	struct timespec start;
 	time_t last;                 /* CLOCK_MONOTONIC seconds */
+	struct live live;            /* for status */
 };
 
 struct udp_pool {
@@ -77,6 +79,9 @@ struct udp_pool {
 	uint32_t per_proc;
 	struct bcast *bcast;         /* broadcast goes direct (UDP only) */
 	int no_diag;                 /* sock_diag cannot tell a port's owner */
+	int owner;                   /* UDP_OWNER_SELF, or a served namespace's */
+	int netns_fd;                /* that namespace (-1: the daemon's) */
+	uint64_t netns_ino;          /* for the log; 0: the daemon's */
 };
 
 /* CLOCK_MONOTONIC seconds: a wall clock set back would keep flows forever,
