@@ -18,7 +18,7 @@ _sproxy_bpf()
 
 	local cmds="attach check run tproxy rules doctor detach status top"
 	local opts="--listen --bypass --log --json --verbose --all --map-size
-		--udp-flows --udp-flows-per-process --udp-timeout --connect-timeout --relay --mark --reattach
+		--udp-flows --udp-flows-per-process --udp-timeout --netns --connect-timeout --relay --mark --reattach
 		--tag --header-timeout --header-budget --idle-timeout --config --rule
 		--upstream --udp-over-http --resolver --disable-fakeip --fakeip-range
 		--fakeip-store --fakeip-exclude --fakeip-ttl --fakeip-per-process
@@ -49,6 +49,9 @@ _sproxy_bpf()
 	--backend)
 		COMPREPLY=($(compgen -W "nft iptables" -- "$cur"))
 		return ;;
+	--netns)
+		COMPREPLY=($(compgen -W "all current" -- "$cur"))
+		return ;;
 	--pin | --control-dir)
 		_filedir -d
 		return ;;
@@ -73,9 +76,9 @@ _sproxy_bpf()
 	detach)
 		opts="--pin --help" ;;
 	status)
-		opts="--json --pid --socket --help" ;;
+		opts="--json --pid --socket --control-dir --help" ;;
 	top)
-		opts="-n --interval --pid --socket --help" ;;
+		opts="-n --count -i --interval --pid --socket --control-dir --help" ;;
 	run)
 		opts="$opts --cgroup-parent" ;;
 	esac
