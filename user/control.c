@@ -20,6 +20,7 @@
 #include "control.h"
 #include "daemon.h"
 #include "log.h"
+#include "privhelper.h"
 #include "report.h"
 
 #define MAX_CLIENTS 16
@@ -285,6 +286,7 @@ struct control *control_new(struct daemon *d, const char *dir, char *err, size_t
 			unlink(c->path);
 		goto fail;
 	}
+	privhelper_allow_remove(c->path);   /* at exit, after the drop */
 	c->l = evconnlistener_new(d->base, on_accept, c, LEV_OPT_CLOSE_ON_FREE, 0, fd);
 	if (!c->l) {
 		snprintf(err, errlen, "out of memory");
@@ -305,7 +307,7 @@ void control_free(struct control *c)
 	while (c->clients)
 		client_free(c->clients);
 	evconnlistener_free(c->l);
-	if (unlink(c->path) < 0 && errno != ENOENT)
+	if (privhelper_unlink(c->path) < 0 && errno != ENOENT)
 		log_warn("cannot remove the control socket %s: %s", c->path, strerror(errno));
 	free(c);
 }

@@ -511,6 +511,7 @@ static int serve(struct run *r, struct options *o)
 		.keep_why = r->cmd ? "run signals its command and removes its cgroup" :
 			    o->pin_dir ? "--pin: links are pinned and unpinned on the BPF "
 					 "filesystem after start" : NULL,
+		.containers = !o->netns_current,
 		.log_path = o->log_path, .store_path = o->fakeip_store, .target = d->target,
 		.cg_mount = d->cg_mount, .own_cg = r->own_cg, .self_cg = r->self_cg }) < 0)
 		return EXIT_RUNTIME;

@@ -28,7 +28,8 @@
 
 enum { OP_OPEN = 1, OP_CREATE, OP_RENAME, OP_UNLINK, OP_EXE, OP_CGPATH, OP_FINISH,
        OP_TAKESOCK };
-enum { PH_STORE = 2 };          /* allow-list kind: the store and its .tmp */
+enum { PH_STORE = 2, PH_REMOVE };   /* allow-list kinds: the store and its
+					 * .tmp; a file to remove at exit */
 #define FILEID_KERNFS 0xfe
 #define MAX_ALLOWED 64
 
@@ -94,6 +95,12 @@ void privhelper_allow_store(const char *path)
 {
 	if (path)
 		allow(PH_STORE, path);
+}
+
+void privhelper_allow_remove(const char *path)
+{
+	if (path)
+		allow(PH_REMOVE, path);
 }
 
 void privhelper_allow_sockets_of(const char *cgroup)
@@ -432,7 +439,8 @@ static void answer(int s, struct ph_req *q, struct ph_rep *p, int mount_fd)
 			p->err = errno;
 		break;
 	case OP_UNLINK:
-		if (!is_store_tmp(q->path, store, sizeof(store)))
+		if (!is_store_tmp(q->path, store, sizeof(store)) &&
+		    !is_allowed(PH_REMOVE, q->path))
 			p->err = EPERM;
 		else if (unlink(q->path) < 0)
 			p->err = errno;

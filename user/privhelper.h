@@ -16,9 +16,11 @@
 
 enum { PH_READ, PH_APPEND };
 
-/* Before the helper starts: the log it may reopen, the store it may write. */
+/* Before the helper starts: the log it may reopen, the store it may write,
+ * a file it may remove (the control socket). */
 void privhelper_allow_append(const char *path);
 void privhelper_allow_store(const char *path);
+void privhelper_allow_remove(const char *path);
 
 /* Forks the helper.  It keeps uid 0 and only CAP_DAC_OVERRIDE,
  * CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE; it moves itself from own_cg ("" for
@@ -32,7 +34,8 @@ int privhelper_active(void);
 int privhelper_open(const char *path, int kind);
 
 /* The FakeIP store's temporary file: a fresh one (0600, never through a
- * symlink), renamed over the store, or removed. */
+ * symlink), renamed over the store, or removed; unlink also removes a file
+ * given to privhelper_allow_remove. */
 int privhelper_create_excl(const char *tmp);
 int privhelper_rename(const char *tmp, const char *path);
 int privhelper_unlink(const char *tmp);

@@ -8,7 +8,10 @@
  *   again), cgroup names by id, /proc/PID/exe of other users' processes, the
  *   captured processes' connected UDP sockets at exit (udp_failopen.c), and
  *   removing its own cgroup: the helper (privhelper.c), which has no network.
- * No port below 1024 is bound after the drop, so no CAP_NET_BIND_SERVICE. */
+ * No port below 1024 is bound after the drop, so no CAP_NET_BIND_SERVICE.
+ * With --netns all, serving a container that starts later means reading
+ * /proc/PID/ns/net of another user's process (CAP_SYS_PTRACE) and setns
+ * into it to make the listener and pool there (CAP_SYS_ADMIN): kept. */
 #include <errno.h>
 #include <grp.h>
 #include <pwd.h>
@@ -55,7 +58,7 @@ static struct passwd *target_user(const char *user)
 }
 
 /* What we kept, read back from the kernel, not what we asked for. */
-static int verify(uid_t uid, int bind_low)
+static int verify(uid_t uid, int bind_low, int containers)
 {
 	capng_get_caps_process();
 	if (getuid() != uid || geteuid() != uid) {
@@ -63,7 +66,8 @@ static int verify(uid_t uid, int bind_low)
 		return -1;
 	}
 	for (unsigned c = 0; c <= CAP_LAST_CAP; c++) {
-		if (c == CAP_NET_ADMIN || (bind_low && c == CAP_NET_BIND_SERVICE))
+		if (c == CAP_NET_ADMIN || (bind_low && c == CAP_NET_BIND_SERVICE) ||
+		    (containers && (c == CAP_SYS_ADMIN || c == CAP_SYS_PTRACE)))
 			continue;
 		if (capng_have_capability(CAPNG_EFFECTIVE, c) ||
 		    capng_have_capability(CAPNG_PERMITTED, c)) {
@@ -113,7 +117,9 @@ int privs_drop(const struct privs_plan *p)
 	capng_clear(CAPNG_SELECT_BOTH);
 	if (capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED, CAP_NET_ADMIN) < 0 ||
 	    (p->bind_low && capng_update(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED,
-					 CAP_NET_BIND_SERVICE) < 0)) {
+					 CAP_NET_BIND_SERVICE) < 0) ||
+	    (p->containers && capng_updatev(CAPNG_ADD, CAPNG_EFFECTIVE | CAPNG_PERMITTED,
+					    CAP_SYS_ADMIN, CAP_SYS_PTRACE, -1) < 0)) {
 		log_err("privilege drop: libcap-ng cannot name CAP_NET_ADMIN");
 		return -1;
 	}
@@ -122,13 +128,18 @@ int privs_drop(const struct privs_plan *p)
 			(int)uid, (int)gid, strerror(errno));
 		return -1;
 	}
-	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 || verify(uid, p->bind_low) < 0)
+	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0 ||
+	    verify(uid, p->bind_low, p->containers) < 0)
 		return -1;
 	gr = getgrgid(gid);
 	log_info("privileges: running as user %s (uid %d), group %s (gid %d), with "
-		 "CAP_NET_ADMIN only (SO_MARK on the daemon's own sockets)%s", name,
-		 (int)uid, gr ? gr->gr_name : "?", (int)gid, p->bind_low ? " and "
-		 "CAP_NET_BIND_SERVICE (replies from the original port, IP_TRANSPARENT)" : "");
+		 "CAP_NET_ADMIN%s (SO_MARK on the daemon's own sockets)%s%s", name,
+		 (int)uid, gr ? gr->gr_name : "?", (int)gid,
+		 p->bind_low || p->containers ? "" : " only", p->bind_low ? " and "
+		 "CAP_NET_BIND_SERVICE (replies from the original port, IP_TRANSPARENT)" : "",
+		 p->containers ? ", CAP_SYS_ADMIN and CAP_SYS_PTRACE (--netns all: entering "
+		 "the network namespace of a container that starts later; --netns current "
+		 "drops them)" : "");
 	log_info("privileges: helper pid %d keeps uid 0 with CAP_DAC_OVERRIDE, "
 		 "CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE, no network: it reopens the "
 		 "log, writes the FakeIP store, reads the config again, names cgroups "

@@ -11,6 +11,9 @@ struct privs_plan {
 	const char *user;        /* --user; NULL: the default */
 	int no_drop;             /* --no-drop, or --user root */
 	const char *keep_why;    /* non-NULL: keep every privilege, for this */
+	int containers;          /* --netns all: keep CAP_SYS_ADMIN (setns into a
+				  * new container's namespace) and CAP_SYS_PTRACE
+				  * (/proc/PID/ns/net of other users' processes) */
 	int bind_low;            /* keep CAP_NET_BIND_SERVICE too (tproxy's replies
 				  * come from the original port, 53 or 80) */
 	const char *log_path;    /* reopened on SIGHUP, through the helper */

@@ -1,7 +1,8 @@
 #!/bin/bash
 # Least privilege. Covers:
 #   after start the daemon runs as an unprivileged user (sproxy-bpf when it
-#     exists, else nobody; --user NAME) with CAP_NET_ADMIN only, in CapEff,
+#     exists, else nobody; --user NAME) with CAP_NET_ADMIN only (--netns
+#     current), in CapEff,
 #     CapPrm and CapBnd, and says so; the helper it leaves behind keeps uid 0
 #     with CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH and CAP_SYS_PTRACE and holds
 #     no fd but its socket (no bpf_link, no listener);
@@ -11,6 +12,7 @@
 #   SIGTERM: exit 0, the FakeIP store written, no program left on the cgroup,
 #     the daemon's own cgroup removed, the helper gone; SIGKILL: the helper
 #     still removes the daemon's cgroup;
+#   --netns all (the default) keeps CAP_SYS_ADMIN and CAP_SYS_PTRACE too;
 #   tproxy drops too, keeping CAP_NET_BIND_SERVICE as well;
 #   --no-drop and --user root keep root; a bad --user is exit status 2.
 . "$(dirname "$0")/../lib.sh"
@@ -20,6 +22,7 @@ V4=203.0.113.10
 RESOLVER=198.51.100.53
 CASE_LOGS=("$HTTP_LOG")
 NET_ADMIN=0000000000001000	# bit 12
+NETNS_ALL=0000000000281000	# and SYS_PTRACE 19, SYS_ADMIN 21
 HELPER_CAPS=0000000000080006	# DAC_OVERRIDE 1, DAC_READ_SEARCH 2, SYS_PTRACE 19
 
 setup_topology || finish
@@ -61,8 +64,9 @@ tagged() {
 
 # --- the drop ------------------------------------------------------------------------
 
+# --netns current: nothing but CAP_NET_ADMIN (no container to enter later).
 t_dropped() {
-	start_daemon --config "$CONF" || return 1
+	start_daemon --config "$CONF" --netns current || return 1
 	local p=$DAEMON_PID uid gid
 	uid=$(status "$p" Uid)
 	gid=$(status "$p" Gid)
@@ -81,6 +85,22 @@ t_dropped() {
 	expect "no line says what the daemon kept" \
 		grep -q "privileges: running as user $DROP_USER (uid $DROP_UID).*CAP_NET_ADMIN only" \
 		"$TMP/daemon.err"
+}
+
+# --netns all (the default) keeps CAP_SYS_ADMIN and CAP_SYS_PTRACE as well,
+# for containers that start later (71_containers.sh tests them after the
+# drop); still not root.
+t_dropped_netns_all() {
+	local p
+	start_daemon || return 1
+	p=$DAEMON_PID
+	expect "Uid is '$(status "$p" Uid)'" \
+		[ "$(status "$p" Uid)" = "$DROP_UID $DROP_UID $DROP_UID $DROP_UID" ] || return 1
+	expect "CapEff is $(status "$p" CapEff), want $NETNS_ALL (NET_ADMIN, SYS_PTRACE, SYS_ADMIN)" \
+		[ "$(status "$p" CapEff)" = $NETNS_ALL ] || return 1
+	expect "no line names the two" grep -q "CAP_SYS_ADMIN and CAP_SYS_PTRACE (--netns all" \
+		"$TMP/daemon.err" || return 1
+	stop_daemon
 }
 
 t_helper() {
@@ -157,7 +177,7 @@ t_sigterm() {
 }
 
 t_sigkill() {
-	start_daemon || return 1
+	start_daemon --netns current || return 1
 	local p=$DAEMON_PID h
 	h=$(helper_pid)
 	expect "no own cgroup $CG2/sproxy-bpf/$p while running" [ -d "$CG2/sproxy-bpf/$p" ] || return 1
@@ -170,7 +190,7 @@ t_sigkill() {
 t_reattach() {
 	local gone=$CG2/sproxy-bpf-test-$TEST_ID-gone saved=$CG
 	make_cgroup "$gone" || return 1
-	ATTACH_TARGET=$gone start_daemon --reattach || return 1
+	ATTACH_TARGET=$gone start_daemon --reattach --netns current || return 1
 	rmdir "$gone" || return 1
 	expect "no message says the cgroup was removed" \
 		wait_for 5 grep -q "$gone.*removed" "$TMP/daemon.err" || return 1
@@ -244,6 +264,7 @@ run_case dns-after-drop t_dns
 run_case sighup-log-and-config-after-drop t_sighup
 run_case sigterm-cleans-up t_sigterm
 run_case sigkill-helper-removes-cgroup t_sigkill
+run_case netns-all-keeps-two-more t_dropped_netns_all
 run_case reattach-after-drop t_reattach
 run_case tproxy-drops-keeps-bind t_tproxy
 run_case no-drop-keeps-root t_keep
