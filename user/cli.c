@@ -77,6 +77,11 @@ static const char usage_text[] =
 "      --rule TYPE,VALUE,TARGET  route a connection; repeatable, the first match\n"
 "                             wins (e.g. DOMAIN-SUFFIX,example.com,REJECT;\n"
 "                             default DIRECT).  Types and targets: see README\n"
+"      --sniff on|off         to a real address (not FakeIP), read the name in\n"
+"                             the client's TLS ClientHello or HTTP Host for\n"
+"                             DOMAIN rules and the log (default on)\n"
+"      --sniff-timeout MS     wait at most MS ms for the client's first bytes,\n"
+"                             then go on by address (default 100)\n"
 "DNS:\n"
 "      --resolver ADDR[:PORT] real resolver; repeatable (default: the nameservers\n"
 "                             of /etc/resolv.conf)\n"
@@ -110,7 +115,7 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
        O_FSTORE, O_FEXCL, O_FTTL,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
-       O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC };
+       O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_SNIFF, O_SNIFFTIMEOUT };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -140,6 +145,8 @@ static const struct option long_opts[] = {
 	{ "rule", required_argument, 0, O_RULE },
 	{ "allow-private-answers", no_argument, 0, O_PRIVATE },
 	{ "fakeip-per-process", required_argument, 0, O_FPERPROC },
+	{ "sniff", required_argument, 0, O_SNIFF },
+	{ "sniff-timeout", required_argument, 0, O_SNIFFTIMEOUT },
 	{ "help", no_argument, 0, 'h' },
 	{ "version", no_argument, 0, 'V' },
 	{ 0, 0, 0, 0 },
@@ -329,6 +336,14 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 		NUMBER(o->fakeip_per_process, arg, "--fakeip-per-process", 0, 1,
 		       FAKEIP_MAX_ENTRIES);
 		break;
+	case O_SNIFF:
+		if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+			return usage_error(err, errlen, "--sniff is 'on' or 'off', not '%s'", arg);
+		o->sniff = strcmp(arg, "on") == 0;
+		break;
+	case O_SNIFFTIMEOUT:
+		NUMBER(o->sniff_timeout, arg, "--sniff-timeout", 0, 1, 10000);
+		break;
 	case O_CONFIG:
 		return apply_config(o, arg, err, errlen);
 	case O_RULE: {
@@ -446,6 +461,8 @@ static void defaults(struct options *o)
 	o->tag = TAG_DEFAULT;
 	o->header_timeout = 30;
 	o->header_budget = 16384 * 1024;
+	o->sniff = 1;
+	o->sniff_timeout = 100;
 }
 
 static void parse(int argc, char **argv, struct options *o)

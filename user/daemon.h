@@ -47,6 +47,8 @@ struct options {
 	int allow_private_answers;    /* proxied names may resolve to loopback etc. */
 	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
 	struct rules *rules;          /* --rule lines, compiled by cli_finish */
+	int sniff;                    /* 1: peek for a name on real addresses */
+	unsigned sniff_timeout;       /* ms to wait for the client's first bytes */
 	const char *origin;           /* "FILE:LINE" of the config line being applied */
 	char **owned;                 /* copies of values that outlive their source */
 	int n_owned;

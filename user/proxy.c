@@ -19,8 +19,11 @@
 #include "http.h"
 #include "tag.h"
 #include "log.h"
+#include "policy.h"
 #include "proxy.h"
 #include "relay.h"
+#include "rules.h"
+#include "sniffwait.h"
 #include "sproxy.h"
 #include "sproxy.skel.h"
 
@@ -52,6 +55,15 @@ struct session {
 	struct sproxy_proc proc;
 	int have_proc;
 	struct connect_req *creq;
+	struct sniff_wait *sw;                /* peeking for a name */
+	struct policy_req *preq;              /* deciding, a name being looked up */
+	char sniffed_host[256];
+	enum sniff_kind sniffed;
+	/* The route, kept as decided: a reload does not change it. */
+	int decided, rule;
+	enum rule_action action;
+	int upstream;
+	char route[64];
 	struct relay relay;
 	int relaying;
 	struct timespec start;
@@ -142,7 +154,10 @@ static void session_close(struct session *s, const char *result, const char *err
 		.cgroup = s->have_proc ? daemon_cgroup_name(s->d, s->proc.cgroup_id) : NULL,
 		.src = (struct sockaddr *)&s->src,
 		.dst = (struct sockaddr *)&s->t.addr,
-		.host = s->t.host[0] ? s->t.host : NULL,
+		.host = s->t.host[0] ? s->t.host : s->sniffed ? s->sniffed_host : NULL,
+		.sniffed = sniff_kind_name(s->sniffed),
+		.rule = s->rule,
+		.route = s->decided ? s->route : NULL,
 		.up = s->relay.up.bytes,
 		.down = s->relay.down.bytes,
 		.duration = since(&s->start),
@@ -153,6 +168,8 @@ static void session_close(struct session *s, const char *result, const char *err
 	if (s->t.addr.ss_family == 0)
 		c.dst = NULL;
 	connlog_write(&c);
+	sniff_wait_cancel(s->sw);
+	policy_cancel(s->preq);
 	if (s->creq)
 		connector_cancel(s->creq);
 	if (s->relaying)
@@ -327,6 +344,78 @@ static int original_destination(struct session *s, const struct sockaddr_storage
 	return 0;
 }
 
+/* The policy's answer: rejected at once (the application sees its
+ * connection reset), or connected out. */
+static void on_decided(const struct rule_result *out, void *arg)
+{
+	struct session *s = arg;
+
+	s->preq = NULL;
+	s->decided = 1;
+	s->rule = out->rule;
+	s->action = out->action;
+	s->upstream = out->upstream;
+	snprintf(s->route, sizeof(s->route), "%s", out->target ? out->target : "DIRECT");
+	switch (s->action) {
+	case RULE_REJECT:
+		session_close(s, "rejected", NULL, 1);
+		return;
+	case RULE_UPSTREAM:     /* no upstream can be named yet (rules_compile) */
+		session_end(s, "error", "no connector for this upstream");
+		return;
+	case RULE_DIRECT:
+		break;
+	}
+	s->creq = connector_start(s->d, &s->t, SOCK_STREAM, on_connected, s);
+	if (!s->creq)
+		session_end(s, "error", "out of memory");
+}
+
+/* Original destination and process known, and the name if there is one:
+ * the one place a TCP connection's route is decided. */
+static void decide(struct session *s)
+{
+	struct policy_conn c = {
+		.dst = (struct sockaddr *)&s->t.addr,
+		.network = RULE_NET_TCP,
+		.host = s->t.host[0] ? s->t.host : s->sniffed ? s->sniffed_host : NULL,
+		.fakeip = s->t.host[0] != 0,
+		.proc = s->have_proc ? &s->proc : NULL,
+	};
+	struct rule_result out;
+
+	switch (policy_route(s->d, &c, &out, on_decided, s, &s->preq)) {
+	case RULES_DECIDED:
+		on_decided(&out, s);
+		break;
+	case RULES_RESOLVE:
+		break;
+	default:
+		session_end(s, "error", "out of memory");
+	}
+}
+
+static void on_sniffed(const char *host, enum sniff_kind kind, void *arg)
+{
+	struct session *s = arg;
+
+	s->sw = NULL;
+	if (host) {
+		snprintf(s->sniffed_host, sizeof(s->sniffed_host), "%s", host);
+		s->sniffed = kind;
+	}
+	decide(s);
+}
+
+/* A name is worth waiting for when the destination is a real address and
+ * some rule looks at names; otherwise not a moment is spent. */
+static int wants_name(const struct session *s)
+{
+	const struct daemon *d = s->d;
+
+	return d->opt->sniff && !s->t.host[0] && (rules_needs(d->rules) & RULES_NEED_HOST);
+}
+
 /* DNS goes to the built-in server; a FakeIP address to its name; the rest
  * to where it was going. */
 static void route(struct session *s)
@@ -356,8 +445,12 @@ static void route(struct session *s)
 	}
 	if (name)
 		snprintf(s->t.host, sizeof(s->t.host), "%s", name);
-	s->creq = connector_start(d, &s->t, SOCK_STREAM, on_connected, s);
-	if (!s->creq)
+	if (!wants_name(s)) {
+		decide(s);
+		return;
+	}
+	s->sw = sniff_wait_start(d->base, s->cfd, d->opt->sniff_timeout, on_sniffed, s);
+	if (!s->sw)
 		session_end(s, "error", "out of memory");
 }
 

@@ -14,6 +14,8 @@
 #include "daemon.h"
 #include "dnsserver.h"
 #include "log.h"
+#include "policy.h"
+#include "rules.h"
 #include "sproxy.h"
 #include "sproxy.skel.h"
 #include "udp.h"
@@ -58,6 +60,9 @@ struct udp_flow {
 	int out_fd;
 	struct event *out_ev;
 	struct connect_req *creq;
+	struct policy_req *preq;     /* deciding, a name being looked up */
+	int decided, rule, rejected; /* the route as decided, kept across reloads */
+	char route[64];
 	struct queued *q, **qtail;
 	int nq;
 	struct dns_query *dns[MAX_DNS];
@@ -102,11 +107,27 @@ static void port_free(struct udp_pool *p, int family, uint32_t port,
 		log_err("cannot return UDP pool port %u: %s", port, strerror(errno));
 }
 
+static void drop_queue(struct udp_flow *f)
+{
+	struct queued *q;
+
+	while ((q = f->q)) {
+		f->q = q->next;
+		free(q);
+	}
+	f->qtail = &f->q;
+	f->nq = 0;
+}
+
 static void flow_end(struct udp_flow *f, const char *result, const char *err)
 {
 	if (!err && f->dns_err[0]) {
 		result = "error";
 		err = f->dns_err;
+	}
+	if (f->rejected) {
+		result = "rejected";
+		err = NULL;
 	}
 	struct udp_pool *p = f->slot->pool;
 	struct timespec now;
@@ -117,12 +138,13 @@ static void flow_end(struct udp_flow *f, const char *result, const char *err)
 		.src = (struct sockaddr *)&f->app,
 		.dst = (struct sockaddr *)&f->t.addr,
 		.host = f->t.host[0] ? f->t.host : NULL,
+		.rule = f->rule,
+		.route = f->decided ? f->route : NULL,
 		.up = f->up,
 		.down = f->down,
 		.result = result,
 		.error = err,
 	};
-	struct queued *q;
 	int i;
 
 	clock_gettime(CLOCK_MONOTONIC, &now);
@@ -137,10 +159,8 @@ static void flow_end(struct udp_flow *f, const char *result, const char *err)
 			free(f->dns[i]);
 		}
 	}
-	while ((q = f->q)) {
-		f->q = q->next;
-		free(q);
-	}
+	drop_queue(f);
+	policy_cancel(f->preq);
 	if (f->creq)
 		connector_cancel(f->creq);
 	if (f->out_ev)
@@ -206,10 +226,7 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 	if (fd < 0) {
 		snprintf(f->why, sizeof(f->why), "%s", errmsg);
 		f->refused = f->why;
-		while ((q = f->q)) {
-			f->q = q->next;
-			free(q);
-		}
+		drop_queue(f);
 		return;
 	}
 	f->out_fd = fd;
@@ -279,6 +296,51 @@ static void dns_in(struct udp_flow *f, const uint8_t *data, size_t len)
 	f->dns[i] = dq;
 }
 
+/* A rejected flow's datagrams are dropped, as if sent into the void: UDP
+ * has nothing like a reset to say so. */
+static void on_decided(const struct rule_result *out, void *arg)
+{
+	struct udp_flow *f = arg;
+
+	f->preq = NULL;
+	f->decided = 1;
+	f->rule = out->rule;
+	snprintf(f->route, sizeof(f->route), "%s", out->target ? out->target : "DIRECT");
+	if (out->action != RULE_DIRECT) {
+		f->rejected = out->action == RULE_REJECT;
+		f->refused = f->rejected ? "rejected" : "no connector for this upstream";
+		drop_queue(f);
+		return;
+	}
+	f->creq = connector_start(f->slot->pool->d, &f->t, SOCK_DGRAM, on_connected, f);
+	if (!f->creq)
+		f->refused = "out of memory";
+}
+
+/* The flow's route, decided once when it begins (datagrams wait in the
+ * queue meanwhile). */
+static void decide(struct udp_flow *f)
+{
+	struct policy_conn c = {
+		.dst = (struct sockaddr *)&f->t.addr,
+		.network = RULE_NET_UDP,
+		.host = f->t.host[0] ? f->t.host : NULL,
+		.fakeip = f->t.host[0] != 0,
+		.proc = &f->rec.proc,
+	};
+	struct rule_result out;
+
+	switch (policy_route(f->slot->pool->d, &c, &out, on_decided, f, &f->preq)) {
+	case RULES_DECIDED:
+		on_decided(&out, f);
+		break;
+	case RULES_RESOLVE:
+		break;
+	default:
+		f->refused = "out of memory";
+	}
+}
+
 static struct udp_flow *flow_new(struct udp_slot *slot, const struct sockaddr_storage *from)
 {
 	struct udp_pool *p = slot->pool;
@@ -321,9 +383,7 @@ static struct udp_flow *flow_new(struct udp_slot *slot, const struct sockaddr_st
 	}
 	if (name)
 		snprintf(f->t.host, sizeof(f->t.host), "%s", name);
-	f->creq = connector_start(p->d, &f->t, SOCK_DGRAM, on_connected, f);
-	if (!f->creq)
-		f->refused = "out of memory";
+	decide(f);
 	return f;
 }
 
