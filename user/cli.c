@@ -16,6 +16,7 @@
 #include "preflight.h"
 #include "rules.h"
 #include "tag.h"
+#include "upstream.h"
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
@@ -80,8 +81,21 @@ static const char usage_text[] =
 "      --sniff on|off         to a real address (not FakeIP), read the name in\n"
 "                             the client's TLS ClientHello or HTTP Host for\n"
 "                             DOMAIN rules and the log (default on)\n"
+"      --sniff-override on|off  send a sniffed name to a SOCKS5 or HTTP upstream\n"
+"                             in place of the address (default on)\n"
 "      --sniff-timeout MS     wait at most MS ms for the client's first bytes,\n"
 "                             then go on by address (default 100)\n"
+"Upstream proxies:\n"
+"      --upstream [NAME=]URL  an upstream proxy; repeatable.  URL is\n"
+"                             socks5://[USER:PASS@]HOST[:PORT] (socks5h:// too),\n"
+"                             http://[USER:PASS@]HOST[:PORT] or direct; the port\n"
+"                             defaults to 1080; USER and PASS percent-encoded.\n"
+"                             Without NAME it is the default route, which every\n"
+"                             connection takes.  NAME=@FILE reads the URL from\n"
+"                             FILE, which others must not be able to read: keeps\n"
+"                             a password out of ps\n"
+"      --udp-over-http MODE   UDP on a route through an HTTP proxy, which cannot\n"
+"                             carry it: reject (default) or direct\n"
 "DNS:\n"
 "      --resolver ADDR[:PORT] real resolver; repeatable (default: the nameservers\n"
 "                             of /etc/resolv.conf)\n"
@@ -115,7 +129,8 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
        O_FSTORE, O_FEXCL, O_FTTL,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
-       O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_SNIFF, O_SNIFFTIMEOUT };
+       O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP, O_SNIFF,
+       O_SNIFFOVERRIDE, O_SNIFFTIMEOUT };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -145,7 +160,10 @@ static const struct option long_opts[] = {
 	{ "rule", required_argument, 0, O_RULE },
 	{ "allow-private-answers", no_argument, 0, O_PRIVATE },
 	{ "fakeip-per-process", required_argument, 0, O_FPERPROC },
+	{ "upstream", required_argument, 0, O_UPSTREAM },
+	{ "udp-over-http", required_argument, 0, O_UDPHTTP },
 	{ "sniff", required_argument, 0, O_SNIFF },
+	{ "sniff-override", required_argument, 0, O_SNIFFOVERRIDE },
 	{ "sniff-timeout", required_argument, 0, O_SNIFFTIMEOUT },
 	{ "help", no_argument, 0, 'h' },
 	{ "version", no_argument, 0, 'V' },
@@ -226,6 +244,30 @@ static int flag(const char *arg)
 }
 
 static int apply_config(struct options *o, const char *path, char *err, size_t errlen);
+
+/* Parsed, resolved, and its password blanked where it was read (argv), so
+ * that ps shows less of it from now on (NAME=@FILE shows none at all). */
+static int upstream_option(struct options *o, const char *arg, char *err, size_t errlen)
+{
+	struct upstream *u = &o->upstream[o->n_upstream];
+	char msg[400], *at, *colon, *w = (char *)arg;
+
+	if (o->n_upstream == UPSTREAM_MAX)
+		return usage_error(err, errlen, "at most %d --upstream", UPSTREAM_MAX);
+	if (upstream_parse_arg(arg, u, msg, sizeof(msg)) < 0)
+		return usage_error(err, errlen, "--upstream %s", msg);
+	if (upstream_find(o, u->name))
+		return usage_error(err, errlen, "--upstream: the name '%s' is given twice",
+				   u->name);
+	if (upstream_resolve(u, msg, sizeof(msg)) < 0)
+		return usage_error(err, errlen, "--%s", msg);
+	o->n_upstream++;
+	colon = strstr(w, "://") ? strchr(strstr(w, "://") + 3, ':') : NULL;
+	at = strrchr(w, '@');
+	if (colon && at && colon < at)
+		memset(colon + 1, '*', (size_t)(at - colon - 1));
+	return 0;
+}
 
 /* One option, from the command line or a config file: the same checks and
  * the same messages.  0, or BAD_USAGE / BAD_NUMBER with err. */
@@ -341,8 +383,25 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 			return usage_error(err, errlen, "--sniff is 'on' or 'off', not '%s'", arg);
 		o->sniff = strcmp(arg, "on") == 0;
 		break;
+	case O_SNIFFOVERRIDE:
+		if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+			return usage_error(err, errlen, "--sniff-override is 'on' or 'off', not '%s'",
+					   arg);
+		o->sniff_override = strcmp(arg, "on") == 0;
+		break;
 	case O_SNIFFTIMEOUT:
 		NUMBER(o->sniff_timeout, arg, "--sniff-timeout", 0, 1, 10000);
+		break;
+	case O_UPSTREAM:
+		return upstream_option(o, arg, err, errlen);
+	case O_UDPHTTP:
+		if (strcmp(arg, "direct") == 0)
+			o->udp_over_http = UDP_OVER_HTTP_DIRECT;
+		else if (strcmp(arg, "reject") == 0)
+			o->udp_over_http = UDP_OVER_HTTP_REJECT;
+		else
+			return usage_error(err, errlen,
+					   "--udp-over-http is 'reject' or 'direct', not '%s'", arg);
 		break;
 	case O_CONFIG:
 		return apply_config(o, arg, err, errlen);
@@ -421,10 +480,11 @@ int cli_apply_config_mem(struct options *o, const char *name, const char *text,
  * upstreams the options define.  None yet. */
 static int upstream_names(const struct options *o, const char **names, int max)
 {
-	(void)o;
-	(void)names;
-	(void)max;
-	return 0;
+	int n = 0;
+
+	for (int i = 0; i < o->n_upstream && n < max; i++)
+		names[n++] = o->upstream[i].name;
+	return n;
 }
 
 int cli_finish(struct options *o, char *err, size_t errlen)
@@ -462,6 +522,7 @@ static void defaults(struct options *o)
 	o->header_timeout = 30;
 	o->header_budget = 16384 * 1024;
 	o->sniff = 1;
+	o->sniff_override = 1;
 	o->sniff_timeout = 100;
 }
 

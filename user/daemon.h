@@ -7,6 +7,7 @@
 
 #include "loader.h"
 #include "relay.h"
+#include "upstream.h"
 
 struct event_base;
 struct dns_server;
@@ -48,10 +49,14 @@ struct options {
 	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
 	struct rules *rules;          /* --rule lines, compiled by cli_finish */
 	int sniff;                    /* 1: peek for a name on real addresses */
+	int sniff_override;           /* 1: upstreams get the sniffed name */
 	unsigned sniff_timeout;       /* ms to wait for the client's first bytes */
 	const char *origin;           /* "FILE:LINE" of the config line being applied */
 	char **owned;                 /* copies of values that outlive their source */
 	int n_owned;
+	struct upstream upstream[UPSTREAM_MAX];  /* --upstream, by name */
+	int n_upstream;
+	int udp_over_http;            /* UDP_OVER_HTTP_REJECT or _DIRECT */
 };
 
 struct daemon {

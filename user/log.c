@@ -284,6 +284,8 @@ void connlog_write(const struct conn_log *c)
 		field_num(fp, &first, "rule", (unsigned long long)c->rule);
 		field_str(fp, &first, "route", c->route);
 	}
+	if (c->via)
+		field_str(fp, &first, "via", c->via);
 	field_num(fp, &first, "up", c->up);
 	field_num(fp, &first, "down", c->down);
 	snprintf(dur, sizeof(dur), "%.3f", c->duration);

@@ -32,6 +32,7 @@ struct conn_log {
 	int rule;                          /* 1-based rule that matched; 0: none */
 	const char *route;                 /* "DIRECT", "REJECT", an upstream's name;
 	                                    * NULL: not decided (no rule=, route=) */
+	const char *via;                   /* the upstream taken; NULL: none */
 	uint64_t up, down;                 /* bytes app->server, server->app */
 	double duration;                   /* seconds */
 	const char *result;                /* "ok", "error", "refused", "rejected" */

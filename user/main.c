@@ -28,6 +28,7 @@
 #include "sproxy.skel.h"
 #include "sysenv.h"
 #include "udp.h"
+#include "upstream.h"
 
 /* The defaults, or what the user gave plus a loopback listener on the same
  * port for a family given none: a family without a listener would go
@@ -242,6 +243,7 @@ static void teardown(struct run *r)
 		d->bpf.n_links = 0;
 	}
 	udp_pool_free(d->udp);
+	upstream_shutdown();
 	for (i = 0; i < r->n_lis; i++)
 		proxy_listener_free(r->lis[i]);
 	events_free(r->ev);

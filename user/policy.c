@@ -2,6 +2,7 @@
  * not look at is not looked up: most sets never read /proc. */
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -13,6 +14,7 @@
 #include "policy.h"
 #include "procinfo.h"
 #include "sproxy.h"
+#include "upstream.h"
 
 const char *policy_cgroup_below(const char *mount, const char *target, const char *name)
 {
@@ -143,4 +145,19 @@ void policy_cancel(struct policy_req *q)
 		dns_resolving_cancel(q->res);
 	rules_unref(q->rules);
 	free(q);
+}
+
+int policy_upstream(const struct daemon *d, const struct rule_result *out,
+		    const struct upstream **u, char *err, size_t errlen)
+{
+	*u = NULL;
+	if (out->rule == 0)
+		*u = upstream_default(d->opt);
+	else if (out->action == RULE_UPSTREAM && !(*u = upstream_find(d->opt, out->target))) {
+		snprintf(err, errlen, "rule %d names upstream '%s', which the running daemon "
+			 "does not have (a reload added it; upstreams change on a restart)",
+			 out->rule, out->target);
+		return -1;
+	}
+	return 0;
 }

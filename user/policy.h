@@ -47,6 +47,14 @@ int policy_route(struct daemon *d, const struct policy_conn *c, struct rule_resu
 		 policy_cb cb, void *arg, struct policy_req **req);
 void policy_cancel(struct policy_req *req);
 
+/* The upstream a decision (not REJECT) goes through: NULL for direct.  No
+ * rule matched: the default route (upstream_default).  -1 with err when
+ * the named upstream is not in the running daemon's table (a reload named
+ * a new one: upstreams change on a restart only). */
+struct upstream;
+int policy_upstream(const struct daemon *d, const struct rule_result *out,
+		    const struct upstream **u, char *err, size_t errlen);
+
 /* The path of cgroup name (as cg_name gives it, "/a/b") below target (an
  * absolute path under mount): "" for target itself, NULL when name is not
  * below it or unknown ("?"). */

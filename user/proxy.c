@@ -24,6 +24,7 @@
 #include "relay.h"
 #include "rules.h"
 #include "sniffwait.h"
+#include "upstream.h"
 #include "sproxy.h"
 #include "sproxy.skel.h"
 
@@ -62,8 +63,10 @@ struct session {
 	/* The route, kept as decided: a reload does not change it. */
 	int decided, rule;
 	enum rule_action action;
-	int upstream;
+	const struct upstream *up;           /* NULL: direct */
+	int sniff_tried;
 	char route[64];
+	const char *via;                      /* the route, for the log */
 	struct relay relay;
 	int relaying;
 	struct timespec start;
@@ -158,6 +161,7 @@ static void session_close(struct session *s, const char *result, const char *err
 		.sniffed = sniff_kind_name(s->sniffed),
 		.rule = s->rule,
 		.route = s->decided ? s->route : NULL,
+		.via = s->via,
 		.up = s->relay.up.bytes,
 		.down = s->relay.down.bytes,
 		.duration = since(&s->start),
@@ -344,31 +348,55 @@ static int original_destination(struct session *s, const struct sockaddr_storage
 	return 0;
 }
 
+static void start_sniff(struct session *s);
+
+/* Out on the decided route.  An upstream that takes names gets the
+ * sniffed one in place of the address (--sniff-override). */
+static void connect_out(struct session *s)
+{
+	const struct options *o = s->d->opt;
+	struct target t = s->t;
+
+	if (s->up && o->sniff_override && s->sniffed && !t.host[0] &&
+	    upstream_carries(o, s->up, SOCK_STREAM))
+		snprintf(t.host, sizeof(t.host), "%s", s->sniffed_host);
+	s->creq = connector_start_via(s->d, s->up, &t, SOCK_STREAM, on_connected, s);
+	if (!s->creq)
+		session_end(s, "error", "out of memory");
+}
+
 /* The policy's answer: rejected at once (the application sees its
- * connection reset), or connected out. */
+ * connection reset), or out, through an upstream or not. */
 static void on_decided(const struct rule_result *out, void *arg)
 {
 	struct session *s = arg;
+	const struct options *o = s->d->opt;
+	char err[200];
 
 	s->preq = NULL;
 	s->decided = 1;
 	s->rule = out->rule;
 	s->action = out->action;
-	s->upstream = out->upstream;
-	snprintf(s->route, sizeof(s->route), "%s", out->target ? out->target : "DIRECT");
-	switch (s->action) {
-	case RULE_REJECT:
+	snprintf(s->route, sizeof(s->route), "%s", out->target);
+	if (s->action == RULE_REJECT) {
 		session_close(s, "rejected", NULL, 1);
 		return;
-	case RULE_UPSTREAM:     /* no upstream can be named yet (rules_compile) */
-		session_end(s, "error", "no connector for this upstream");
-		return;
-	case RULE_DIRECT:
-		break;
 	}
-	s->creq = connector_start(s->d, &s->t, SOCK_STREAM, on_connected, s);
-	if (!s->creq)
-		session_end(s, "error", "out of memory");
+	if (policy_upstream(s->d, out, &s->up, err, sizeof(err)) < 0) {
+		session_end(s, "error", err);
+		return;
+	}
+	if (s->up)
+		snprintf(s->route, sizeof(s->route), "%s", s->up->name);
+	s->via = upstream_via(o, s->up, SOCK_STREAM);
+	/* Rules that needed no name decided without one; the upstream may
+	 * still want it. */
+	if (!s->sniff_tried && s->up && o->sniff && o->sniff_override && !s->t.host[0] &&
+	    upstream_carries(o, s->up, SOCK_STREAM)) {
+		start_sniff(s);
+		return;
+	}
+	connect_out(s);
 }
 
 /* Original destination and process known, and the name if there is one:
@@ -404,16 +432,18 @@ static void on_sniffed(const char *host, enum sniff_kind kind, void *arg)
 		snprintf(s->sniffed_host, sizeof(s->sniffed_host), "%s", host);
 		s->sniffed = kind;
 	}
-	decide(s);
+	if (s->decided)
+		connect_out(s);
+	else
+		decide(s);
 }
 
-/* A name is worth waiting for when the destination is a real address and
- * some rule looks at names; otherwise not a moment is spent. */
-static int wants_name(const struct session *s)
+static void start_sniff(struct session *s)
 {
-	const struct daemon *d = s->d;
-
-	return d->opt->sniff && !s->t.host[0] && (rules_needs(d->rules) & RULES_NEED_HOST);
+	s->sniff_tried = 1;
+	s->sw = sniff_wait_start(s->d->base, s->cfd, s->d->opt->sniff_timeout, on_sniffed, s);
+	if (!s->sw)
+		session_end(s, "error", "out of memory");
 }
 
 /* DNS goes to the built-in server; a FakeIP address to its name; the rest
@@ -445,13 +475,12 @@ static void route(struct session *s)
 	}
 	if (name)
 		snprintf(s->t.host, sizeof(s->t.host), "%s", name);
-	if (!wants_name(s)) {
+	/* A name is worth waiting for when the destination is a real
+	 * address and some rule looks at names; otherwise not a moment. */
+	if (d->opt->sniff && !s->t.host[0] && (rules_needs(d->rules) & RULES_NEED_HOST))
+		start_sniff(s);
+	else
 		decide(s);
-		return;
-	}
-	s->sw = sniff_wait_start(d->base, s->cfd, d->opt->sniff_timeout, on_sniffed, s);
-	if (!s->sw)
-		session_end(s, "error", "out of memory");
 }
 
 static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,

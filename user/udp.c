@@ -19,6 +19,7 @@
 #include "sproxy.h"
 #include "sproxy.skel.h"
 #include "udp.h"
+#include "upstream.h"
 
 #define MAX_QUEUED   16    /* datagrams held while a flow connects */
 #define MAX_DNS      32    /* queries in flight per flow */
@@ -63,6 +64,7 @@ struct udp_flow {
 	struct policy_req *preq;     /* deciding, a name being looked up */
 	int decided, rule, rejected; /* the route as decided, kept across reloads */
 	char route[64];
+	const char *via;             /* the route, for the log */
 	struct queued *q, **qtail;
 	int nq;
 	struct dns_query *dns[MAX_DNS];
@@ -140,6 +142,7 @@ static void flow_end(struct udp_flow *f, const char *result, const char *err)
 		.host = f->t.host[0] ? f->t.host : NULL,
 		.rule = f->rule,
 		.route = f->decided ? f->route : NULL,
+		.via = f->via,
 		.up = f->up,
 		.down = f->down,
 		.result = result,
@@ -302,17 +305,24 @@ static void on_decided(const struct rule_result *out, void *arg)
 {
 	struct udp_flow *f = arg;
 
+	struct daemon *d = f->slot->pool->d;
+	const struct upstream *u;
+
 	f->preq = NULL;
 	f->decided = 1;
 	f->rule = out->rule;
-	snprintf(f->route, sizeof(f->route), "%s", out->target ? out->target : "DIRECT");
-	if (out->action != RULE_DIRECT) {
+	snprintf(f->route, sizeof(f->route), "%s", out->target);
+	if (out->action == RULE_REJECT ||
+	    policy_upstream(d, out, &u, f->why, sizeof(f->why)) < 0) {
 		f->rejected = out->action == RULE_REJECT;
-		f->refused = f->rejected ? "rejected" : "no connector for this upstream";
+		f->refused = f->rejected ? "rejected" : f->why;
 		drop_queue(f);
 		return;
 	}
-	f->creq = connector_start(f->slot->pool->d, &f->t, SOCK_DGRAM, on_connected, f);
+	if (u)
+		snprintf(f->route, sizeof(f->route), "%s", u->name);
+	f->via = upstream_via(d->opt, u, SOCK_DGRAM);
+	f->creq = connector_start_via(d, u, &f->t, SOCK_DGRAM, on_connected, f);
 	if (!f->creq)
 		f->refused = "out of memory";
 }
