@@ -54,7 +54,8 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
 DEPS_BUILD := gcc make clang llvm pkg-config libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libevent-dev libinih-dev
 DEPS_TEST  := iproute2 procps psmisc curl dnsutils busybox-static \
-	dnsmasq-base libclang-rt-14-dev jq socat microsocks dante-server tinyproxy
+	dnsmasq-base libclang-rt-14-dev jq socat microsocks dante-server tinyproxy \
+	openssl
 DEPS_BENCH := iperf3 wrk apache2-utils dnsperf redsocks proxychains4 \
 	microsocks gnuplot-nox iptables
 

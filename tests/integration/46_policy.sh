@@ -12,6 +12,11 @@
 #   and the HTTP Host header name the connection for DOMAIN rules and the
 #   log (host=NAME sniffed=tls|http); a server that speaks first gets its
 #   banner to the client although the client sends nothing; --sniff off;
+#   an upstream (microsocks) as a rule's target gets the sniffed name in
+#   place of the address, also when no rule needed the name
+#   (--sniff-override on: it resolves the name to another server than the
+#   address, which shows in the server's log), and the address with
+#   --sniff-override off;
 #   SIGHUP: a connection open across a reload keeps its rule and route, a
 #   new one gets the new rules.
 . "$(dirname "$0")/../lib.sh"
@@ -23,7 +28,7 @@ CASE_LOGS=("$HTTP_LOG")
 
 setup_topology || finish
 setup_cgroup || finish
-if ! need curl dnsmasq socat openssl setpriv /bin/busybox "$TOOLS/httpd" "$TOOLS/echod" \
+if ! need curl dnsmasq socat openssl setpriv microsocks /bin/busybox "$TOOLS/httpd" "$TOOLS/echod" \
 	"$TOOLS/netclient"; then
 	fail setup "$WHY"
 	finish
@@ -43,6 +48,14 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 	{ _setup_fail "openssl req: no test certificate"; finish; }
 start_bg tls server openssl s_server -quiet -accept $V4:8443 -cert "$TMP/cert.pem" \
 	-key "$TMP/key.pem" -www || finish
+# The upstream resolves names from a hosts file of its own: viaup.test is
+# $V4, never $V4B, the address the app connects to.
+printf '127.0.0.1 localhost\n%s viaup.test\n' $V4 >"$TMP/hosts"
+printf 'nameserver 127.0.0.1\n' >"$TMP/srv-resolv.conf"
+start_bg socks server unshare -m --propagation private -- bash -c '
+	mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf || exit 125
+	shift 2
+	exec "$@"' _ "$TMP/hosts" "$TMP/srv-resolv.conf" microsocks -i $V4B -p 1080 -b $V4B || finish
 printf 'nameserver 192.0.2.53\noptions timeout:3 attempts:1\n' >"$TMP/resolv.conf"
 RESOLV_CONF=$TMP/resolv.conf
 cp "$(command -v curl)" "$TMP/mycurl"
@@ -217,6 +230,32 @@ t_sniff_off() {
 		eval '! log_line "pid=$RUN_PID " | grep -q sniffed='
 }
 
+# --- upstreams ---------------------------------------------------------------
+
+# No rule looks at names, the route is an upstream: the name is sniffed
+# after the decision, for the upstream.
+t_override() {
+	restart_daemon --resolver $RESOLVER --upstream up=socks5://$V4B:1080 \
+		--rule "IP-CIDR,$V4B/32,up" --rule "MATCH,DIRECT" || return 1
+	ran app_run ovr curl -sS -m 10 -H "Host: viaup.test:8080" "http://$V4B:8080/ovr" ||
+		return 1
+	served /ovr || return 1
+	expect "the server was reached at $(http_get /ovr local), not at viaup.test's $V4" \
+		[ "$(http_get /ovr local)" = $V4:8080 ] || return 1
+	routed 1 up "host=viaup.test " "sniffed=http" "via=up" "result=ok"
+}
+
+t_override_off() {
+	restart_daemon --resolver $RESOLVER --upstream up=socks5://$V4B:1080 \
+		--rule "DOMAIN,viaup.test,up" --rule "MATCH,DIRECT" --sniff-override off || return 1
+	ran app_run ovroff curl -sS -m 10 -H "Host: viaup.test:8080" "http://$V4B:8080/ovroff" ||
+		return 1
+	served /ovroff || return 1
+	expect "the server was reached at $(http_get /ovroff local), not at the address $V4B" \
+		[ "$(http_get /ovroff local)" = $V4B:8080 ] || return 1
+	routed 1 up "host=viaup.test " "sniffed=http" "via=up" "result=ok"
+}
+
 # --- reload ----------------------------------------------------------------------
 
 # A connection open across SIGHUP keeps the route it was given (MATCH ->
@@ -266,6 +305,8 @@ run_case sniff-http-host t_sniff_http
 run_case sniff-http-reject t_sniff_http_reject
 run_case server-speaks-first t_server_first
 run_case sniff-off t_sniff_off
+run_case sniff-override-upstream t_override
+run_case sniff-override-off t_override_off
 run_case reload-keeps-route t_reload_keeps
 [ -n "$DAEMON_PID" ] && stop_daemon
 finish
