@@ -354,16 +354,111 @@ static __always_inline int tcp_connect(struct bpf_sock_addr *ctx,
 	return 1;
 }
 
+/* Ports of each family that only DNS may take, once the main pool is
+ * dry: one application holding every flow must not take name resolution
+ * from the whole cgroup. */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, 1024);
+	__type(value, __u32);
+} pool4dns SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, 1024);
+	__type(value, __u32);
+} pool6dns SEC(".maps");
+
+/* Pool ports each process holds (by tgid): counted up here, down by user
+ * space when it frees a port (and recounted by it from time to time). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, __u32);
+	__type(value, __u32);
+} udp_procs SEC(".maps");
+
+/* Set by user space after load: pool ports one process may hold (0: no
+ * bound).  The times of the last dry and limit events: a dry pool refuses
+ * every datagram, and one event each would crowd the ring buffer out of
+ * the release events that refill the pool. */
+__u32 udp_per_proc;
+__u64 last_dry_ns;
+__u64 last_limit_ns;
+
+static __always_inline void emit_limited(__u64 *last, __u32 type, __u32 family,
+					 __u64 cookie, const struct sproxy_proc *proc)
+{
+	__u64 now = bpf_ktime_get_ns();
+
+	if (now - *last < 1000000000ull) {
+		stat_inc(SPROXY_STAT_UDP_EVENTS_QUIET);
+		return;
+	}
+	*last = now;
+	emit(type, family, cookie, proc);
+}
+
+/* Whether the process may take one more pool port. */
+static __always_inline bool proc_has_room(__u32 tgid)
+{
+	__u32 *n, limit = udp_per_proc;
+
+	if (!limit)
+		return true;
+	n = bpf_map_lookup_elem(&udp_procs, &tgid);
+	return !n || *n < limit;
+}
+
+static __always_inline void proc_count(__u32 tgid)
+{
+	__u32 *n, one = 1;
+
+	n = bpf_map_lookup_elem(&udp_procs, &tgid);
+	if (n) {
+		__sync_fetch_and_add(n, 1);
+		return;
+	}
+	if (bpf_map_update_elem(&udp_procs, &tgid, &one, BPF_NOEXIST)) {
+		n = bpf_map_lookup_elem(&udp_procs, &tgid);
+		if (n)
+			__sync_fetch_and_add(n, 1);
+	}
+}
+
+/* The socket's bound address.  sendmsg runs its hook after the socket is
+ * bound (autobind comes first), connect before. */
+static __always_inline void app_addr(struct bpf_sock_addr *ctx, struct sproxy_addr *a)
+{
+	struct bpf_sock *sk = ctx->sk;
+
+	if (!sk)
+		return;
+	if (sk->family == AF_INET) {
+		set_v4(a, sk->src_ip4);
+	} else {
+		a->ip32[0] = sk->src_ip6[0];
+		a->ip32[1] = sk->src_ip6[1];
+		a->ip32[2] = sk->src_ip6[2];
+		a->ip32[3] = sk->src_ip6[3];
+	}
+	a->port = bpf_htons((__u16)sk->src_port);
+}
+
 /* The pool port for (socket, destination): the one it has, or a new one.
- * 0 when the pool is dry. */
+ * 0 when refused (pool dry, or the process has its share).  A flow made by
+ * connect() is marked so: it lives as long as its socket. */
 static __always_inline __u32 udp_port(struct bpf_sock_addr *ctx,
-				      const struct sproxy_addr *dst, bool to_v4)
+				      const struct sproxy_addr *dst, bool to_v4,
+				      bool connected)
 {
 	struct sproxy_flow_key k;
 	struct sproxy_flow f = {};
 	struct sproxy_flow *old;
 	void *pool = to_v4 ? (void *)&pool4 : (void *)&pool6;
+	void *reserve = to_v4 ? (void *)&pool4dns : (void *)&pool6dns;
 	void *ports = to_v4 ? (void *)&ports4 : (void *)&ports6;
+	bool dns = dst->port == bpf_htons(DNS_PORT);
 	__u32 *have, port = 0, one = 1;
 
 	__builtin_memset(&k, 0, sizeof(k));
@@ -374,16 +469,33 @@ static __always_inline __u32 udp_port(struct bpf_sock_addr *ctx,
 		port = *have;
 		old = bpf_map_lookup_elem(ports, &port);
 		/* The port may have expired and gone to another flow. */
-		if (old && old->cookie == k.cookie && addr_eq(&old->dst, dst))
+		if (old && old->cookie == k.cookie && addr_eq(&old->dst, dst)) {
+			if (connected)
+				old->flags |= SPROXY_FLOW_CONNECTED;
 			return port;
+		}
 	}
 	fill_proc(&f.proc);
-	if (bpf_map_pop_elem(pool, &port)) {
-		stat_inc(SPROXY_STAT_POOL_EMPTY);
-		emit(SPROXY_EV_POOL_EMPTY, to_v4 ? AF_INET : AF_INET6, k.cookie,
-		     &f.proc);
+	if (!proc_has_room(f.proc.tgid)) {
+		stat_inc(SPROXY_STAT_UDP_PROC_LIMIT);
+		emit_limited(&last_limit_ns, SPROXY_EV_UDP_LIMIT,
+			     to_v4 ? AF_INET : AF_INET6, k.cookie, &f.proc);
 		return 0;
 	}
+	if (bpf_map_pop_elem(pool, &port)) {
+		if (!dns || bpf_map_pop_elem(reserve, &port)) {
+			stat_inc(SPROXY_STAT_POOL_EMPTY);
+			emit_limited(&last_dry_ns, SPROXY_EV_POOL_EMPTY,
+				     to_v4 ? AF_INET : AF_INET6, k.cookie, &f.proc);
+			return 0;
+		}
+		f.flags |= SPROXY_FLOW_RESERVE;
+		pool = reserve;
+	}
+	if (connected)
+		f.flags |= SPROXY_FLOW_CONNECTED;
+	else
+		app_addr(ctx, &f.app);
 	f.dst = *dst;
 	f.cookie = k.cookie;
 	f.generation = bpf_ktime_get_ns();
@@ -396,23 +508,26 @@ static __always_inline __u32 udp_port(struct bpf_sock_addr *ctx,
 		     &f.proc);
 		return 0;
 	}
+	proc_count(f.proc.tgid);
 	bpf_map_update_elem(&udp_socks, &k.cookie, &one, BPF_ANY);
-	stat_inc(dst->port == bpf_htons(DNS_PORT) ? SPROXY_STAT_DNS_REDIRECTED
-						   : SPROXY_STAT_UDP_REDIRECTED);
+	stat_inc(dns ? SPROXY_STAT_DNS_REDIRECTED : SPROXY_STAT_UDP_REDIRECTED);
 	return port;
 }
 
-/* sendmsg and connect on a UDP socket.  A dry pool refuses the datagram
- * (EPERM to the application) rather than let it leak around the proxy. */
+/* sendmsg and connect on a UDP socket.  A refused flow refuses the
+ * datagram (EPERM to the application) rather than let it leak around the
+ * proxy.  Other datagram protocols (ICMP ping sockets run these hooks
+ * too, UDP-Lite) are not ours to relay: they go as they are. */
 static __always_inline int udp_send(struct bpf_sock_addr *ctx,
-				    const struct sproxy_addr *dst, bool v6sock)
+				    const struct sproxy_addr *dst, bool v6sock,
+				    bool connected)
 {
 	bool to_v4 = is_v4(dst);
 	__u32 port;
 
-	if (!capture_udp)
+	if (!capture_udp || ctx->protocol != IPPROTO_UDP)
 		return 1;
-	port = udp_port(ctx, dst, to_v4);
+	port = udp_port(ctx, dst, to_v4, connected);
 	if (!port)
 		return 0;
 	rewrite(ctx, v6sock, udp4_ip, udp6_ip, bpf_htons((__u16)port), to_v4);
@@ -424,11 +539,13 @@ static __always_inline int capture(struct bpf_sock_addr *ctx,
 {
 	if (ctx->type != SOCK_STREAM && ctx->type != SOCK_DGRAM)
 		return 1;
+	if (ctx->type == SOCK_DGRAM && ctx->protocol != IPPROTO_UDP)
+		return 1;
 	if (skip(ctx, dst))
 		return 1;
 	if (ctx->type == SOCK_STREAM)
 		return tcp_connect(ctx, dst, v6sock);
-	return udp_send(ctx, dst, v6sock);
+	return udp_send(ctx, dst, v6sock, true);
 }
 
 static __always_inline void dst4(struct bpf_sock_addr *ctx,
@@ -474,9 +591,9 @@ int sproxy_sendmsg4(struct bpf_sock_addr *ctx)
 	struct sproxy_addr dst;
 
 	dst4(ctx, &dst);
-	if (skip(ctx, &dst))
+	if (ctx->protocol != IPPROTO_UDP || skip(ctx, &dst))
 		return 1;
-	return udp_send(ctx, &dst, false);
+	return udp_send(ctx, &dst, false, false);
 }
 
 SEC("cgroup/sendmsg6")
@@ -485,9 +602,9 @@ int sproxy_sendmsg6(struct bpf_sock_addr *ctx)
 	struct sproxy_addr dst;
 
 	dst6(ctx, &dst);
-	if (skip(ctx, &dst))
+	if (ctx->protocol != IPPROTO_UDP || skip(ctx, &dst))
 		return 1;
-	return udp_send(ctx, &dst, true);
+	return udp_send(ctx, &dst, true, false);
 }
 
 /* The flow behind a pool endpoint seen by this socket, or NULL. */

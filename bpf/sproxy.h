@@ -85,7 +85,19 @@ struct sproxy_flow {
 	struct sproxy_proc proc;
 	__u64 cookie;
 	__u64 generation;  /* bumped each time the port is handed out */
+	/* The application socket's own address when sendmsg handed the port
+	 * out (it is bound by then; unspecified = any address of it), so
+	 * that its datagrams are known from others'.  Port 0: unknown (a
+	 * connect() runs its hook before the socket is bound). */
+	struct sproxy_addr app;
+	__u32 flags;       /* SPROXY_FLOW_* */
 };
+
+/* The flow of a connected socket: sends on it pass no hook, so it cannot
+ * be given a new port when idle; it lives as long as the socket. */
+#define SPROXY_FLOW_CONNECTED 1
+/* The port came from the DNS reserve and goes back there. */
+#define SPROXY_FLOW_RESERVE   2
 
 struct sproxy_bypass_key {
 	__u32 prefixlen;   /* over the 128-bit (IPv4-mapped) address */
@@ -113,6 +125,8 @@ enum sproxy_stat {
 	SPROXY_STAT_MAP_FULL,          /* a map update failed */
 	SPROXY_STAT_RECV_RESTORED,
 	SPROXY_STAT_RECORD_MISMATCH,   /* a tuple's record is another connection's */
+	SPROXY_STAT_UDP_EVENTS_QUIET,  /* dry/limit events not sent (rate limit) */
+	SPROXY_STAT_UDP_PROC_LIMIT,    /* UDP flow refused: the process has its share */
 	SPROXY_STAT__MAX,
 };
 
@@ -123,6 +137,7 @@ enum sproxy_event_type {
 	SPROXY_EV_MAP_HIGH,            /* records reached 80% of --map-size;
 					* cookie holds their number */
 	SPROXY_EV_SOCKOPT,             /* a connected socket's options changed */
+	SPROXY_EV_UDP_LIMIT,           /* a process reached --udp-flows-per-process */
 };
 
 struct sproxy_event {

@@ -52,7 +52,11 @@ static const char usage_text[] =
 "                             every process of the machine\n"
 "      --map-size N           captured TCP connections open at once; more are\n"
 "                             refused (default 65536)\n"
-"      --udp-flows N          concurrent UDP flows per address family (default 1024)\n"
+"      --udp-flows N          concurrent UDP flows per address family (default 1024;\n"
+"                             a sixteenth of them only for DNS, to port 53)\n"
+"      --udp-flows-per-process N  UDP flows one process may hold, both families\n"
+"                             together (default a quarter of --udp-flows, no\n"
+"                             bound below 16; 0: no bound)\n"
 "      --udp-timeout SEC      idle UDP flows end after SEC seconds (default 60)\n"
 "      --connect-timeout SEC  outbound connect timeout (default 10)\n"
 "      --relay MODE           splice (default: bulk bytes that need no rewriting\n"
@@ -129,8 +133,8 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
        O_FSTORE, O_FEXCL, O_FTTL,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
-       O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP, O_SNIFF,
-       O_SNIFFOVERRIDE, O_SNIFFTIMEOUT };
+       O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
+       O_UDPPERPROC, O_SNIFF, O_SNIFFOVERRIDE, O_SNIFFTIMEOUT };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -142,6 +146,7 @@ static const struct option long_opts[] = {
 	{ "map-size", required_argument, 0, O_MAPSIZE },
 	{ "udp-flows", required_argument, 0, O_UDPFLOWS },
 	{ "udp-timeout", required_argument, 0, O_UDPTIMEOUT },
+	{ "udp-flows-per-process", required_argument, 0, O_UDPPERPROC },
 	{ "connect-timeout", required_argument, 0, O_CONNTIMEOUT },
 	{ "relay", required_argument, 0, O_RELAY },
 	{ "mark", required_argument, 0, O_MARK },
@@ -308,6 +313,9 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 		break;
 	case O_UDPTIMEOUT:
 		NUMBER(o->udp_timeout, arg, "--udp-timeout", 0, 1, 86400);
+		break;
+	case O_UDPPERPROC:
+		NUMBER(o->udp_per_proc, arg, "--udp-flows-per-process", 0, 0, 1u << 20);
 		break;
 	case O_CONNTIMEOUT:
 		NUMBER(o->connect_timeout, arg, "--connect-timeout", 0, 1, 600);
@@ -516,6 +524,7 @@ static void defaults(struct options *o)
 	o->connect_timeout = 10;
 	o->map_size = 65536;
 	o->udp_flows = 1024;
+	o->udp_per_proc = UDP_PER_PROC_AUTO;
 	o->mark = SPROXY_MARK_DEFAULT;
 	o->fakeip_ttl = 1;
 	o->tag = TAG_DEFAULT;

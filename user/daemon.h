@@ -30,6 +30,8 @@ struct options {
 	unsigned connect_timeout;     /* seconds */
 	uint32_t map_size;
 	uint32_t udp_flows;           /* pool ports per family */
+	uint32_t udp_per_proc;        /* pool ports one process may hold; 0: any */
+#define UDP_PER_PROC_AUTO UINT32_MAX  /* a quarter of udp_flows, none below 16 */
 	uint32_t mark;
 	int relay_copy;               /* 1: never splice */
 	int disable_fakeip;

@@ -42,6 +42,9 @@ static int on_bpf_event(void *ctx, void *data, size_t size)
 	case SPROXY_EV_POOL_EMPTY:
 		udp_pool_dry(d->udp, (int)e->family, comm, e->proc.tgid);
 		break;
+	case SPROXY_EV_UDP_LIMIT:
+		udp_pool_limited(d->udp, comm, e->proc.tgid);
+		break;
 	case SPROXY_EV_MAP_FULL:
 		/* Once a second at most; the stats count every one. */
 		if (time(NULL) != last_full)

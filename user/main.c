@@ -218,7 +218,8 @@ static void log_stats(struct loader *l)
 		 (unsigned long long)conns, (unsigned long long)tuples);
 	log_info("captured %llu TCP, %llu UDP flows, %llu DNS; bypassed %llu; "
 		 "no record %llu; another connection's record %llu; UDP pool dry %llu; "
-		 "map full %llu",
+		 "map full %llu; UDP flows over --udp-flows-per-process %llu; UDP "
+		 "events not sent (rate limit) %llu",
 		 (unsigned long long)st[SPROXY_STAT_TCP_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_UDP_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_DNS_REDIRECTED],
@@ -226,7 +227,9 @@ static void log_stats(struct loader *l)
 		 (unsigned long long)st[SPROXY_STAT_ORIGDST_MISS],
 		 (unsigned long long)st[SPROXY_STAT_RECORD_MISMATCH],
 		 (unsigned long long)st[SPROXY_STAT_POOL_EMPTY],
-		 (unsigned long long)st[SPROXY_STAT_MAP_FULL]);
+		 (unsigned long long)st[SPROXY_STAT_MAP_FULL],
+		 (unsigned long long)st[SPROXY_STAT_UDP_PROC_LIMIT],
+		 (unsigned long long)st[SPROXY_STAT_UDP_EVENTS_QUIET]);
 }
 
 /* Detach first: from then on, traffic goes direct.  Then free, leave our

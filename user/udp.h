@@ -21,6 +21,7 @@ void udp_pool_free(struct udp_pool *p);
 void udp_pool_release(struct udp_pool *p, uint64_t cookie);
 /* The BPF side found the pool dry. */
 void udp_pool_dry(struct udp_pool *p, int family, const char *comm, uint32_t pid);
-size_t udp_pool_active(const struct udp_pool *p);
+/* The BPF side refused a flow: the process holds --udp-flows-per-process. */
+void udp_pool_limited(struct udp_pool *p, const char *comm, uint32_t pid);
 
 #endif
