@@ -19,58 +19,15 @@
 #include "http.h"
 #include "tag.h"
 #include "log.h"
-#include "policy.h"
 #include "proxy.h"
+#include "proxy_int.h"
 #include "relay.h"
-#include "rules.h"
-#include "sniffwait.h"
-#include "upstream.h"
 #include "sproxy.h"
 #include "sproxy.skel.h"
 
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80
 #endif
-
-struct session;
-
-struct proxy_listener {
-	struct daemon *d;
-	struct sockaddr_storage addr;   /* bound; wildcard: ask each socket */
-	int wildcard;
-	struct evconnlistener *l;
-	struct event *pause;        /* re-enables accepting after EMFILE */
-	struct session *sessions;   /* open ones, ended when the listener goes */
-};
-
-struct session {
-	struct daemon *d;
-	struct proxy_listener *pl;
-	struct session *prev, *next;          /* the listener's sessions */
-	struct session *hnext;                /* the cookie table's chain */
-	uint64_t cookie;                      /* the application socket's; 0: none */
-	struct sproxy_sockopts opts;          /* the application's, for sfd */
-	int cfd, sfd;
-	struct sockaddr_storage src;          /* the application's end */
-	struct target t;
-	struct sproxy_proc proc;
-	int have_proc;
-	struct connect_req *creq;
-	struct sniff_wait *sw;                /* peeking for a name */
-	struct policy_req *preq;              /* deciding, a name being looked up */
-	char sniffed_host[256];
-	enum sniff_kind sniffed;
-	/* The route, kept as decided: a reload does not change it. */
-	int decided, rule;
-	enum rule_action action;
-	const struct upstream *up;           /* NULL: direct */
-	int sniff_tried;
-	char route[64];
-	const char *via;                      /* the route, for the log */
-	struct relay relay;
-	int relaying;
-	struct timespec start;
-};
 
 static double since(const struct timespec *t0)
 {
@@ -148,8 +105,7 @@ static void close_reset(int fd)
 /* Ends a session: one log line, both sockets closed, with a reset when
  * anything went wrong (or the daemon stops mid-stream), so that neither
  * peer takes a cut stream for a complete one. */
-static void session_close(struct session *s, const char *result, const char *err,
-			  int reset)
+void session_close(struct session *s, const char *result, const char *err, int reset)
 {
 	struct conn_log c = {
 		.proto = "tcp",
@@ -172,8 +128,7 @@ static void session_close(struct session *s, const char *result, const char *err
 	if (s->t.addr.ss_family == 0)
 		c.dst = NULL;
 	connlog_write(&c);
-	sniff_wait_cancel(s->sw);
-	policy_cancel(s->preq);
+	session_route_cancel(s);
 	if (s->creq)
 		connector_cancel(s->creq);
 	if (s->relaying)
@@ -191,7 +146,7 @@ static void session_close(struct session *s, const char *result, const char *err
 	free(s);
 }
 
-static void session_end(struct session *s, const char *result, const char *err)
+void session_end(struct session *s, const char *result, const char *err)
 {
 	session_close(s, result, err, err != NULL);
 }
@@ -257,7 +212,7 @@ static void on_relay_done(struct relay *r, const char *err, void *arg)
 	session_end(s, err ? "error" : "ok", err);
 }
 
-static void on_connected(int fd, const char *errmsg, void *arg)
+void session_connected(int fd, const char *errmsg, void *arg)
 {
 	struct session *s = arg;
 	struct http_tagger *tagger = NULL;
@@ -348,112 +303,10 @@ static int original_destination(struct session *s, const struct sockaddr_storage
 	return 0;
 }
 
-static void start_sniff(struct session *s);
-
-/* Out on the decided route.  An upstream that takes names gets the
- * sniffed one in place of the address (--sniff-override). */
-static void connect_out(struct session *s)
-{
-	const struct options *o = s->d->opt;
-	struct target t = s->t;
-
-	if (s->up && o->sniff_override && s->sniffed && !t.host[0] &&
-	    upstream_carries(o, s->up, SOCK_STREAM))
-		snprintf(t.host, sizeof(t.host), "%s", s->sniffed_host);
-	s->creq = connector_start_via(s->d, s->up, &t, SOCK_STREAM, on_connected, s);
-	if (!s->creq)
-		session_end(s, "error", "out of memory");
-}
-
-/* The policy's answer: rejected at once (the application sees its
- * connection reset), or out, through an upstream or not. */
-static void on_decided(const struct rule_result *out, void *arg)
-{
-	struct session *s = arg;
-	const struct options *o = s->d->opt;
-	char err[200];
-
-	s->preq = NULL;
-	s->decided = 1;
-	s->rule = out->rule;
-	s->action = out->action;
-	snprintf(s->route, sizeof(s->route), "%s", out->target);
-	if (s->action == RULE_REJECT) {
-		session_close(s, "rejected", NULL, 1);
-		return;
-	}
-	if (policy_upstream(s->d, out, &s->up, err, sizeof(err)) < 0) {
-		session_end(s, "error", err);
-		return;
-	}
-	if (s->up)
-		snprintf(s->route, sizeof(s->route), "%s", s->up->name);
-	s->via = upstream_via(o, s->up, SOCK_STREAM);
-	/* Rules that needed no name decided without one; the upstream may
-	 * still want it. */
-	if (!s->sniff_tried && s->up && o->sniff && o->sniff_override && !s->t.host[0] &&
-	    upstream_carries(o, s->up, SOCK_STREAM)) {
-		start_sniff(s);
-		return;
-	}
-	connect_out(s);
-}
-
-/* Original destination and process known, and the name if there is one:
- * the one place a TCP connection's route is decided. */
-static void decide(struct session *s)
-{
-	struct policy_conn c = {
-		.dst = (struct sockaddr *)&s->t.addr,
-		.network = RULE_NET_TCP,
-		.host = s->t.host[0] ? s->t.host : s->sniffed ? s->sniffed_host : NULL,
-		.fakeip = s->t.host[0] != 0,
-		.proc = s->have_proc ? &s->proc : NULL,
-	};
-	struct rule_result out;
-
-	switch (policy_route(s->d, &c, &out, on_decided, s, &s->preq)) {
-	case RULES_DECIDED:
-		on_decided(&out, s);
-		break;
-	case RULES_RESOLVE:
-		break;
-	default:
-		session_end(s, "error", "out of memory");
-	}
-}
-
-static void on_sniffed(const char *host, enum sniff_kind kind, void *arg)
-{
-	struct session *s = arg;
-
-	s->sw = NULL;
-	if (host) {
-		snprintf(s->sniffed_host, sizeof(s->sniffed_host), "%s", host);
-		s->sniffed = kind;
-	}
-	if (s->decided)
-		connect_out(s);
-	else
-		decide(s);
-}
-
-static void start_sniff(struct session *s)
-{
-	s->sniff_tried = 1;
-	s->sw = sniff_wait_start(s->d->base, s->cfd, s->d->opt->sniff_timeout, on_sniffed, s);
-	if (!s->sw)
-		session_end(s, "error", "out of memory");
-}
-
-/* DNS goes to the built-in server; a FakeIP address to its name; the rest
- * to where it was going. */
+/* DNS goes to the built-in server; the rest through the policy. */
 static void route(struct session *s)
 {
 	struct daemon *d = s->d;
-	char err[200], a[ADDR_STRLEN];
-	const char *name;
-	int in_range = 0;
 
 	if (addr_port((struct sockaddr *)&s->t.addr) == 53) {
 		if (dnstcp_start(d, s->cfd, &s->proc, s->have_proc, &s->src, &s->t.addr) < 0) {
@@ -465,22 +318,7 @@ static void route(struct session *s)
 		free(s);            /* the DNS session owns the socket now */
 		return;
 	}
-	name = dns_server_fake_name(d->dns, (struct sockaddr *)&s->t.addr, &in_range);
-	if (in_range && !name) {
-		snprintf(err, sizeof(err), "%s is a FakeIP address that is not mapped to "
-			 "any name (handed out before a restart without --fakeip-store?)",
-			 addr_str((struct sockaddr *)&s->t.addr, a, sizeof(a)));
-		refuse(s, err);
-		return;
-	}
-	if (name)
-		snprintf(s->t.host, sizeof(s->t.host), "%s", name);
-	/* A name is worth waiting for when the destination is a real
-	 * address and some rule looks at names; otherwise not a moment. */
-	if (d->opt->sniff && !s->t.host[0] && (rules_needs(d->rules) & RULES_NEED_HOST))
-		start_sniff(s);
-	else
-		decide(s);
+	session_route(s);
 }
 
 static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
