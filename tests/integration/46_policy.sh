@@ -3,7 +3,7 @@
 #   a table of rule cases, each checked with a real connection from a process
 #   with the right name, uid or cgroup, and the connection log's
 #   "rule=N route=..." for it: DOMAIN-SUFFIX through a FakeIP name, IP-CIDR
-#   (a FakeIP name resolved for it first), DST-PORT, PROCESS-NAME (a copy of
+#   (a FakeIP name resolved for it first, TCP and UDP), DST-PORT, PROCESS-NAME (a copy of
 #   curl under another name), UID (setpriv), CGROUP (a child cgroup),
 #   NETWORK (UDP), AND/OR/NOT, the first match winning, MATCH at the end;
 #   REJECT: a TCP connection reset at once (the server sees nothing), a UDP
@@ -167,6 +167,14 @@ t_udp() {
 	routed 3 DIRECT " udp " "result=ok"
 }
 
+# A UDP flow to a FakeIP name: rule 2's IP-CIDR has the name resolved
+# first (name.test is $V4, not $V4B), then NETWORK decides.
+t_udp_fakeip() {
+	ran app_run udpf bash -c 'a=$(getent ahostsv4 name.test | awk "NR == 1 { print \$1 }") &&
+		exec "$1" udpsend "$a:7" 70696e67' _ "$TOOLS/netclient" || return 1
+	routed 3 DIRECT " udp " "host=name.test " "result=ok"
+}
+
 t_reject_tcp() {
 	app_run rej curl -sS -m 10 "http://www.ads.test:8080/rej"
 	# 56 (a read reset), 52, or 7 ("Couldn't connect") when the reset came
@@ -302,6 +310,7 @@ run_case or t_or
 run_case and-not t_and_not
 run_case match-default t_match
 run_case network-udp t_udp
+run_case udp-fakeip-resolved t_udp_fakeip
 run_case reject-tcp-reset t_reject_tcp
 run_case reject-udp-dropped t_reject_udp
 run_case sniff-tls-sni t_sniff_tls
