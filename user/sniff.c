@@ -9,7 +9,7 @@
 
 const char *sniff_kind_name(enum sniff_kind k)
 {
-	return k == SNIFF_TLS ? "tls" : k == SNIFF_HTTP ? "http" : NULL;
+	return k == SNIFF_TLS ? "tls" : k == SNIFF_HTTP ? "http" : k == SNIFF_QUIC ? "quic" : NULL;
 }
 
 /* A DNS name as rules and upstreams take it: letters, digits, '-', '_'

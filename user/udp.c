@@ -42,7 +42,7 @@ static void on_slot_read(evutil_socket_t fd, short what, void *arg)
 
 		if (n < 0)
 			return;
-		f = slot->flow ? slot->flow : udp_flow_new(slot, &from);
+		f = slot->flow ? slot->flow : udp_flow_new(slot, &from, dgram, (size_t)n);
 		if (!f) {
 			log_debug("UDP datagram on pool port %u without a flow: dropped",
 				  slot->port);

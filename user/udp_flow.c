@@ -16,6 +16,7 @@
 #include "log.h"
 #include "policy.h"
 #include "rules.h"
+#include "sniff.h"
 #include "sproxy.h"
 #include "udp_int.h"
 #include "udp_owner.h"
@@ -67,7 +68,8 @@ void udp_flow_end(struct udp_flow *f, const char *result, const char *err)
 		.cgroup = daemon_cgroup_name(p->d, f->rec.proc.cgroup_id),
 		.src = (struct sockaddr *)&f->app,
 		.dst = (struct sockaddr *)&f->t.addr,
-		.host = f->t.host[0] ? f->t.host : NULL,
+		.host = f->t.host[0] ? f->t.host : f->sniffed ? f->sniffed_host : NULL,
+		.sniffed = sniff_kind_name(f->sniffed),
 		.rule = f->rule,
 		.route = f->decided ? f->route : NULL,
 		.via = f->via,
@@ -202,10 +204,17 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 
 static void connect_start(struct udp_flow *f)
 {
+	const struct options *o = f->slot->pool->d->opt;
+	struct target t = f->t;
+
 	f->refused = NULL;
 	f->retry_at = 0;
-	f->via = upstream_via(f->slot->pool->d->opt, f->upstream, SOCK_DGRAM);
-	f->creq = connector_start_via(f->slot->pool->d, f->upstream, &f->t, SOCK_DGRAM,
+	/* An upstream that takes names gets the sniffed one (--sniff-override). */
+	if (f->upstream && o->sniff_override && f->sniffed && !t.host[0] &&
+	    upstream_carries(o, f->upstream, SOCK_DGRAM))
+		snprintf(t.host, sizeof(t.host), "%s", f->sniffed_host);
+	f->via = upstream_via(o, f->upstream, SOCK_DGRAM);
+	f->creq = connector_start_via(f->slot->pool->d, f->upstream, &t, SOCK_DGRAM,
 				      on_connected, f);
 	if (!f->creq)
 		connect_failed(f, errno ? strerror(errno) : "out of memory");
@@ -243,7 +252,7 @@ static void decide(struct udp_flow *f)
 	struct policy_conn c = {
 		.dst = (struct sockaddr *)&f->t.addr,
 		.network = RULE_NET_UDP,
-		.host = f->t.host[0] ? f->t.host : NULL,
+		.host = f->t.host[0] ? f->t.host : f->sniffed ? f->sniffed_host : NULL,
 		.fakeip = f->t.host[0] != 0,
 		.proc = &f->rec.proc,
 	};
@@ -359,7 +368,8 @@ static int from_owner(struct udp_slot *slot, const struct sockaddr_storage *from
 	return 0;
 }
 
-struct udp_flow *udp_flow_new(struct udp_slot *slot, const struct sockaddr_storage *from)
+struct udp_flow *udp_flow_new(struct udp_slot *slot, const struct sockaddr_storage *from,
+			      const uint8_t *data, size_t n)
 {
 	struct udp_pool *p = slot->pool;
 	struct udp_flow *f;
@@ -402,6 +412,13 @@ struct udp_flow *udp_flow_new(struct udp_slot *slot, const struct sockaddr_stora
 	}
 	if (name)
 		snprintf(f->t.host, sizeof(f->t.host), "%s", name);
+	else if (p->d->opt->sniff) {
+		/* The datagram is in hand: reading its name costs no wait. */
+		enum sniff_kind k;
+
+		if (sniff_quic(data, n, f->sniffed_host, sizeof(f->sniffed_host), &k) == SNIFF_FOUND)
+			f->sniffed = k;
+	}
 	decide(f);
 	return f;
 }

@@ -63,6 +63,7 @@ make_cgroup "$CG/child" 2>/dev/null || { _setup_fail "mkdir $CG/child"; finish; 
 wait_for 5 in_client socat -u OPEN:/dev/null TCP:$V4:8443 ||
 	{ _setup_fail "openssl s_server does not listen: $(tail -n 2 "$TMP/tls.err")"; finish; }
 
+QUIC_INITIAL=$ROOT/tests/fuzz/corpus/fuzz_sniff/quic_rfc9001
 CONF=$TMP/rules.conf
 RULES=(
 	"DOMAIN-SUFFIX,ads.test,REJECT"                               # 1
@@ -242,6 +243,19 @@ t_sniff_off() {
 		eval '! log_line "pid=$RUN_PID " | grep -q sniffed='
 }
 
+# QUIC: the first datagram of RFC 9001's example connection (appendix
+# A.2), sent as it is to a real address, names example.com.
+t_sniff_quic() {
+	restart_daemon --resolver $RESOLVER --udp-timeout 2 \
+		--rule "AND,((NETWORK,udp),(DOMAIN,example.com)),REJECT" --rule "MATCH,DIRECT" ||
+		return 1
+	app_run quic "$TOOLS/netclient" udpsend -t 1 $V4:443 \
+		"$(od -An -tx1 -v "$QUIC_INITIAL" | tr -d ' \n')"
+	expect "netclient exited $RUN_RC, want 3 (no answer: dropped)" [ "$RUN_RC" = 3 ] ||
+		return 1
+	routed 1 REJECT " udp " "host=example.com " "sniffed=quic" "result=rejected"
+}
+
 # --- upstreams ---------------------------------------------------------------
 
 # No rule looks at names, the route is an upstream: the name is sniffed
@@ -318,6 +332,7 @@ run_case sniff-http-host t_sniff_http
 run_case sniff-http-reject t_sniff_http_reject
 run_case server-speaks-first t_server_first
 run_case sniff-off t_sniff_off
+run_case sniff-quic-initial t_sniff_quic
 run_case sniff-override-upstream t_override
 run_case sniff-override-off t_override_off
 run_case reload-keeps-route t_reload_keeps
