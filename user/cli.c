@@ -20,7 +20,12 @@
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
+"       sproxy-bpf detach CGROUP [--pin DIR]\n"
 "       sproxy-bpf check [CGROUP] [OPTION]...\n"
+"       sproxy-bpf run [OPTION]... -- CMD [ARG]...\n"
+"       sproxy-bpf tproxy [OPTION]...\n"
+"       sproxy-bpf rules [RULES OPTION]... --print | --apply | --remove\n"
+"       sproxy-bpf doctor [CGROUP] [DOCTOR OPTION]...\n"
 "       sproxy-bpf --help | --version\n"
 "\n"
 "Sends every TCP connection and UDP datagram of the processes in CGROUP (a\n"
@@ -35,6 +40,30 @@ static const char usage_text[] =
 "daemon's own network namespace.  Needs Linux 5.18 or later.\n"
 "'check' reads the options, the --config file and the rules, prints 'ok' or\n"
 "what is wrong, and exits; it loads nothing and needs no privileges.\n"
+"\n"
+"run makes a cgroup of its own, <cg2>/sproxy-bpf.run/<pid>, captures it as\n"
+"attach would, then runs CMD there as the invoking user (SUDO_UID/SUDO_GID or\n"
+"PKEXEC_UID; root only with --user root), on the terminal, passing signals on.\n"
+"It lives until CMD and every process CMD started have exited, then detaches,\n"
+"removes the cgroup and exits with CMD's status (128+N for signal N).  Without\n"
+"--listen it listens on a free port, so several runs go side by side.  Its\n"
+"messages and the connection log go to stderr (or --log), never to CMD's\n"
+"stdout; SIGHUP goes on to CMD.  Every option of attach applies; run's own:\n"
+"      --user NAME|UID        run CMD as this user\n"
+"      --cgroup-parent CGROUP make the run's cgroup below CGROUP instead\n"
+"\n"
+"tproxy: gateway mode, for traffic of other hosts (and, with the rules'\n"
+"--local, of this one) that netfilter TPROXY rules send to the listeners:\n"
+"TCP and UDP on each --listen (default [::]:3333, IPv4 and IPv6) with\n"
+"IP_TRANSPARENT; no cgroup, no BPF.  The same relay, FakeIP DNS (UDP and TCP\n"
+"port 53) and log; the log names the client (capture=tproxy proc=none client=).\n"
+"Its own sockets carry --mark, which the rules leave alone; SIGHUP reopens\n"
+"the log only.  Needs root or CAP_NET_ADMIN.  'sproxy-bpf rules --help'\n"
+"tells about the netfilter rules.\n"
+"\n"
+"doctor: checks what capture needs and what is in its way, each finding\n"
+"with its fix; exit status 0 healthy, 1 problems found.  'sproxy-bpf doctor\n"
+"--help' tells more.\n"
 "\n"
 "Options:\n"
 "  -l, --listen ADDR:PORT     TCP listener; repeatable (default 127.0.0.1:3333\n"
@@ -63,6 +92,11 @@ static const char usage_text[] =
 "                             stay in the kernel) or copy (always through a buffer)\n"
 "      --mark N               SO_MARK of the daemon's own sockets, which are never\n"
 "                             captured; decimal or 0x hex (default 0x5350)\n"
+"      --pin DIR              fail-closed: pin programs, links and maps in DIR\n"
+"                             (on a BPF filesystem: /sys/fs/bpf/sproxy), so that\n"
+"                             CGROUP's connections fail, not go direct, once the\n"
+"                             daemon is gone; a daemon with the same DIR takes\n"
+"                             them over; 'detach CGROUP' removes them\n"
 "      --reattach             when CGROUP is removed, wait for its path to come\n"
 "                             back and capture it again (default: exit, status 3)\n"
 "      --tag off|on|TEMPLATE  what HTTP User-Agents get appended: on (default) is\n"
@@ -126,7 +160,14 @@ static const char usage_text[] =
 "Exit status: 0 stopped by SIGINT/SIGTERM (everything detached); 1 a runtime\n"
 "failure (kernel too old, BPF load or attach, listening); 2 a usage error or a\n"
 "bad value (named in the message; nothing was loaded); 3 CGROUP was removed\n"
-"while captured (without --reattach).  check: 0 all is well, 2 it is not.\n";
+"while captured (without --reattach).  check: 0 all is well, 2 it is not.\n"
+"run: CMD's status, or one of these when CMD could not be started.\n"
+"\n"
+"detach removes sproxy-bpf's programs left on CGROUP by a daemon that is gone,\n"
+"and their pins (in DIR, or found on the BPF filesystems), printing each link,\n"
+"program and pin it removed, or 'nothing attached'.  Status 0 then; 1 when a\n"
+"running daemon holds them (stop it first) or removing failed; 2 a bad CGROUP\n"
+"or DIR.\n";
 
 
 enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
@@ -134,7 +175,8 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_FSTORE, O_FEXCL, O_FTTL,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
        O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
-       O_UDPPERPROC, O_SNIFF, O_SNIFFOVERRIDE, O_SNIFFTIMEOUT };
+       O_UDPPERPROC, O_USER, O_CGPARENT, O_PIN, O_SNIFF, O_SNIFFOVERRIDE,
+       O_SNIFFTIMEOUT };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -157,6 +199,7 @@ static const struct option long_opts[] = {
 	{ "fakeip-exclude", required_argument, 0, O_FEXCL },
 	{ "fakeip-ttl", required_argument, 0, O_FTTL },
 	{ "reattach", no_argument, 0, O_REATTACH },
+	{ "pin", required_argument, 0, O_PIN },
 	{ "tag", required_argument, 0, O_TAG },
 	{ "header-timeout", required_argument, 0, O_HDRTIMEOUT },
 	{ "header-budget", required_argument, 0, O_HDRBUDGET },
@@ -167,6 +210,8 @@ static const struct option long_opts[] = {
 	{ "fakeip-per-process", required_argument, 0, O_FPERPROC },
 	{ "upstream", required_argument, 0, O_UPSTREAM },
 	{ "udp-over-http", required_argument, 0, O_UDPHTTP },
+	{ "user", required_argument, 0, O_USER },
+	{ "cgroup-parent", required_argument, 0, O_CGPARENT },
 	{ "sniff", required_argument, 0, O_SNIFF },
 	{ "sniff-override", required_argument, 0, O_SNIFFOVERRIDE },
 	{ "sniff-timeout", required_argument, 0, O_SNIFFTIMEOUT },
@@ -249,6 +294,8 @@ static int flag(const char *arg)
 }
 
 static int apply_config(struct options *o, const char *path, char *err, size_t errlen);
+
+static int is_run;          /* the command is run */
 
 /* Parsed, resolved, and its password blanked where it was read (argv), so
  * that ps shows less of it from now on (NAME=@FILE shows none at all). */
@@ -361,6 +408,13 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 		NUMBER(o->fakeip_ttl, arg, "--fakeip-ttl", 0, 0, 86400);
 		break;
 	case O_REATTACH: o->reattach = flag(arg); break;
+	case O_PIN:
+		/* run's cgroup goes with it: nothing to keep closed */
+		if (is_run)
+			return usage_error(err, errlen, "--pin is an option of attach");
+		if (!(o->pin_dir = keep(o, arg)))
+			return usage_error(err, errlen, "out of memory");
+		break;
 	case O_TAG:
 		if (strcmp(arg, "off") == 0)
 			o->tag = NULL;
@@ -421,6 +475,17 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 		if (rules_add(o->rules, arg, o->origin ? o->origin : "--rule", rmsg,
 			      sizeof(rmsg)) < 0)
 			return usage_error(err, errlen, "--rule '%.200s': %s", arg, rmsg);
+		break;
+	}
+	case O_USER:
+	case O_CGPARENT: {
+		const char **to = c == O_USER ? &o->run_user : &o->run_parent;
+
+		if (!is_run)
+			return usage_error(err, errlen, "--%s is an option of run",
+					   c == O_USER ? "user" : "cgroup-parent");
+		if (!(*to = keep(o, arg)))
+			return usage_error(err, errlen, "out of memory");
 		break;
 	}
 	default:
@@ -541,7 +606,9 @@ static void parse(int argc, char **argv, struct options *o)
 	int c, rc;
 
 	defaults(o);
-	while ((c = getopt_long(argc, argv, "l:b:vhV", long_opts, NULL)) != -1) {
+	/* run: options end at CMD, whose own options are its own. */
+	while ((c = getopt_long(argc, argv, is_run ? "+l:b:vhV" : "l:b:vhV", long_opts,
+				NULL)) != -1) {
 		switch (c) {
 		case 'h':
 			fputs(usage_text, stdout);
@@ -566,7 +633,7 @@ static void parse(int argc, char **argv, struct options *o)
 void cli_parse(int argc, char **argv, struct options *o)
 {
 	char err[4096];
-	int check;
+	int check, tproxy;
 
 	if (argc > 1 && argv[1][0] == '-') {
 		parse(argc, argv, o);
@@ -577,15 +644,41 @@ void cli_parse(int argc, char **argv, struct options *o)
 		fputs(usage_text, stderr);
 		exit(EXIT_USAGE);
 	}
+	if (strcmp(argv[1], "rules") == 0)
+		exit(cli_rules(argc, argv));
+	if (strcmp(argv[1], "doctor") == 0)
+		exit(cli_doctor(argc, argv));
+	tproxy = strcmp(argv[1], "tproxy") == 0;
 	check = strcmp(argv[1], "check") == 0;
-	if (!check && strcmp(argv[1], "attach") != 0) {
+	is_run = strcmp(argv[1], "run") == 0;
+	if (!check && !is_run && !tproxy && strcmp(argv[1], "attach") != 0) {
 		fprintf(stderr, "sproxy-bpf: unknown command '%s'\nTry 'sproxy-bpf --help'.\n",
 			argv[1]);
 		exit(EXIT_USAGE);
 	}
 	optind = 2;
 	parse(argc, argv, o);
-	if (optind < argc - 1 || (!check && optind != argc - 1)) {
+	if (is_run) {
+		if (optind >= argc) {
+			fprintf(stderr, "sproxy-bpf: run needs a command: sproxy-bpf run "
+				"[OPTION]... -- CMD [ARG]...\nTry 'sproxy-bpf --help'.\n");
+			exit(EXIT_USAGE);
+		}
+		o->run_argv = argv + optind;
+		optind = argc - 1;      /* CMD is no CGROUP */
+	}
+	if (tproxy && optind < argc) {
+		fprintf(stderr, "sproxy-bpf: tproxy takes no argument, not '%s'\n"
+			"Try 'sproxy-bpf --help'.\n", argv[optind]);
+		exit(EXIT_USAGE);
+	}
+	o->tproxy = tproxy;
+	if (tproxy && o->pin_dir) {
+		fprintf(stderr, "sproxy-bpf: --pin is an option of attach (tproxy loads "
+			"no BPF)\nTry 'sproxy-bpf --help'.\n");
+		exit(EXIT_USAGE);
+	}
+	if (!tproxy && (optind < argc - 1 || (!check && optind != argc - 1))) {
 		if (optind >= argc)
 			fprintf(stderr, "sproxy-bpf: attach needs a CGROUP\n");
 		else
@@ -594,7 +687,7 @@ void cli_parse(int argc, char **argv, struct options *o)
 		fprintf(stderr, "Try 'sproxy-bpf --help'.\n");
 		exit(EXIT_USAGE);
 	}
-	o->cgroup = optind < argc ? argv[optind] : NULL;
+	o->cgroup = optind < argc && !is_run ? argv[optind] : NULL;
 	if (cli_finish(o, err, sizeof(err)) < 0) {
 		print_err(err, 0);
 		exit(EXIT_USAGE);

@@ -59,6 +59,11 @@ struct options {
 	struct upstream upstream[UPSTREAM_MAX];  /* --upstream, by name */
 	int n_upstream;
 	int udp_over_http;            /* UDP_OVER_HTTP_REJECT or _DIRECT */
+	char *const *run_argv;        /* run: CMD and its arguments; NULL: attach */
+	const char *run_user;         /* run --user: NAME or uid */
+	const char *run_parent;       /* run --cgroup-parent */
+	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
+	const char *pin_dir;          /* --pin: on a BPF filesystem; NULL = fail-open */
 };
 
 struct daemon {
@@ -80,6 +85,8 @@ struct daemon {
 	char **argv;
 };
 
+/* d->dns from d->opt (either mode).  0, or -1 with err. */
+int daemon_dns_new(struct daemon *d, char *err, size_t errlen);
 /* Sets the socket mark that the BPF side skips.  Logs a failure. */
 void daemon_mark(const struct daemon *d, int fd);
 /* Replaces the thread name the hooks saw with the process's. */

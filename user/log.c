@@ -270,6 +270,23 @@ void connlog_write(const struct conn_log *c)
 		field_str(fp, &first, "comm", comm);
 		field_num(fp, &first, "uid", c->proc->uid);
 	}
+	if (c->capture) {
+		char a2[ADDR_STRLEN], *colon;
+
+		/* Gateway traffic: the hooks saw no process; the client is a host. */
+		field_str(fp, &first, "capture", c->capture);
+		if (!c->proc)
+			field_str(fp, &first, "proc", "none");
+		if (c->src) {
+			addr_str(c->src, a2, sizeof(a2));
+			colon = strrchr(a2, ':');          /* the port goes */
+			if (colon)
+				*colon = 0;
+			if (a2[0] == '[' && colon && colon[-1] == ']')
+				colon[-1] = 0;
+			field_str(fp, &first, "client", a2[0] == '[' ? a2 + 1 : a2);
+		}
+	}
 	if (c->cgroup)
 		field_str(fp, &first, "cgroup", c->cgroup);
 	if (c->src)

@@ -37,6 +37,7 @@ struct conn_log {
 	double duration;                   /* seconds */
 	const char *result;                /* "ok", "error", "refused", "rejected" */
 	const char *error;                 /* NULL when none */
+	const char *capture;               /* "tproxy": from another host, no process */
 };
 
 /* path NULL: stderr.  A new file is made mode 0600.  Returns 0 or -errno. */

@@ -123,6 +123,7 @@ void session_close(struct session *s, const char *result, const char *err, int r
 		.duration = since(&s->start),
 		.result = result,
 		.error = err,
+		.capture = s->transparent ? "tproxy" : NULL,
 	};
 
 	if (s->t.addr.ss_family == 0)
@@ -287,12 +288,14 @@ static int original_destination(struct session *s, const struct sockaddr_storage
 
 	if (getsockopt(s->cfd, level, SO_ORIGINAL_DST, &s->t.addr, &olen) < 0) {
 		if (errno == ENOENT)
-			snprintf(err, errlen, "no original destination for %s: not a "
-				 "connection captured from the cgroup (the listener is not "
-				 "an open relay)", addr_str((struct sockaddr *)&s->src, a, sizeof(a)));
+			snprintf(err, errlen, "no original destination for %s: not "
+				 "captured (a direct connection? a client outside the "
+				 "cgroup or its netns? run 'sproxy-bpf doctor')",
+				 addr_str((struct sockaddr *)&s->src, a, sizeof(a)));
 		else
-			snprintf(err, errlen, "SO_ORIGINAL_DST: %s (is the getsockopt "
-				 "hook attached?)", strerror(errno));
+			snprintf(err, errlen, "SO_ORIGINAL_DST: %s (getsockopt hook not "
+				 "attached, or another BPF program in the way? run "
+				 "'sproxy-bpf doctor')", strerror(errno));
 		memset(&s->t.addr, 0, sizeof(s->t.addr));
 		return -1;
 	}
@@ -300,6 +303,27 @@ static int original_destination(struct session *s, const struct sockaddr_storage
 	if (take_record(s, local) < 0)
 		log_debug("no process record for %s (aged out of the map?)",
 			  addr_str((struct sockaddr *)&s->src, a, sizeof(a)));
+	return 0;
+}
+
+/* Behind TPROXY the accepted socket keeps the address the client asked
+ * for as its own; no record, no process.  A connection made to one of our
+ * addresses on the listener's port came straight to the listener, not
+ * through the rules: relaying it would connect to ourselves forever. */
+static int tproxy_destination(struct session *s, const struct proxy_listener *pl,
+			      const struct sockaddr_storage *local, char *err, size_t errlen)
+{
+	char a[ADDR_STRLEN];
+
+	s->t.addr = *local;
+	if (addr_port((const struct sockaddr *)local) == addr_port((const struct sockaddr *)&pl->addr) &&
+	    addr_is_ours((const struct sockaddr *)local)) {
+		snprintf(err, errlen, "%s connected to the TPROXY listener %s itself, not "
+			 "through the TPROXY rules (run 'sproxy-bpf doctor')",
+			 addr_str((struct sockaddr *)&s->src, a, sizeof(a)),
+			 addr_str((const struct sockaddr *)local, a, sizeof(a)));
+		return -1;
+	}
 	return 0;
 }
 
@@ -355,7 +379,9 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
 		return;
 	}
 	addr_unmap(&local);
-	if (original_destination(s, &local, err, sizeof(err)) < 0) {
+	s->transparent = pl->transparent;
+	if (pl->transparent ? tproxy_destination(s, pl, &local, err, sizeof(err)) < 0
+			    : original_destination(s, &local, err, sizeof(err)) < 0) {
 		refuse(s, err);
 		return;
 	}
@@ -486,4 +512,39 @@ void proxy_listener_free(struct proxy_listener *l)
 	evconnlistener_free(l->l);
 	event_free(l->pause);
 	free(l);
+}
+
+/* fd: a bound, listening socket that the caller made transparent. */
+struct proxy_listener *proxy_listen_transparent(struct daemon *d, int fd,
+						const struct sockaddr_storage *addr,
+						char *err, size_t errlen)
+{
+	struct proxy_listener *pl = calloc(1, sizeof(*pl));
+
+	if (!pl)
+		goto oom;
+	pl->d = d;
+	d->limits.header_timeout = d->opt->header_timeout;
+	d->limits.idle_timeout = d->opt->idle_timeout;
+	d->limits.header_budget = d->opt->header_budget;
+	d->limits.over_budget = on_over_budget;
+	pl->addr = *addr;
+	pl->wildcard = 1;           /* every connection has its own local address */
+	pl->transparent = 1;
+	pl->l = evconnlistener_new(d->base, on_accept, pl, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+	if (!pl->l)
+		goto oom;
+	evconnlistener_set_error_cb(pl->l, on_accept_error);
+	pl->pause = evtimer_new(d->base, on_pause_end, pl);
+	if (!pl->pause) {
+		evconnlistener_free(pl->l);
+		goto oom;
+	}
+	return pl;
+oom:
+	if (!pl || !pl->l)
+		close(fd);
+	free(pl);
+	snprintf(err, errlen, "out of memory");
+	return NULL;
 }

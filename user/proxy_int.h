@@ -26,6 +26,7 @@ struct proxy_listener {
 	struct daemon *d;
 	struct sockaddr_storage addr;   /* bound; wildcard: ask each socket */
 	int wildcard;
+	int transparent;            /* TPROXY: the local address is the destination */
 	struct evconnlistener *l;
 	struct event *pause;        /* re-enables accepting after EMFILE */
 	struct session *sessions;   /* open ones, ended when the listener goes */
@@ -57,6 +58,7 @@ struct session {
 	const char *via;                      /* the route, for the log */
 	struct relay relay;
 	int relaying;
+	int transparent;                      /* came through TPROXY */
 	struct timespec start;
 };
 
