@@ -14,7 +14,10 @@
 #include "dnsserver.h"
 #include "log.h"
 #include "ownsock.h"
+#include "policy.h"
+#include "rules.h"
 #include "tproxyudp.h"
+#include "upstream.h"
 
 #ifndef IP_TRANSPARENT
 #define IP_TRANSPARENT 19
@@ -67,6 +70,9 @@ struct tflow {
 	int out_fd;
 	struct event *oev;
 	struct connect_req *creq;
+	struct policy_req *preq;          /* deciding, a name being looked up */
+	int decided, rule, rejected;      /* the route, kept across reloads */
+	char route[64];
 	struct queued *q, **qtail;
 	int nq;
 	struct tdns *dns[MAX_DNS];
@@ -142,6 +148,8 @@ static void log_flow(struct tflow *f, const char *result, const char *err)
 		.src = (struct sockaddr *)&f->client,
 		.dst = (struct sockaddr *)&f->t.addr,
 		.host = f->t.host[0] ? f->t.host : NULL,
+		.rule = f->rule,
+		.route = f->decided ? f->route : NULL,
 		.up = f->up,
 		.down = f->down,
 		.result = result,
@@ -164,6 +172,8 @@ static void flow_end(struct tflow *f)
 
 	if (f->own && f->refused)
 		log_warn("the daemon's own lookup through %s: %s", "TPROXY", f->refused);
+	else if (f->rejected)
+		log_flow(f, "rejected", NULL);
 	else if (f->refused)
 		log_flow(f, "refused", f->refused);
 	else if (!f->own)
@@ -178,6 +188,7 @@ static void flow_end(struct tflow *f)
 		f->q = q->next;
 		free(q);
 	}
+	policy_cancel(f->preq);
 	if (f->creq)
 		connector_cancel(f->creq);
 	if (f->oev)
@@ -357,6 +368,59 @@ static int reply_socket(struct tflow *f)
 	return 0;
 }
 
+/* The policy's answer (no process behind TPROXY: process rules match
+ * nothing).  Rejected: the datagrams are dropped. */
+static void on_decided(const struct rule_result *out, void *arg)
+{
+	struct tflow *f = arg;
+	const struct upstream *up;
+	struct queued *q;
+
+	f->preq = NULL;
+	f->decided = 1;
+	f->rule = out->rule;
+	snprintf(f->route, sizeof(f->route), "%s", out->target);
+	if (out->action == RULE_REJECT ||
+	    policy_upstream(f->u->d, out, &up, f->why, sizeof(f->why)) < 0) {
+		f->rejected = out->action == RULE_REJECT;
+		f->refused = f->rejected ? "rejected" : f->why;
+		while ((q = f->q)) {
+			f->q = q->next;
+			free(q);
+		}
+		f->qtail = &f->q;
+		f->nq = 0;
+		return;
+	}
+	if (up)
+		snprintf(f->route, sizeof(f->route), "%s", up->name);
+	f->via = upstream_via(f->u->d->opt, up, SOCK_DGRAM);
+	f->creq = connector_start_via(f->u->d, up, &f->t, SOCK_DGRAM, on_connected, f);
+	if (!f->creq)
+		f->refused = "out of memory";
+}
+
+static void decide(struct tflow *f)
+{
+	struct policy_conn c = {
+		.dst = (struct sockaddr *)&f->t.addr,
+		.network = RULE_NET_UDP,
+		.host = f->t.host[0] ? f->t.host : NULL,
+		.fakeip = f->t.host[0] != 0,
+	};
+	struct rule_result out;
+
+	switch (policy_route(f->u->d, &c, &out, on_decided, f, &f->preq)) {
+	case RULES_DECIDED:
+		on_decided(&out, f);
+		break;
+	case RULES_RESOLVE:
+		break;
+	default:
+		f->refused = "out of memory";
+	}
+}
+
 static struct tflow *flow_new(struct tproxy_udp *u, const struct sockaddr_storage *client,
 			      const struct sockaddr_storage *dst, unsigned h)
 {
@@ -402,6 +466,11 @@ static struct tflow *flow_new(struct tproxy_udp *u, const struct sockaddr_storag
 	}
 	if (name)
 		snprintf(f->t.host, sizeof(f->t.host), "%s", name);
+	if (!f->own) {
+		decide(f);
+		return f;
+	}
+	/* The daemon's own lookups go where they were sent, past the rules. */
 	f->via = connector_via(u->d, SOCK_DGRAM);
 	f->creq = connector_start(u->d, &f->t, SOCK_DGRAM, on_connected, f);
 	if (!f->creq)
