@@ -16,6 +16,7 @@
 #include "ownsock.h"
 #include "policy.h"
 #include "rules.h"
+#include "sniff.h"
 #include "tproxyudp.h"
 #include "upstream.h"
 
@@ -73,6 +74,8 @@ struct tflow {
 	struct policy_req *preq;          /* deciding, a name being looked up */
 	int decided, rule, rejected;      /* the route, kept across reloads */
 	char route[64];
+	char sniffed_host[256];           /* from a QUIC Initial */
+	int sniffed;                      /* enum sniff_kind */
 	struct queued *q, **qtail;
 	int nq;
 	struct tdns *dns[MAX_DNS];
@@ -147,7 +150,8 @@ static void log_flow(struct tflow *f, const char *result, const char *err)
 		.proto = f->is_dns ? "dns" : "udp",
 		.src = (struct sockaddr *)&f->client,
 		.dst = (struct sockaddr *)&f->t.addr,
-		.host = f->t.host[0] ? f->t.host : NULL,
+		.host = f->t.host[0] ? f->t.host : f->sniffed ? f->sniffed_host : NULL,
+		.sniffed = sniff_kind_name(f->sniffed),
 		.rule = f->rule,
 		.route = f->decided ? f->route : NULL,
 		.up = f->up,
@@ -405,7 +409,7 @@ static void decide(struct tflow *f)
 	struct policy_conn c = {
 		.dst = (struct sockaddr *)&f->t.addr,
 		.network = RULE_NET_UDP,
-		.host = f->t.host[0] ? f->t.host : NULL,
+		.host = f->t.host[0] ? f->t.host : f->sniffed ? f->sniffed_host : NULL,
 		.fakeip = f->t.host[0] != 0,
 	};
 	struct rule_result out;
@@ -422,7 +426,8 @@ static void decide(struct tflow *f)
 }
 
 static struct tflow *flow_new(struct tproxy_udp *u, const struct sockaddr_storage *client,
-			      const struct sockaddr_storage *dst, unsigned h)
+			      const struct sockaddr_storage *dst, unsigned h,
+			      const uint8_t *first, size_t n)
 {
 	struct tflow *f = calloc(1, sizeof(*f));
 	const char *name;
@@ -467,6 +472,11 @@ static struct tflow *flow_new(struct tproxy_udp *u, const struct sockaddr_storag
 	if (name)
 		snprintf(f->t.host, sizeof(f->t.host), "%s", name);
 	if (!f->own) {
+		enum sniff_kind k;
+
+		if (!name && u->d->opt->sniff &&
+		    sniff_quic(first, n, f->sniffed_host, sizeof(f->sniffed_host), &k) == SNIFF_FOUND)
+			f->sniffed = k;
 		decide(f);
 		return f;
 	}
@@ -565,7 +575,7 @@ static void on_listener(evutil_socket_t fd, short what, void *arg)
 			refuse_datagram(u, &u->last_full_log, &client, why);
 			continue;
 		}
-		if (!f && !(f = flow_new(u, &client, &dst, h)))
+		if (!f && !(f = flow_new(u, &client, &dst, h, dgram, (size_t)n)))
 			continue;
 		from_client(f, dgram, (size_t)n);
 	}

@@ -195,23 +195,28 @@ t_dns_fakeip() {
 
 # Rules in gateway mode: no process is known, the destination decides.
 # A REJECT rule resets the LAN client's TCP connection and drops its UDP
-# flow; the rest goes on; each line names its rule and route.
+# flow; the rest goes on; each line names its rule and route.  A QUIC
+# Initial (RFC 9001's example) is named by its first datagram.
 t_gw_rules() {
 	stop_daemon_gw
-	start_tproxy --udp-timeout 2 --rule "IP-CIDR,203.0.113.11/32,REJECT" \
-		--rule "MATCH,DIRECT" || return 1
+	start_tproxy --udp-timeout 2 --rule "AND,((NETWORK,udp),(DOMAIN,example.com)),REJECT" \
+		--rule "IP-CIDR,203.0.113.11/32,REJECT" --rule "MATCH,DIRECT" || return 1
 	client_run gwrej curl -sS -m 10 "http://203.0.113.11:8080/gwrej"
 	expect "curl to a rejected destination exited $RUN_RC: $(tail -n 1 "$TMP/gwrej.err")" \
 		[ "$RUN_RC" != 0 ] || return 1
-	expect_log " tcp " "capture=tproxy " "dst=203.0.113.11:8080 " "rule=1 " "route=REJECT" \
+	expect_log " tcp " "capture=tproxy " "dst=203.0.113.11:8080 " "rule=2 " "route=REJECT" \
 		"result=rejected" || return 1
 	client_run gwrejudp "$TOOLS/netclient" udp -t 1 203.0.113.11:7
 	expect "netclient exited $RUN_RC, want 3 (dropped)" [ "$RUN_RC" = 3 ] || return 1
+	client_run gwquic "$TOOLS/netclient" udpsend -t 1 $R4:443 \
+		"$(od -An -tx1 -v "$ROOT/tests/fuzz/corpus/fuzz_sniff/quic_rfc9001" | tr -d ' \n')"
 	wait_log 8 " udp " "dst=203.0.113.11:7 " || true
-	expect_log " udp " "capture=tproxy " "dst=203.0.113.11:7 " "rule=1 " "route=REJECT" \
+	expect_log " udp " "capture=tproxy " "dst=203.0.113.11:7 " "rule=2 " "route=REJECT" \
 		"result=rejected" || return 1
+	expect_log " udp " "capture=tproxy " "dst=$R4:443 " "host=example.com " "sniffed=quic" \
+		"rule=1 " "route=REJECT" "result=rejected" || return 1
 	ran client_run gwok curl -sS -m 10 "http://$R4:8080/gwok" || return 1
-	expect_log " tcp " "capture=tproxy " "dst=$R4:8080 " "rule=2 " "route=DIRECT" "result=ok" ||
+	expect_log " tcp " "capture=tproxy " "dst=$R4:8080 " "rule=3 " "route=DIRECT" "result=ok" ||
 		return 1
 	sleep 0.2
 	expect "the server got the rejected request" eval '! http_has /gwrej'
