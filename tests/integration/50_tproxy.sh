@@ -6,7 +6,8 @@
 # whatever reaches a server went through the proxy, and the server sees
 # the gateway's address. Checked: TCP over IPv4 and IPv6, UDP with one
 # socket and two peers (each reply from its own peer), FakeIP DNS and curl
-# by name, the log naming the client, --local capturing the gateway's own
+# by name, the log naming the client, rules (a REJECT resets TCP and drops
+# UDP, a QUIC Initial named by its first datagram), --local capturing the gateway's own
 # processes without capturing the daemon (no loop), `rules --remove`
 # leaving the ruleset, rules and routes byte for byte as they were (nft
 # and iptables), --apply all-or-nothing, and `rules --print` never putting
