@@ -243,6 +243,30 @@ t_sniff_off() {
 		eval '! log_line "pid=$RUN_PID " | grep -q sniffed='
 }
 
+# A ClientHello in two pieces, 0.3 s apart (within a long --sniff-timeout):
+# the name is read once the rest comes, and the server still gets every
+# byte (it answers the hello with its own handshake record).
+t_sniff_split() {
+	restart_daemon --resolver $RESOLVER --udp-timeout 2 --config "$CONF" \
+		--sniff-timeout 3000 || return 1
+	local hello=$ROOT/tests/fuzz/corpus/fuzz_sniff/tls_openssl
+	ran app_run split bash -c '{ head -c 60 "$1"; sleep 0.3; tail -c +61 "$1"; sleep 1; } |
+		socat -t 2 - "TCP:$2"' _ "$hello" $V4:8443 || return 1
+	expect "the server did not answer the hello (bytes lost?)" \
+		eval '[ "$(head -c 1 "$TMP/split.out" | od -An -tx1 | tr -d " ")" = 16 ]' || return 1
+	expect_log " tcp " "comm=socat " "dst=$V4:8443 " "host=tls.test " "sniffed=tls" "rule=9 "
+}
+
+# No rule looks at names and no upstream: nothing is sniffed, no wait.
+t_no_name_rules() {
+	restart_daemon --resolver $RESOLVER --rule "MATCH,DIRECT" || return 1
+	ran app_run nonames curl -sS -m 10 -H "Host: http.test" "http://$V4:8080/nonames" ||
+		return 1
+	served /nonames && routed 1 DIRECT "result=ok" || return 1
+	expect "a name was sniffed that nothing needed: $(log_line "pid=$RUN_PID ")" \
+		eval '! log_line "pid=$RUN_PID " | grep -q sniffed='
+}
+
 # QUIC: the first datagram of RFC 9001's example connection (appendix
 # A.2), sent as it is to a real address, names example.com.
 t_sniff_quic() {
@@ -332,6 +356,8 @@ run_case sniff-http-host t_sniff_http
 run_case sniff-http-reject t_sniff_http_reject
 run_case server-speaks-first t_server_first
 run_case sniff-off t_sniff_off
+run_case sniff-tls-split t_sniff_split
+run_case no-name-rules-no-sniff t_no_name_rules
 run_case sniff-quic-initial t_sniff_quic
 run_case sniff-override-upstream t_override
 run_case sniff-override-off t_override_off
