@@ -28,7 +28,7 @@ CASE_LOGS=("$HTTP_LOG")
 
 setup_topology || finish
 setup_cgroup || finish
-if ! need curl dnsmasq socat openssl setpriv microsocks /bin/busybox "$TOOLS/httpd" "$TOOLS/echod" \
+if ! need curl dnsmasq socat openssl setpriv microsocks jq /bin/busybox "$TOOLS/httpd" "$TOOLS/echod" \
 	"$TOOLS/netclient"; then
 	fail setup "$WHY"
 	finish
@@ -258,13 +258,16 @@ t_sniff_split() {
 }
 
 # No rule looks at names and no upstream: nothing is sniffed, no wait.
+# (--json: rule and route as JSON fields.)
 t_no_name_rules() {
-	restart_daemon --resolver $RESOLVER --rule "MATCH,DIRECT" || return 1
+	restart_daemon --resolver $RESOLVER --rule "MATCH,DIRECT" --json || return 1
 	ran app_run nonames curl -sS -m 10 -H "Host: http.test" "http://$V4:8080/nonames" ||
 		return 1
-	served /nonames && routed 1 DIRECT "result=ok" || return 1
-	expect "a name was sniffed that nothing needed: $(log_line "pid=$RUN_PID ")" \
-		eval '! log_line "pid=$RUN_PID " | grep -q sniffed='
+	served /nonames || return 1
+	expect "no JSON line with rule 1, route DIRECT, and no host: $(cat "$TMP/conn.log")" \
+		wait_for 5 eval "json_lines $RUN_PID | jq -e 'select(.proto == \"tcp\" and
+			.rule == 1 and .route == \"DIRECT\" and .host == null and
+			.sniffed == null)' >/dev/null"
 }
 
 # QUIC: the first datagram of RFC 9001's example connection (appendix
