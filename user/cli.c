@@ -26,6 +26,8 @@ static const char usage_text[] =
 "       sproxy-bpf tproxy [OPTION]...\n"
 "       sproxy-bpf rules [RULES OPTION]... --print | --apply | --remove\n"
 "       sproxy-bpf doctor [CGROUP] [DOCTOR OPTION]...\n"
+"       sproxy-bpf status [--json] [--pid N | --socket PATH]\n"
+"       sproxy-bpf top [-n COUNT] [--interval SEC] [--pid N | --socket PATH]\n"
 "       sproxy-bpf --help | --version\n"
 "\n"
 "Sends every TCP connection and UDP datagram of the processes in CGROUP (a\n"
@@ -109,6 +111,9 @@ static const char usage_text[] =
 "                             connection is relayed untagged\n"
 "      --idle-timeout SEC     end a TCP connection after SEC seconds without a\n"
 "                             byte either way (default 0: never)\n"
+"      --control-dir DIR      where the control socket PID.sock that status and\n"
+"                             top use is made (default: $SPROXY_BPF_CONTROL_DIR,\n"
+"                             else /run/sproxy-bpf)\n"
 "      --config FILE          read options from FILE: 'option = value' lines, one\n"
 "                             long option each (flags take true or false), as\n"
 "                             if written here; '#' starts a comment line\n"
@@ -175,8 +180,8 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_FSTORE, O_FEXCL, O_FTTL,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
        O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
-       O_UDPPERPROC, O_USER, O_CGPARENT, O_PIN, O_SNIFF, O_SNIFFOVERRIDE,
-       O_SNIFFTIMEOUT };
+       O_UDPPERPROC, O_USER, O_CGPARENT, O_PIN, O_CTLDIR, O_SNIFF,
+       O_SNIFFOVERRIDE, O_SNIFFTIMEOUT };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -208,6 +213,7 @@ static const struct option long_opts[] = {
 	{ "rule", required_argument, 0, O_RULE },
 	{ "allow-private-answers", no_argument, 0, O_PRIVATE },
 	{ "fakeip-per-process", required_argument, 0, O_FPERPROC },
+	{ "control-dir", required_argument, 0, O_CTLDIR },
 	{ "upstream", required_argument, 0, O_UPSTREAM },
 	{ "udp-over-http", required_argument, 0, O_UDPHTTP },
 	{ "user", required_argument, 0, O_USER },
@@ -456,6 +462,13 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 		break;
 	case O_UPSTREAM:
 		return upstream_option(o, arg, err, errlen);
+	case O_CTLDIR:
+		if (strlen(arg) > 90)
+			return usage_error(err, errlen, "--control-dir %s: too long for a unix "
+					   "socket's path (90 bytes at most)", arg);
+		if (!(o->control_dir = keep(o, arg)))
+			return usage_error(err, errlen, "out of memory");
+		break;
 	case O_UDPHTTP:
 		if (strcmp(arg, "direct") == 0)
 			o->udp_over_http = UDP_OVER_HTTP_DIRECT;

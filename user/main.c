@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
@@ -15,6 +16,7 @@
 #include "addr.h"
 #include "cgroup.h"
 #include "cli.h"
+#include "control.h"
 #include "daemon.h"
 #include "dnsserver.h"
 #include "cgwatch.h"
@@ -30,6 +32,7 @@
 #include "rules.h"
 #include "run.h"
 #include "sproxy.skel.h"
+#include "status.h"
 #include "sysenv.h"
 #include "tproxy.h"
 #include "udp.h"
@@ -80,6 +83,7 @@ struct run {
 	struct bypass_entry bypass[256 + 9];
 	struct events *ev;
 	struct cgwatch *watch;
+	struct control *ctl;
 	int n_given;             /* listeners from --listen; the others are ours */
 	int rc;                  /* exit status once the loop ends */
 	char self_cg[PATH_MAX], own_cg[PATH_MAX];
@@ -250,6 +254,7 @@ static void teardown(struct run *r)
 	struct daemon *d = &r->d;
 	int i;
 
+	control_free(r->ctl);
 	if (d->bpf.skel) {
 		log_stats(&d->bpf);
 		for (size_t k = 0; k < d->bpf.n_links; k++)
@@ -405,6 +410,7 @@ static void on_target(void *arg, int present)
 		r->rc = EXIT_RUNTIME;
 		event_base_loopbreak(d->base);
 	} else {
+		d->attached_at = time(NULL);
 		log_info("cgroup %s is back: attached again", d->target);
 		pin_retarget(r);
 	}
@@ -473,11 +479,16 @@ static int serve(struct run *r, struct options *o)
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
+	d->attached_at = time(NULL);
 	r->watch = cgwatch_new(d->base, d->target, on_target, r, r->err, sizeof(r->err));
 	if (!r->watch) {
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
+	r->ctl = control_new(d, control_dir(o->control_dir), r->err, sizeof(r->err));
+	if (!r->ctl)
+		log_warn("no control socket (sproxy-bpf status will not see this "
+			 "daemon): %s", r->err);
 	notify_ready("capturing %s (pid %d); listening on %s%s%s", d->target,
 		     (int)getpid(), lc->listen4 ? addr_str(lc->listen4, a, sizeof(a)) : "",
 		     lc->listen4 && lc->listen6 ? " and " : "",
@@ -520,6 +531,11 @@ int main(int argc, char **argv)
 	struct runcmd *cmd = NULL;
 	int rc;
 
+	/* Clients of a running daemon: their own command lines. */
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return status_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "top") == 0)
+		return top_main(argc - 1, argv + 1);
 	if (argc > 1 && strcmp(argv[1], "detach") == 0)
 		return detach_main(argc - 1, argv + 1);
 	/* For SIGHUP, as given: parsing may blank a password in argv. */

@@ -18,6 +18,7 @@
 #include "dnstcp.h"
 #include "http.h"
 #include "tag.h"
+#include "live.h"
 #include "log.h"
 #include "proxy.h"
 #include "proxy_int.h"
@@ -130,6 +131,7 @@ void session_close(struct session *s, const char *result, const char *err, int r
 		c.dst = NULL;
 	connlog_write(&c);
 	session_route_cancel(s);
+	live_del(&s->live);
 	if (s->creq)
 		connector_cancel(s->creq);
 	if (s->relaying)

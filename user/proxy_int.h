@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "connector.h"
+#include "live.h"
 #include "relay.h"
 #include "rules.h"
 #include "sniff.h"
@@ -60,6 +61,7 @@ struct session {
 	int relaying;
 	int transparent;                      /* came through TPROXY */
 	struct timespec start;
+	struct live live;                     /* for status, once routed */
 };
 
 /* proxy.c */

@@ -98,6 +98,7 @@ static void on_sniffed(const char *host, enum sniff_kind kind, void *arg)
 	if (host) {
 		snprintf(s->sniffed_host, sizeof(s->sniffed_host), "%s", host);
 		s->sniffed = kind;
+		s->live.host = s->sniffed_host;
 	}
 	if (s->decided)
 		connect_out(s);
@@ -130,6 +131,10 @@ void session_route(struct session *s)
 	}
 	if (name)
 		snprintf(s->t.host, sizeof(s->t.host), "%s", name);
+	s->live = (struct live){ .proto = "tcp", .proc = s->have_proc ? &s->proc : NULL,
+		.src = &s->src, .dst = &s->t.addr, .host = s->t.host, .up = &s->relay.up.bytes,
+		.down = &s->relay.down.bytes, .start = &s->start, .via = &s->via };
+	live_add(&d->live, &s->live);
 	/* A name is worth waiting for when the destination is a real
 	 * address and some rule looks at names; otherwise not a moment. */
 	if (d->opt->sniff && !s->t.host[0] && (rules_needs(d->rules) & RULES_NEED_HOST))
