@@ -18,7 +18,8 @@
  * sock_release drops the records of a closing socket.
  * sock_create  marks the daemon's own sockets (evdns's too).
  *
- * The parts: common.bpf.h (settings, shared maps, helpers), tcp.bpf.h,
+ * The parts: common.bpf.h (settings, shared maps, helpers), netns.bpf.h
+ * (other network namespaces: containers), tcp.bpf.h,
  * udp.bpf.h, sockopt.bpf.h; one object, one skeleton.
  */
 #include "vmlinux.h"
@@ -26,6 +27,7 @@
 #include <bpf/bpf_endian.h>
 #include "sproxy.h"
 #include "common.bpf.h"
+#include "netns.bpf.h"
 #include "tcp.bpf.h"
 #include "udp.bpf.h"
 #include "sockopt.bpf.h"

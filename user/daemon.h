@@ -14,6 +14,7 @@ struct event_base;
 struct dns_server;
 struct udp_pool;
 struct rules;
+struct netns_ctl;
 
 #define SPROXY_MARK_DEFAULT 0x5350  /* "SP" */
 
@@ -65,6 +66,7 @@ struct options {
 	const char *run_user;         /* run --user: NAME or uid */
 	const char *run_parent;       /* run --cgroup-parent */
 	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
+	int netns_current;            /* --netns current: only the daemon's namespace */
 	const char *pin_dir;          /* --pin: on a BPF filesystem; NULL = fail-open */
 };
 
@@ -74,6 +76,7 @@ struct daemon {
 	struct loader bpf;
 	struct dns_server *dns;
 	struct udp_pool *udp;
+	struct netns_ctl *nsctl;      /* other network namespaces served; NULL: none */
 	char cg_mount[PATH_MAX];
 	char target[PATH_MAX];
 	uint64_t netns;

@@ -41,6 +41,7 @@ struct conn_log {
 	const char *result;                /* "ok", "error", "refused", "rejected" */
 	const char *error;                 /* NULL when none */
 	const char *capture;               /* "tproxy": from another host, no process */
+	uint64_t netns;                    /* another network namespace's inode; 0: ours */
 };
 
 /* path NULL: stderr.  A new file is made mode 0600.  Returns 0 or -errno. */

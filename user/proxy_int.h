@@ -31,6 +31,7 @@ struct proxy_listener {
 	struct evconnlistener *l;
 	struct event *pause;        /* re-enables accepting after EMFILE */
 	struct session *sessions;   /* open ones, ended when the listener goes */
+	uint64_t netns, netns_ino;  /* another namespace's listener; 0: the daemon's */
 };
 
 struct session {
