@@ -127,6 +127,13 @@ static const char usage_text[] =
 "      --rule TYPE,VALUE,TARGET  route a connection; repeatable, the first match\n"
 "                             wins (e.g. DOMAIN-SUFFIX,example.com,REJECT;\n"
 "                             default DIRECT).  Types and targets: see README\n"
+"      --sniff on|off         to a real address (not FakeIP), read the name in\n"
+"                             the client's TLS ClientHello (TCP, QUIC) or HTTP\n"
+"                             Host for DOMAIN rules and the log (default on)\n"
+"      --sniff-override on|off  send a sniffed name to a SOCKS5 or HTTP upstream\n"
+"                             in place of the address (default on)\n"
+"      --sniff-timeout MS     wait at most MS ms for the client's first bytes,\n"
+"                             then go on by address (default 100)\n"
 "Upstream proxies:\n"
 "      --upstream [NAME=]URL  an upstream proxy; repeatable.  URL is\n"
 "                             socks5://[USER:PASS@]HOST[:PORT] (socks5h:// too),\n"
@@ -185,8 +192,8 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_FSTORE, O_FEXCL, O_FTTL,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
        O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
-       O_UDPPERPROC, O_USER, O_CGPARENT, O_NETNS, O_PIN,
-       O_CTLDIR, O_NODROP };
+       O_UDPPERPROC, O_USER, O_CGPARENT, O_NETNS, O_PIN, O_CTLDIR, O_SNIFF,
+       O_SNIFFOVERRIDE, O_SNIFFTIMEOUT, O_NODROP };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -224,6 +231,9 @@ static const struct option long_opts[] = {
 	{ "udp-over-http", required_argument, 0, O_UDPHTTP },
 	{ "user", required_argument, 0, O_USER },
 	{ "cgroup-parent", required_argument, 0, O_CGPARENT },
+	{ "sniff", required_argument, 0, O_SNIFF },
+	{ "sniff-override", required_argument, 0, O_SNIFFOVERRIDE },
+	{ "sniff-timeout", required_argument, 0, O_SNIFFTIMEOUT },
 	{ "no-drop", no_argument, 0, O_NODROP },
 	{ "help", no_argument, 0, 'h' },
 	{ "version", no_argument, 0, 'V' },
@@ -459,6 +469,20 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 		NUMBER(o->fakeip_per_process, arg, "--fakeip-per-process", 0, 1,
 		       FAKEIP_MAX_ENTRIES);
 		break;
+	case O_SNIFF:
+		if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+			return usage_error(err, errlen, "--sniff is 'on' or 'off', not '%s'", arg);
+		o->sniff = strcmp(arg, "on") == 0;
+		break;
+	case O_SNIFFOVERRIDE:
+		if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+			return usage_error(err, errlen, "--sniff-override is 'on' or 'off', not '%s'",
+					   arg);
+		o->sniff_override = strcmp(arg, "on") == 0;
+		break;
+	case O_SNIFFTIMEOUT:
+		NUMBER(o->sniff_timeout, arg, "--sniff-timeout", 0, 1, 10000);
+		break;
 	case O_UPSTREAM:
 		return upstream_option(o, arg, err, errlen);
 	case O_CTLDIR:
@@ -617,6 +641,9 @@ static void defaults(struct options *o)
 	o->tag = TAG_DEFAULT;
 	o->header_timeout = 30;
 	o->header_budget = 16384 * 1024;
+	o->sniff = 1;
+	o->sniff_override = 1;
+	o->sniff_timeout = 100;
 }
 
 /* The libraries it was built with, and those it runs with when they differ. */

@@ -53,6 +53,9 @@ struct options {
 	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
 	const char *control_dir;      /* NULL: $SPROXY_BPF_CONTROL_DIR or /run/sproxy-bpf */
 	struct rules *rules;          /* --rule lines, compiled by cli_finish */
+	int sniff;                    /* 1: peek for a name on real addresses */
+	int sniff_override;           /* 1: upstreams get the sniffed name */
+	unsigned sniff_timeout;       /* ms to wait for the client's first bytes */
 	const char *origin;           /* "FILE:LINE" of the config line being applied */
 	char **owned;                 /* copies of values that outlive their source */
 	int n_owned;

@@ -308,6 +308,12 @@ void connlog_write(const struct conn_log *c)
 		field_str(fp, &first, "dst", addr_str(c->dst, a, sizeof(a)));
 	if (c->host)
 		field_str(fp, &first, "host", c->host);
+	if (c->sniffed)
+		field_str(fp, &first, "sniffed", c->sniffed);
+	if (c->route) {
+		field_num(fp, &first, "rule", (unsigned long long)c->rule);
+		field_str(fp, &first, "route", c->route);
+	}
 	if (c->via)
 		field_str(fp, &first, "via", c->via);
 	field_num(fp, &first, "up", c->up);

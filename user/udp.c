@@ -47,7 +47,7 @@ static void on_slot_read(evutil_socket_t fd, short what, void *arg)
 		} else {
 			/* The owner check asks sock_diag of the pool's namespace. */
 			sockdiag_netns(slot->pool->netns_fd);
-			f = udp_flow_new(slot, &from);
+			f = udp_flow_new(slot, &from, dgram, (size_t)n);
 			sockdiag_netns(-1);
 		}
 		if (!f) {
@@ -196,7 +196,7 @@ void udp_pool_release(struct udp_pool *p, uint64_t cookie)
 		 * after sending) still go out first. */
 		if (f->rec.cookie != cookie)
 			continue;
-		if (f->creq && f->q)
+		if ((f->creq || f->preq) && f->q)
 			f->closing = 1;
 		else
 			udp_flow_end(f, f->refused ? "refused" : "ok", f->refused);
