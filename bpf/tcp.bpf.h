@@ -11,7 +11,10 @@ static __always_inline int tcp_connect(struct bpf_sock_addr *ctx,
 	bool to_v4 = is_v4(dst);
 	__u16 port = to_v4 ? proxy4_port : proxy6_port;
 	long err = -1;
+	int fp = fast_path(ctx, dst, v6sock, true, true);
 
+	if (fp >= 0)
+		return fp;
 	if (!port)
 		return 1;    /* no listener of that family: left alone */
 	c.dst = *dst;

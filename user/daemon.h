@@ -13,6 +13,7 @@ struct event_base;
 struct dns_server;
 struct udp_pool;
 struct rules;
+struct fastpath;
 
 #define SPROXY_MARK_DEFAULT 0x5350  /* "SP" */
 
@@ -60,6 +61,9 @@ struct options {
 	const char *run_user;         /* run --user: NAME or uid */
 	const char *run_parent;       /* run --cgroup-parent */
 	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
+	int fast_path_off;            /* --fast-path off: every connection proxied */
+	struct { uint16_t lo, hi; } tls_ports[32];  /* --tls-ports: never tagged */
+	int n_tls_ports;
 };
 
 struct daemon {
@@ -77,6 +81,7 @@ struct daemon {
 	/* The rules in use.  SIGHUP swaps in a new set; a decision that waits
 	 * (on DNS) holds a reference (rules_ref) to the set it started with. */
 	struct rules *rules;
+	struct fastpath *fast;        /* the kernel fast path's user side */
 	int argc;                     /* the command line, read again on SIGHUP */
 	char **argv;
 };

@@ -142,6 +142,8 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 	s->rodata->map_capacity = cfg->map_size;
 	s->rodata->map_warn = (uint64_t)cfg->map_size * 4 / 5;
 	bpf_map__set_max_entries(s->maps.flows, cfg->map_size);
+	bpf_map__set_max_entries(s->maps.fp_conns, cfg->map_size);
+	bpf_map__set_max_entries(s->maps.fp_flows, cfg->map_size);
 	bpf_map__set_max_entries(s->maps.udp_socks, cfg->map_size);
 	bpf_map__set_max_entries(s->maps.pool4, cfg->pool_size);
 	bpf_map__set_max_entries(s->maps.pool6, cfg->pool_size);

@@ -34,6 +34,7 @@ struct conn_log {
 	const char *result;                /* "ok", "error", "refused" */
 	const char *error;                 /* NULL when none */
 	const char *capture;               /* "tproxy": from another host, no process */
+	const char *path;                  /* "kernel": the fast path; NULL: "proxy" */
 };
 
 /* path NULL: stderr.  A new file is made mode 0600.  Returns 0 or -errno. */

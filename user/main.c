@@ -24,6 +24,7 @@
 #include "preflight.h"
 #include "proxy.h"
 #include "resolvconf.h"
+#include "fastpath.h"
 #include "rules.h"
 #include "run.h"
 #include "sproxy.skel.h"
@@ -227,6 +228,8 @@ static void teardown(struct run *r)
 			bpf_link__destroy(d->bpf.links[k]);
 		d->bpf.n_links = 0;
 	}
+	fastpath_free(d->fast);
+	d->fast = NULL;
 	udp_pool_free(d->udp);
 	upstream_shutdown();
 	for (i = 0; i < r->n_lis; i++)
@@ -359,6 +362,7 @@ static int serve(struct run *r, struct options *o)
 	if (start_dns(r) < 0)
 		return EXIT_USAGE;
 	d->tuples_fd = bpf_map__fd(d->bpf.skel->maps.tuples);
+	d->fast = fastpath_start(d);
 	d->udp = udp_pool_new(d, o->udp_flows, r->err, sizeof(r->err));
 	if (!d->udp) {
 		log_err("%s", r->err);
