@@ -213,6 +213,12 @@ static void log_stats(struct loader *l)
 		 (unsigned long long)st[SPROXY_STAT_MAP_FULL],
 		 (unsigned long long)st[SPROXY_STAT_UDP_PROC_LIMIT],
 		 (unsigned long long)st[SPROXY_STAT_UDP_EVENTS_QUIET]);
+	log_info("kernel fast path: %llu TCP, %llu UDP flows, %llu refused by rules, "
+		 "%llu proxied for want of room",
+		 (unsigned long long)st[SPROXY_STAT_FAST_TCP],
+		 (unsigned long long)st[SPROXY_STAT_FAST_UDP],
+		 (unsigned long long)st[SPROXY_STAT_FAST_REJECT],
+		 (unsigned long long)st[SPROXY_STAT_FAST_FULL]);
 }
 
 /* Detach first: from then on, traffic goes direct.  Then free, leave our
