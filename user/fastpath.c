@@ -24,9 +24,12 @@
 #define FAKE_REFRESH_NS (60ull * 1000000000ull)
 #define MAX_RESOLVING 256
 
+struct resolving;
+
 struct fastpath {
 	struct daemon *d;
 	struct event *sweep;
+	struct resolving *resolving;    /* lookups under way */
 	int n_resolving;
 	int fd_conf, fd_ports, fd_cidr, fd_cidr_res, fd_uids, fd_comms;
 	int fd_fakenet, fd_fake, fd_flows;
@@ -34,6 +37,8 @@ struct fastpath {
 
 struct resolving {
 	struct fastpath *fp;
+	struct resolving *prev, *next;
+	struct dns_resolving *req;
 	struct sproxy_addr fake;        /* port 0 */
 	uint64_t hash;
 	char name[FAKEIP_NAME_MAX + 1];
@@ -89,6 +94,34 @@ static int put(int fd, const void *k, const void *v, const char *what)
 	return -1;
 }
 
+/* Every port's entry, in one batch where the kernel can (65536 single
+ * updates take tens of milliseconds at start). */
+static int fill_ports(struct fastpath *fp, const struct rules_kernel *k)
+{
+	const struct options *o = fp->d->opt;
+	struct sproxy_fp_port *v = calloc(65536, sizeof(*v));
+	uint32_t *keys = calloc(65536, sizeof(*keys)), n = 65536;
+	int rc = 0;
+
+	if (!v || !keys) {
+		free(v);
+		free(keys);
+		log_err("kernel fast path: out of memory; everything goes through the proxy");
+		return -1;
+	}
+	for (uint32_t p = 0; p < 65536; p++) {
+		keys[p] = p;
+		v[p].hit = k->ports[p];
+		v[p].tag = (uint32_t)tagged_port(o, p);
+	}
+	if (bpf_map_update_batch(fp->fd_ports, keys, v, &n, NULL) < 0)
+		for (uint32_t p = 0; p < 65536 && rc == 0; p++)
+			rc = put(fp->fd_ports, &p, &v[p], "port");
+	free(v);
+	free(keys);
+	return rc;
+}
+
 /* The settings and the rules, into the maps; disabled on any failure. */
 static int fill(struct fastpath *fp)
 {
@@ -113,12 +146,8 @@ static int fill(struct fastpath *fp)
 	map_clear(fp->fd_uids, sizeof(uint32_t));
 	map_clear(fp->fd_comms, SPROXY_COMM_LEN);
 	map_clear(fp->fd_fake, sizeof(struct sproxy_addr));
-	for (uint32_t p = 0; p < 65536; p++) {
-		struct sproxy_fp_port v = { .hit = k.ports[p], .tag = tagged_port(o, p) };
-
-		if (put(fp->fd_ports, &p, &v, "port") < 0)
-			goto out;
-	}
+	if (fill_ports(fp, &k) < 0)
+		goto out;
 	for (size_t i = 0; i < k.n_cidr_all; i++)
 		if (put(fp->fd_cidr, &k.cidr_all[i].key, &k.cidr_all[i].hit, "IP-CIDR") < 0)
 			goto out;
@@ -180,6 +209,12 @@ static void on_resolved(int err, const char *errmsg, const struct sockaddr *addr
 
 	(void)addrlen;
 	fp->n_resolving--;
+	if (rs->prev)
+		rs->prev->next = rs->next;
+	else
+		fp->resolving = rs->next;
+	if (rs->next)
+		rs->next->prev = rs->prev;
 	if (err) {
 		log_debug("kernel fast path: %s (its connections go through the proxy)",
 			  errmsg);
@@ -230,10 +265,15 @@ static void on_fake(void *arg, const char *name, const struct sockaddr *fake)
 	rs->fake = key;
 	rs->hash = h;
 	strcpy(rs->name, name);
-	if (!dns_server_resolve(fp->d->dns, name, fake->sa_family, on_resolved, rs)) {
+	rs->req = dns_server_resolve(fp->d->dns, name, fake->sa_family, on_resolved, rs);
+	if (!rs->req) {
 		free(rs);
 		return;
 	}
+	rs->next = fp->resolving;
+	if (rs->next)
+		rs->next->prev = rs;
+	fp->resolving = rs;
 	fp->n_resolving++;
 }
 
@@ -377,6 +417,13 @@ void fastpath_free(struct fastpath *fp)
 		return;
 	if (fp->d->dns)
 		dns_server_on_fake(fp->d->dns, NULL, NULL);
+	while (fp->resolving) {
+		struct resolving *rs = fp->resolving;
+
+		fp->resolving = rs->next;
+		dns_resolving_cancel(rs->req);
+		free(rs);
+	}
 	sweep_flows(fp, 1);
 	if (fp->sweep)
 		event_free(fp->sweep);

@@ -204,8 +204,11 @@ void rules_kernel_free(struct rules_kernel *k)
 
 static int name_matches(const struct cond *c, const char *host, size_t len)
 {
-	size_t n = strlen(c->str);
+	size_t n;
 
+	if (c->type != T_DOMAIN && c->type != T_SUFFIX && c->type != T_KEYWORD)
+		return 0;
+	n = strlen(c->str);
 	switch (c->type) {
 	case T_DOMAIN:
 		return len == n && memcmp(host, c->str, n) == 0;

@@ -5,7 +5,8 @@
 # application's own port), untagged, logged with path=kernel and the bytes
 # the server counted; a FakeIP name already resolved goes straight to its
 # real address (getpeername still shows the fake one, as on the proxy
-# path); REJECT rules by IP-CIDR, DST-PORT and UID fail connect() at once
+# path); REJECT rules by IP-CIDR, DST-PORT, UID and a FakeIP name's domain
+# fail connect() at once
 # with EPERM and nothing reaches the server; an upstream route and
 # --fast-path off go through the proxy; a rule the kernel cannot evaluate
 # sends what follows it to the proxy; UDP to 443 (QUIC) goes direct and
@@ -144,7 +145,8 @@ t_fakeip_kernel() {
 
 t_reject_cidr() {
 	restart_daemon --resolver $RESOLVER --rule 'IP-CIDR,203.0.113.11/32,REJECT' \
-		--rule 'DST-PORT,4444,REJECT' --rule 'UID,65534,REJECT' || return 1
+		--rule 'DST-PORT,4444,REJECT' --rule 'UID,65534,REJECT' \
+		--rule 'DOMAIN-SUFFIX,name.test,REJECT' || return 1
 	: >"$TMP/echo.log"
 	fails_eperm r1 "$TOOLS/netclient" tcp -t 3 203.0.113.11:443 || return 1
 	one_line "$RUN_PID" "dst=203.0.113.11:443 " "path=kernel " "result=refused" || return 1
@@ -164,6 +166,18 @@ t_reject_uid() {
 	# Another uid still gets through.
 	ran app_run r4 "$TOOLS/netclient" tcp $V4:443 || return 1
 	one_line "$RUN_PID" "path=kernel " "result=ok"
+}
+
+# A domain rule on a FakeIP name, decided in the kernel once the name's
+# address is known (a port rule comes first: rules of every kind mixed).
+t_reject_name() {
+	local fake
+	ran app_run n0 dig +short +time=3 +tries=1 name.test A || return 1
+	fake=$(head -n 1 "$TMP/n0.out")
+	expect "no fake answer for name.test: '$fake'" eval '[[ $fake == 198.18.* ]]' || return 1
+	sleep 1
+	fails_eperm n1 "$TOOLS/netclient" tcp -t 3 "$fake:443" || return 1
+	one_line "$RUN_PID" "host=name.test " "path=kernel " "result=refused"
 }
 
 # A rule the kernel cannot evaluate (PROCESS-PATH) comes first: the proxy
@@ -220,6 +234,7 @@ run_case fakeip-kernel-real-address t_fakeip_kernel
 run_case reject-cidr t_reject_cidr
 run_case reject-port t_reject_port
 run_case reject-uid t_reject_uid
+run_case reject-fakeip-name t_reject_name
 run_case unevaluable-rule-goes-to-proxy t_barrier
 run_case upstream-proxied t_upstream
 run_case fast-path-off t_off
