@@ -247,38 +247,45 @@ static __always_inline int fast_path(struct bpf_sock_addr *ctx,
 	bool fake;
 	int rc;
 
+	/* A UDP flow decided before: one lookup per datagram, and a
+	 * refused flow is logged once, not per datagram. */
+	if (!tcp) {
+		fk.cookie = bpf_get_socket_cookie(ctx);
+		fk.dst = *dst;
+		old = bpf_map_lookup_elem(&fp_flows, &fk);
+		if (old) {
+			old->last_ns = bpf_ktime_get_ns();
+			return old->flags & SPROXY_FPF_REJECTED ? 0 : 1;
+		}
+	}
 	rc = fp_decide(ctx, dst, tcp, &c.real, &fake, &c.proc);
 	if (rc < 0)
 		return -1;
 	c.dst = *dst;
 	c.family = v6sock ? AF_INET6 : AF_INET;
 	c.start_ns = bpf_ktime_get_ns();
+	/* UDP to a FakeIP address stays with the pool: replies would need
+	 * their source put back per socket. */
+	if (!tcp && fake && rc == 1)
+		return -1;
 	if (rc == 0) {
 		stat_inc(SPROXY_STAT_FAST_REJECT);
 		fp_emit(&c, bpf_get_socket_cookie(ctx), SPROXY_FPR_REJECTED,
 			tcp ? IPPROTO_TCP : IPPROTO_UDP, NULL);
-		return 0;
+		if (tcp)
+			return 0;
 	}
 	if (!tcp) {
-		/* UDP to a FakeIP address stays with the pool: replies would
-		 * need their source put back per socket. */
-		if (fake)
-			return -1;
-		fk.cookie = bpf_get_socket_cookie(ctx);
-		fk.dst = *dst;
-		old = bpf_map_lookup_elem(&fp_flows, &fk);
-		if (old) {
-			old->last_ns = c.start_ns;
-			return 1;
-		}
 		f.proc = c.proc;
 		f.first_ns = c.start_ns;
 		f.last_ns = c.start_ns;
 		f.family = c.family;
-		f.connected = connected;
+		f.flags = (connected ? SPROXY_FPF_CONNECTED : 0) |
+			  (rc == 0 ? SPROXY_FPF_REJECTED : 0);
 		bpf_map_update_elem(&fp_flows, &fk, &f, BPF_ANY);
-		stat_inc(SPROXY_STAT_FAST_UDP);
-		return 1;
+		if (rc == 1)
+			stat_inc(SPROXY_STAT_FAST_UDP);
+		return rc;
 	}
 	if (fake)
 		c.flags |= SPROXY_FPC_FAKE;

@@ -215,8 +215,11 @@ struct sproxy_fp_flow {
 	__u64 first_ns;
 	__u64 last_ns;
 	__u32 family;
-	__u32 connected;
+	__u32 flags;                        /* SPROXY_FPF_* */
 };
+
+#define SPROXY_FPF_CONNECTED 1          /* made by connect() */
+#define SPROXY_FPF_REJECTED  2          /* refused (logged at the first datagram) */
 
 #define SPROXY_FPR_OK       0
 #define SPROXY_FPR_FAILED   1           /* never established */

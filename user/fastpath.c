@@ -358,6 +358,10 @@ static void sweep_flows(struct fastpath *fp, int all)
 			continue;
 		if (!all && now - f.last_ns < idle)
 			continue;
+		if (f.flags & SPROXY_FPF_REJECTED) {    /* logged when refused */
+			bpf_map_delete_elem(fp->fd_flows, &k);
+			continue;
+		}
 		log_line(fp, "udp", &f.proc, NULL, &k.dst, 0, 0,
 			 (double)(f.last_ns - f.first_ns) / 1e9, SPROXY_FPR_OK);
 		bpf_map_delete_elem(fp->fd_flows, &k);

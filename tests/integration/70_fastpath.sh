@@ -21,7 +21,7 @@ CASE_LOGS=("$HTTP_LOG" "$TMP/echo.log")
 
 setup_topology || finish
 setup_cgroup || finish
-if ! need curl dig dnsmasq microsocks setpriv "$TOOLS/httpd" "$TOOLS/echod" "$TOOLS/netclient"; then
+if ! need curl dig dnsmasq microsocks setpriv python3 "$TOOLS/httpd" "$TOOLS/echod" "$TOOLS/netclient"; then
 	fail setup "$WHY"
 	finish
 fi
@@ -168,6 +168,27 @@ t_reject_uid() {
 	one_line "$RUN_PID" "path=kernel " "result=ok"
 }
 
+# UDP (QUIC) to a rejected address: sendto fails, one log line for the
+# flow however many datagrams are tried (netclient -n 3: three rounds).
+t_reject_udp() {
+	app_run ru1 "$TOOLS/netclient" udp -t 2 -n 3 203.0.113.11:443
+	expect "netclient sent ($RUN_RC): $(cat "$TMP/ru1.out")" [ "$RUN_RC" = 2 ] || return 1
+	expect "sendto failed, but not with EPERM: $(cat "$TMP/ru1.out")" \
+		grep -qi "not permitted" "$TMP/ru1.out" || return 1
+	one_line "$RUN_PID" " udp " "dst=203.0.113.11:443 " "result=refused" || return 1
+	app_run ru2 python3 -c 'import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+n = 0
+for i in range(5):
+    try:
+        s.sendto(b"x", ("203.0.113.11", 443))
+    except PermissionError:
+        n += 1
+print("refused", n)'
+	expect "python: $(cat "$TMP/ru2.out" "$TMP/ru2.err")" grep -q "refused 5" "$TMP/ru2.out" || return 1
+	one_line "$RUN_PID" " udp " "dst=203.0.113.11:443 " "result=refused"
+}
+
 # A domain rule on a FakeIP name, decided in the kernel once the name's
 # address is known (a port rule comes first: rules of every kind mixed).
 t_reject_name() {
@@ -235,6 +256,7 @@ run_case reject-cidr t_reject_cidr
 run_case reject-port t_reject_port
 run_case reject-uid t_reject_uid
 run_case reject-fakeip-name t_reject_name
+run_case reject-udp t_reject_udp
 run_case unevaluable-rule-goes-to-proxy t_barrier
 run_case upstream-proxied t_upstream
 run_case fast-path-off t_off
