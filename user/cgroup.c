@@ -233,3 +233,12 @@ void cg_own_remove(const char *mount, const char *path)
 	snprintf(base, sizeof(base), "%s/sproxy-bpf", mount);
 	rmdir(base);    /* fails while another daemon runs: fine */
 }
+
+void cg_own_remove_stale(const char *mount)
+{
+	char base[PATH_MAX];
+
+	snprintf(base, sizeof(base), "%s/sproxy-bpf", mount);
+	remove_stale(base);
+	rmdir(base);    /* fails while a daemon runs: fine */
+}

@@ -26,11 +26,14 @@ static int tls_ports(struct options *o, const char *s);
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
+"       sproxy-bpf detach CGROUP [--pin DIR]\n"
 "       sproxy-bpf check [CGROUP] [OPTION]...\n"
 "       sproxy-bpf run [OPTION]... -- CMD [ARG]...\n"
 "       sproxy-bpf tproxy [OPTION]...\n"
 "       sproxy-bpf rules [RULES OPTION]... --print | --apply | --remove\n"
 "       sproxy-bpf doctor [CGROUP] [DOCTOR OPTION]...\n"
+"       sproxy-bpf status [--json] [--pid N | --socket PATH]\n"
+"       sproxy-bpf top [-n COUNT] [--interval SEC] [--pid N | --socket PATH]\n"
 "       sproxy-bpf --help | --version\n"
 "\n"
 "Sends every TCP connection and UDP datagram of the processes in CGROUP (a\n"
@@ -97,6 +100,11 @@ static const char usage_text[] =
 "                             stay in the kernel) or copy (always through a buffer)\n"
 "      --mark N               SO_MARK of the daemon's own sockets, which are never\n"
 "                             captured; decimal or 0x hex (default 0x5350)\n"
+"      --pin DIR              fail-closed: pin programs, links and maps in DIR\n"
+"                             (on a BPF filesystem: /sys/fs/bpf/sproxy), so that\n"
+"                             CGROUP's connections fail, not go direct, once the\n"
+"                             daemon is gone; a daemon with the same DIR takes\n"
+"                             them over; 'detach CGROUP' removes them\n"
 "      --reattach             when CGROUP is removed, wait for its path to come\n"
 "                             back and capture it again (default: exit, status 3)\n"
 "      --tag off|on|TEMPLATE  what HTTP User-Agents get appended: on (default) is\n"
@@ -117,6 +125,9 @@ static const char usage_text[] =
 "                             connection is relayed untagged\n"
 "      --idle-timeout SEC     end a TCP connection after SEC seconds without a\n"
 "                             byte either way (default 0: never)\n"
+"      --control-dir DIR      where the control socket PID.sock that status and\n"
+"                             top use is made (default: $SPROXY_BPF_CONTROL_DIR,\n"
+"                             else /run/sproxy-bpf)\n"
 "      --config FILE          read options from FILE: 'option = value' lines, one\n"
 "                             long option each (flags take true or false), as\n"
 "                             if written here; '#' starts a comment line\n"
@@ -162,7 +173,13 @@ static const char usage_text[] =
 "failure (kernel too old, BPF load or attach, listening); 2 a usage error or a\n"
 "bad value (named in the message; nothing was loaded); 3 CGROUP was removed\n"
 "while captured (without --reattach).  check: 0 all is well, 2 it is not.\n"
-"run: CMD's status, or one of these when CMD could not be started.\n";
+"run: CMD's status, or one of these when CMD could not be started.\n"
+"\n"
+"detach removes sproxy-bpf's programs left on CGROUP by a daemon that is gone,\n"
+"and their pins (in DIR, or found on the BPF filesystems), printing each link,\n"
+"program and pin it removed, or 'nothing attached'.  Status 0 then; 1 when a\n"
+"running daemon holds them (stop it first) or removing failed; 2 a bad CGROUP\n"
+"or DIR.\n";
 
 
 enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
@@ -170,7 +187,8 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_FSTORE, O_FEXCL, O_FTTL,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
        O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
-       O_UDPPERPROC, O_USER, O_CGPARENT, O_FASTPATH, O_TLSPORTS };
+       O_UDPPERPROC, O_USER, O_CGPARENT, O_PIN,
+       O_CTLDIR, O_FASTPATH, O_TLSPORTS };
 
 
 static const struct option long_opts[] = {
@@ -194,6 +212,7 @@ static const struct option long_opts[] = {
 	{ "fakeip-exclude", required_argument, 0, O_FEXCL },
 	{ "fakeip-ttl", required_argument, 0, O_FTTL },
 	{ "reattach", no_argument, 0, O_REATTACH },
+	{ "pin", required_argument, 0, O_PIN },
 	{ "tag", required_argument, 0, O_TAG },
 	{ "header-timeout", required_argument, 0, O_HDRTIMEOUT },
 	{ "header-budget", required_argument, 0, O_HDRBUDGET },
@@ -202,6 +221,7 @@ static const struct option long_opts[] = {
 	{ "rule", required_argument, 0, O_RULE },
 	{ "allow-private-answers", no_argument, 0, O_PRIVATE },
 	{ "fakeip-per-process", required_argument, 0, O_FPERPROC },
+	{ "control-dir", required_argument, 0, O_CTLDIR },
 	{ "upstream", required_argument, 0, O_UPSTREAM },
 	{ "udp-over-http", required_argument, 0, O_UDPHTTP },
 	{ "user", required_argument, 0, O_USER },
@@ -401,6 +421,13 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 		NUMBER(o->fakeip_ttl, arg, "--fakeip-ttl", 0, 0, 86400);
 		break;
 	case O_REATTACH: o->reattach = flag(arg); break;
+	case O_PIN:
+		/* run's cgroup goes with it: nothing to keep closed */
+		if (is_run)
+			return usage_error(err, errlen, "--pin is an option of attach");
+		if (!(o->pin_dir = keep(o, arg)))
+			return usage_error(err, errlen, "out of memory");
+		break;
 	case O_TAG:
 		if (strcmp(arg, "off") == 0)
 			o->tag = NULL;
@@ -428,6 +455,13 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 		break;
 	case O_UPSTREAM:
 		return upstream_option(o, arg, err, errlen);
+	case O_CTLDIR:
+		if (strlen(arg) > 90)
+			return usage_error(err, errlen, "--control-dir %s: too long for a unix "
+					   "socket's path (90 bytes at most)", arg);
+		if (!(o->control_dir = keep(o, arg)))
+			return usage_error(err, errlen, "out of memory");
+		break;
 	case O_UDPHTTP:
 		if (strcmp(arg, "direct") == 0)
 			o->udp_over_http = UDP_OVER_HTTP_DIRECT;
@@ -699,6 +733,11 @@ void cli_parse(int argc, char **argv, struct options *o)
 		exit(EXIT_USAGE);
 	}
 	o->tproxy = tproxy;
+	if (tproxy && o->pin_dir) {
+		fprintf(stderr, "sproxy-bpf: --pin is an option of attach (tproxy loads "
+			"no BPF)\nTry 'sproxy-bpf --help'.\n");
+		exit(EXIT_USAGE);
+	}
 	if (!tproxy && (optind < argc - 1 || (!check && optind != argc - 1))) {
 		if (optind >= argc)
 			fprintf(stderr, "sproxy-bpf: attach needs a CGROUP\n");

@@ -5,6 +5,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "live.h"
 #include "loader.h"
 #include "relay.h"
 #include "upstream.h"
@@ -50,6 +51,7 @@ struct options {
 	const char *tag;              /* User-Agent tag template; NULL = off */
 	int allow_private_answers;    /* proxied names may resolve to loopback etc. */
 	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
+	const char *control_dir;      /* NULL: $SPROXY_BPF_CONTROL_DIR or /run/sproxy-bpf */
 	struct rules *rules;          /* --rule lines, compiled by cli_finish */
 	const char *origin;           /* "FILE:LINE" of the config line being applied */
 	char **owned;                 /* copies of values that outlive their source */
@@ -64,6 +66,7 @@ struct options {
 	int fast_path_off;            /* --fast-path off: every connection proxied */
 	struct { uint16_t lo, hi; } tls_ports[32];  /* --tls-ports: never tagged */
 	int n_tls_ports;
+	const char *pin_dir;          /* --pin: on a BPF filesystem; NULL = fail-open */
 };
 
 struct daemon {
@@ -78,6 +81,8 @@ struct daemon {
 	int tuples_fd;
 	uint64_t n_conns;             /* open TCP sessions */
 	struct relay_limits limits;   /* shared by every relay */
+	struct live_list live;        /* sessions and flows, for status */
+	time_t attached_at;           /* when capture (re)started */
 	/* The rules in use.  SIGHUP swaps in a new set; a decision that waits
 	 * (on DNS) holds a reference (rules_ref) to the set it started with. */
 	struct rules *rules;

@@ -184,3 +184,12 @@ out:
 		*in_fake_range = in;
 	return name;
 }
+
+int dns_server_fakeip_fill(const struct dns_server *srv, size_t *used, size_t *capacity)
+{
+	if (!srv->pool)
+		return -1;
+	*used = fakeip_count(srv->pool);
+	*capacity = fakeip_capacity(srv->pool);
+	return 0;
+}

@@ -123,6 +123,10 @@ const char *dns_server_fake_name(struct dns_server *srv,
 				 const struct sockaddr *addr,
 				 int *in_fake_range);
 
+/* How many names the FakeIP pool holds, of how many.  0, or -1 when FakeIP
+ * is off. */
+int dns_server_fakeip_fill(const struct dns_server *srv, size_t *used, size_t *capacity);
+
 /* Resolves name for a connection through the real resolvers (evdns),
  * bounded by cfg->timeout_ms.  family AF_INET, AF_INET6 or AF_UNSPEC
  * (IPv4 preferred).  cb is always called later from the loop, never

@@ -184,7 +184,7 @@ static size_t escape_one(const unsigned char *s, size_t n, int json, char out[8]
 	return len;
 }
 
-char *log_escape(char *out, size_t outlen, const char *s, size_t n)
+static char *escape(char *out, size_t outlen, const char *s, size_t n, int json)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t used = 0, i = 0;
@@ -193,7 +193,7 @@ char *log_escape(char *out, size_t outlen, const char *s, size_t n)
 	if (!outlen)
 		return out;
 	while (i < n && u[i]) {
-		size_t step = escape_one(u + i, strnlen(s + i, n - i), 0, piece);
+		size_t step = escape_one(u + i, strnlen(s + i, n - i), json, piece);
 		size_t plen = strlen(piece);
 
 		if (used + plen >= outlen)
@@ -204,6 +204,16 @@ char *log_escape(char *out, size_t outlen, const char *s, size_t n)
 	}
 	out[used] = 0;
 	return out;
+}
+
+char *log_escape(char *out, size_t outlen, const char *s, size_t n)
+{
+	return escape(out, outlen, s, n, 0);
+}
+
+char *log_escape_json(char *out, size_t outlen, const char *s, size_t n)
+{
+	return escape(out, outlen, s, n, 1);
 }
 
 /* A string value: JSON-escaped, or in text quoted when it has spaces. */

@@ -19,6 +19,9 @@ struct sproxy_proc;
  * control characters and bytes that are not UTF-8 as \xNN.  For names
  * that come from processes (comm).  Returns out. */
 char *log_escape(char *out, size_t outlen, const char *s, size_t n);
+/* The same for the inside of a JSON string: quotes, backslashes and control
+ * characters escaped, bytes that are not UTF-8 as U+FFFD. */
+char *log_escape_json(char *out, size_t outlen, const char *s, size_t n);
 
 /* One finished connection or flow. */
 struct conn_log {

@@ -5,15 +5,18 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <arpa/inet.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <bpf/libbpf.h>
 #include <event2/event.h>
 
 #include "addr.h"
 #include "cgroup.h"
 #include "cli.h"
+#include "control.h"
 #include "daemon.h"
 #include "dnsserver.h"
 #include "cgwatch.h"
@@ -21,6 +24,8 @@
 #include "fakeip.h"
 #include "log.h"
 #include "notify.h"
+#include "owner.h"
+#include "pin.h"
 #include "preflight.h"
 #include "proxy.h"
 #include "resolvconf.h"
@@ -28,9 +33,11 @@
 #include "rules.h"
 #include "run.h"
 #include "sproxy.skel.h"
+#include "status.h"
 #include "sysenv.h"
 #include "tproxy.h"
 #include "udp.h"
+#include "detach.h"
 #include "upstream.h"
 
 /* The defaults, or what the user gave plus a loopback listener on the same
@@ -77,10 +84,13 @@ struct run {
 	struct bypass_entry bypass[256 + 9];
 	struct events *ev;
 	struct cgwatch *watch;
+	struct control *ctl;
 	int n_given;             /* listeners from --listen; the others are ours */
 	int rc;                  /* exit status once the loop ends */
 	char self_cg[PATH_MAX], own_cg[PATH_MAX];
 	const char *proxy_cg;
+	struct pin pin;          /* with --pin */
+	uint64_t target_id;
 	struct runcmd *cmd;      /* run: the command, started once ready */
 	char err[512];
 };
@@ -221,19 +231,44 @@ static void log_stats(struct loader *l)
 		 (unsigned long long)st[SPROXY_STAT_FAST_FULL]);
 }
 
-/* Detach first: from then on, traffic goes direct.  Then free, leave our
- * own cgroup and remove it. */
+/* With --pin the target's links stay (fail-closed, until a daemon takes
+ * them over or detach removes them); not on a cgroup that is gone. */
+static void pin_leave(struct run *r)
+{
+	const char *target;
+
+	if (!r->pin.dir[0])
+		return;
+	/* A first start that failed (or was refused) leaves nothing; a
+	 * takeover that failed leaves the earlier daemon's pins. */
+	if (r->rc == EXIT_CGROUP_GONE || (!r->watch && !r->pin.takeover)) {
+		if (pin_remove(r->pin.dir, NULL, r->err, sizeof(r->err)) < 0)
+			log_warn("%s", r->err);
+		r->d.bpf.pin = NULL;    /* nothing stays captured: fail open */
+		return;
+	}
+	/* A refused takeover leaves the pins of their own cgroup. */
+	target = r->pin.takeover ? r->pin.old.target : r->d.target;
+	log_info("%s stays captured by the programs pinned in %s: connections fail "
+		 "until a daemon with the same --pin takes over; 'sproxy-bpf detach %s "
+		 "--pin %s' lets traffic go direct", target, r->pin.dir, target, r->pin.dir);
+}
+
+/* Detach first: from then on, traffic goes direct (unless pinned).  Then
+ * free, leave our own cgroup and remove it. */
 static void teardown(struct run *r)
 {
 	struct daemon *d = &r->d;
 	int i;
 
+	control_free(r->ctl);
 	if (d->bpf.skel) {
 		log_stats(&d->bpf);
 		for (size_t k = 0; k < d->bpf.n_links; k++)
 			bpf_link__destroy(d->bpf.links[k]);
 		d->bpf.n_links = 0;
 	}
+	pin_leave(r);
 	fastpath_free(d->fast);
 	d->fast = NULL;
 	udp_pool_free(d->udp);
@@ -259,7 +294,70 @@ static void teardown(struct run *r)
 	connlog_close();
 }
 
-/* Checks that need no privilege and change nothing.  0, or an exit code. */
+/* --pin DIR must be on a BPF filesystem; and no other daemon's programs
+ * may be on the target, unless they are the ones pinned in DIR. */
+static int pin_guard(struct run *r, struct options *o)
+{
+	struct stat st;
+
+	if (o->pin_dir && pin_open(&r->pin, o->pin_dir, r->err, sizeof(r->err)) < 0) {
+		r->pin.dir[0] = 0;
+		log_err("%s", r->err);
+		return -1;
+	}
+	if (stat(r->d.target, &st) < 0)
+		return 0;        /* attach will say */
+	r->target_id = (uint64_t)st.st_ino;
+	if (owner_guard(r->d.target, o->pin_dir ? &r->pin : NULL, r->err,
+			sizeof(r->err)) < 0) {
+		log_err("%s", r->err);
+		return -1;
+	}
+	return 0;
+}
+
+/* What a later daemon taking the pins over must agree with; checked
+ * before load, written once loaded.  0, or an exit status. */
+static int pin_meta(struct run *r, int write)
+{
+	struct pin_meta m = {
+		.magic = PIN_MAGIC, .size = sizeof(m), .pid = (uint32_t)getpid(),
+		.mark = r->lc.mark, .map_size = r->lc.map_size,
+		.pool_size = r->lc.pool_size, .target_id = r->target_id,
+	};
+
+	if (!r->d.opt->pin_dir)
+		return 0;
+	if (r->lc.listen4)
+		addr_to_sproxy(r->lc.listen4, &m.listen4);
+	if (r->lc.listen6)
+		addr_to_sproxy(r->lc.listen6, &m.listen6);
+	snprintf(m.target, sizeof(m.target), "%.255s", r->d.target);
+	if (write ? pin_write_meta(&r->pin, &m, r->err, sizeof(r->err))
+		  : pin_check(&r->pin, &m, r->err, sizeof(r->err))) {
+		log_err("%s", r->err);
+		return write ? EXIT_RUNTIME : EXIT_USAGE;
+	}
+	if (write && r->pin.takeover && !r->watch)
+		log_info("took over the programs and maps that pid %u pinned in %s",
+			 r->pin.old.pid, r->pin.dir);
+	r->lc.pin = &r->pin;
+	return 0;
+}
+
+/* The pins now hold links on the cgroup made again: the meta says so. */
+static void pin_retarget(struct run *r)
+{
+	struct stat st;
+
+	if (!r->lc.pin || stat(r->d.target, &st) < 0)
+		return;
+	r->target_id = (uint64_t)st.st_ino;
+	pin_meta(r, 1);
+}
+
+/* Checks before anything is loaded; they change nothing but make the
+ * --pin directory.  0, or an exit code. */
 static int check_args(struct run *r, struct options *o)
 {
 	struct daemon *d = &r->d;
@@ -277,6 +375,8 @@ static int check_args(struct run *r, struct options *o)
 		log_err("%s", r->err);
 		return EXIT_USAGE;
 	}
+	if (pin_guard(r, o))
+		return o->pin_dir && !r->pin.dir[0] ? EXIT_USAGE : EXIT_RUNTIME;
 	if (geteuid() != 0)
 		log_warn("not running as root: loading BPF programs needs CAP_BPF, "
 			 "CAP_NET_ADMIN and CAP_SYS_ADMIN");
@@ -319,7 +419,9 @@ static void on_target(void *arg, int present)
 		r->rc = EXIT_RUNTIME;
 		event_base_loopbreak(d->base);
 	} else {
+		d->attached_at = time(NULL);
 		log_info("cgroup %s is back: attached again", d->target);
+		pin_retarget(r);
 	}
 }
 
@@ -356,10 +458,16 @@ static int serve(struct run *r, struct options *o)
 	lc->map_size = o->map_size;
 	lc->pool_size = o->udp_flows;
 	lc->capture_udp = 1;
+	rc = pin_meta(r, 0);
+	if (rc)
+		return rc;
 	if (loader_load(&d->bpf, lc, r->err, sizeof(r->err)) < 0) {
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
+	rc = pin_meta(r, 1);
+	if (rc)
+		return rc;
 	/* Before evdns makes its sockets, so that they get our mark. */
 	if (loader_attach_self(&d->bpf, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
 		log_err("%s", r->err);
@@ -381,11 +489,16 @@ static int serve(struct run *r, struct options *o)
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
+	d->attached_at = time(NULL);
 	r->watch = cgwatch_new(d->base, d->target, on_target, r, r->err, sizeof(r->err));
 	if (!r->watch) {
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
+	r->ctl = control_new(d, control_dir(o->control_dir), r->err, sizeof(r->err));
+	if (!r->ctl)
+		log_warn("no control socket (sproxy-bpf status will not see this "
+			 "daemon): %s", r->err);
 	notify_ready("capturing %s (pid %d); listening on %s%s%s", d->target,
 		     (int)getpid(), lc->listen4 ? addr_str(lc->listen4, a, sizeof(a)) : "",
 		     lc->listen4 && lc->listen6 ? " and " : "",
@@ -408,10 +521,14 @@ static int run(struct options *o, int argc, char **argv, struct runcmd *cmd)
 	r.d.argv = argv;
 	r.cmd = cmd;
 	rc = check_args(&r, o);
-	if (rc)
+	if (rc) {
+		r.rc = rc;
+		pin_leave(&r);
 		return rc;
+	}
 	events_route_libevent_log();
 	rc = serve(&r, o);
+	r.rc = rc;
 	teardown(&r);
 	rules_unref(r.d.rules);
 	return rc;
@@ -420,11 +537,19 @@ static int run(struct options *o, int argc, char **argv, struct runcmd *cmd)
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
-	/* For SIGHUP, as given: parsing may blank a password in argv. */
-	char **args = cli_copy_args(argc, argv);
+	char **args;
 	struct runcmd *cmd = NULL;
 	int rc;
 
+	/* Clients of a running daemon: their own command lines. */
+	if (argc > 1 && strcmp(argv[1], "status") == 0)
+		return status_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "top") == 0)
+		return top_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "detach") == 0)
+		return detach_main(argc - 1, argv + 1);
+	/* For SIGHUP, as given: parsing may blank a password in argv. */
+	args = cli_copy_args(argc, argv);
 	cli_parse(argc, argv, &o);
 	if (o.tproxy) {
 		rc = tproxy_run(&o);

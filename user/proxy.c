@@ -18,6 +18,7 @@
 #include "dnstcp.h"
 #include "http.h"
 #include "tag.h"
+#include "live.h"
 #include "log.h"
 #include "proxy.h"
 #include "relay.h"
@@ -58,6 +59,7 @@ struct session {
 	int relaying;
 	int transparent;                      /* came through TPROXY */
 	struct timespec start;
+	struct live live;                     /* for status, once routed */
 };
 
 static double since(const struct timespec *t0)
@@ -158,6 +160,7 @@ static void session_close(struct session *s, const char *result, const char *err
 	if (s->t.addr.ss_family == 0)
 		c.dst = NULL;
 	connlog_write(&c);
+	live_del(&s->live);
 	if (s->creq)
 		connector_cancel(s->creq);
 	if (s->relaying)
@@ -385,6 +388,10 @@ static void route(struct session *s)
 	if (name)
 		snprintf(s->t.host, sizeof(s->t.host), "%s", name);
 	s->via = connector_via(d, SOCK_STREAM);
+	s->live = (struct live){ .proto = "tcp", .proc = s->have_proc ? &s->proc : NULL,
+		.src = &s->src, .dst = &s->t.addr, .host = s->t.host, .up = &s->relay.up.bytes,
+		.down = &s->relay.down.bytes, .start = &s->start, .via = &s->via };
+	live_add(&d->live, &s->live);
 	s->creq = connector_start(d, &s->t, SOCK_STREAM, on_connected, s);
 	if (!s->creq)
 		session_end(s, "error", "out of memory");

@@ -227,6 +227,7 @@ static int slot_open(struct udp_pool *p, struct udp_slot *s, int family,
 {
 	struct sockaddr_storage ss;
 	socklen_t len;
+	uint32_t want;
 	int one = 1;
 
 	s->pool = p;
@@ -240,14 +241,25 @@ static int slot_open(struct udp_pool *p, struct udp_slot *s, int family,
 	if (family == AF_INET6)
 		setsockopt(s->fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	daemon_mark(p->d, s->fd);
-	if (bind(s->fd, (struct sockaddr *)&ss, len) < 0 ||
+	/* Taking pins over: the earlier daemon's ports, so that its flows
+	 * go on. */
+	want = loader_pool_reclaim(&p->d->bpf, family, reserve);
+	/* sin6_port lies where sin_port does */
+	((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)want);
+	if (want && bind(s->fd, (struct sockaddr *)&ss, len) < 0) {
+		loader_port_lost(&p->d->bpf, family, want);
+		((struct sockaddr_in *)&ss)->sin_port = 0;
+		want = 0;
+	}
+	if ((!want && bind(s->fd, (struct sockaddr *)&ss, len) < 0) ||
 	    getsockname(s->fd, (struct sockaddr *)&ss, &len) < 0)
 		goto fail;
 	s->port = addr_port((struct sockaddr *)&ss);
 	s->ev = event_new(p->d->base, s->fd, EV_READ | EV_PERSIST, on_slot_read, s);
 	if (!s->ev || event_add(s->ev, NULL) < 0)
 		goto fail;
-	if (udp_port_push(p->d, family, s->port, reserve) < 0)
+	if (!loader_port_busy(&p->d->bpf, family, s->port) &&
+	    udp_port_push(p->d, family, s->port, reserve) < 0)
 		goto fail;
 	return 0;
 fail:
@@ -330,7 +342,8 @@ void udp_pool_free(struct udp_pool *p)
 
 	if (!p)
 		return;
-	udp_failopen(p->d);
+	if (!p->d->bpf.pin)     /* pinned: the cgroup stays captured */
+		udp_failopen(p->d);
 	while (p->active)
 		udp_flow_end(p->active, p->active->refused ? "refused" : "ok",
 			 p->active->refused);

@@ -13,6 +13,7 @@
 #include "connector.h"
 #include "daemon.h"
 #include "dnsserver.h"
+#include "live.h"
 #include "log.h"
 #include "sproxy.h"
 #include "udp_int.h"
@@ -75,6 +76,7 @@ void udp_flow_end(struct udp_flow *f, const char *result, const char *err)
 	if (f->app.ss_family == 0)
 		c.src = NULL;
 	connlog_write(&c);
+	live_del(&f->live);
 	for (i = 0; i < MAX_DNS; i++) {
 		if (f->dns[i]) {
 			dns_pending_cancel(f->dns[i]->p);
@@ -330,6 +332,10 @@ struct udp_flow *udp_flow_new(struct udp_slot *slot, const struct sockaddr_stora
 		p->active->prev = f;
 	p->active = f;
 	p->n_active++;
+	f->live = (struct live){ .proto = f->is_dns ? "dns" : "udp", .proc = &f->rec.proc,
+		.src = &f->app, .dst = &f->t.addr, .host = f->t.host, .up = &f->up,
+		.down = &f->down, .start = &f->start, .via = &f->via };
+	live_add(&p->d->live, &f->live);
 	if (f->is_dns)
 		return f;
 	name = dns_server_fake_name(p->d->dns, (struct sockaddr *)&f->t.addr, &in_range);

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "connector.h"
+#include "live.h"
 #include "sproxy.h"
 
 #define MAX_QUEUED   16    /* datagrams held while a flow connects */
@@ -60,6 +61,7 @@ struct udp_flow {
 	uint64_t up, down;
 	struct timespec start;
 	time_t last;                 /* CLOCK_MONOTONIC seconds */
+	struct live live;            /* for status */
 };
 
 struct udp_pool {
