@@ -225,6 +225,7 @@ struct sproxy_fp_flow {
 #define SPROXY_FPR_FAILED   1           /* never established */
 #define SPROXY_FPR_RESET    2           /* ended without both FINs */
 #define SPROXY_FPR_REJECTED 3           /* a rule refused it in the hook */
+#define SPROXY_FPR_OPEN     4           /* user space: open at exit */
 
 /* Starts as struct sproxy_event does (type SPROXY_EV_FAST). */
 struct sproxy_fp_event {

@@ -173,6 +173,12 @@ fail:
 	return NULL;
 }
 
+void events_drain(struct events *e)
+{
+	if (e && e->rb)
+		ring_buffer__consume(e->rb);
+}
+
 void events_free(struct events *e)
 {
 	if (!e)

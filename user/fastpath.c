@@ -32,7 +32,7 @@ struct fastpath {
 	struct resolving *resolving;    /* lookups under way */
 	int n_resolving;
 	int fd_conf, fd_ports, fd_cidr, fd_cidr_res, fd_uids, fd_comms;
-	int fd_fakenet, fd_fake, fd_flows;
+	int fd_fakenet, fd_fake, fd_flows, fd_conns;
 };
 
 struct resolving {
@@ -289,6 +289,9 @@ static const char *result_str(uint32_t r, const char **err)
 	case SPROXY_FPR_REJECTED:
 		*err = "REJECT rule (decided in the kernel)";
 		return "refused";
+	case SPROXY_FPR_OPEN:
+		*err = "open when the daemon stopped; it goes on, unseen";
+		return "shutdown";
 	default:
 		*err = "connection reset";
 		return "error";
@@ -368,6 +371,26 @@ static void sweep_flows(struct fastpath *fp, int all)
 	}
 }
 
+/* Kernel-path connections still open when the daemon stops: they go on
+ * (nothing stands between them and the server) but leave the log now,
+ * with result=shutdown and no byte counts (only sockops could read them). */
+static void log_open(struct fastpath *fp)
+{
+	uint64_t k, next, now = now_ns();
+	struct sproxy_fp_conn c;
+	int first = 1;
+
+	while (bpf_map_get_next_key(fp->fd_conns, first ? NULL : &k, &next) == 0) {
+		first = 0;
+		k = next;
+		if (bpf_map_lookup_elem(fp->fd_conns, &k, &c) < 0 ||
+		    !(c.flags & SPROXY_FPC_CONNECTING))
+			continue;
+		log_line(fp, "tcp", &c.proc, NULL, &c.dst, 0, 0,
+			 (double)(now - c.start_ns) / 1e9, SPROXY_FPR_OPEN);
+	}
+}
+
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -395,6 +418,7 @@ struct fastpath *fastpath_start(struct daemon *d)
 	fp->fd_fakenet = bpf_map__fd(s->maps.fp_fakenet);
 	fp->fd_fake = bpf_map__fd(s->maps.fp_fake);
 	fp->fd_flows = bpf_map__fd(s->maps.fp_flows);
+	fp->fd_conns = bpf_map__fd(s->maps.fp_conns);
 	if (fill(fp) < 0)
 		return fp;          /* disabled; the log lines still work */
 	if (d->opt->fast_path_off)
@@ -421,6 +445,11 @@ void fastpath_free(struct fastpath *fp)
 		return;
 	if (fp->d->dns)
 		dns_server_on_fake(fp->d->dns, NULL, NULL);
+	/* Pinned programs stay and a successor reports what is open. */
+	if (!fp->d->bpf.pin) {
+		log_open(fp);
+		sweep_flows(fp, 1);
+	}
 	while (fp->resolving) {
 		struct resolving *rs = fp->resolving;
 
@@ -428,7 +457,6 @@ void fastpath_free(struct fastpath *fp)
 		dns_resolving_cancel(rs->req);
 		free(rs);
 	}
-	sweep_flows(fp, 1);
 	if (fp->sweep)
 		event_free(fp->sweep);
 	free(fp);

@@ -269,6 +269,7 @@ static void teardown(struct run *r)
 		d->bpf.n_links = 0;
 	}
 	pin_leave(r);
+	events_drain(r->ev);         /* kernel-path closes already reported */
 	fastpath_free(d->fast);
 	d->fast = NULL;
 	udp_pool_free(d->udp);

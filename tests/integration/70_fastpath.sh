@@ -10,7 +10,8 @@
 # with EPERM and nothing reaches the server; an upstream route and
 # --fast-path off go through the proxy; a rule the kernel cannot evaluate
 # sends what follows it to the proxy; UDP to 443 (QUIC) goes direct and
-# is logged; every connection has exactly one log line, on both paths.
+# is logged; every connection has exactly one log line, on both paths,
+# one still open when the daemon stops included.
 . "$(dirname "$0")/../lib.sh"
 
 V4=203.0.113.10
@@ -246,6 +247,24 @@ t_udp_quic() {
 	expect "the flow has $n lines, want 1" [ "$n" = 1 ]
 }
 
+# A kernel-path connection still open when the daemon stops: one line,
+# result=shutdown, and the connection goes on.
+t_open_at_exit() {
+	restart_daemon --resolver $RESOLVER || return 1
+	: >"$TMP/echo.log"
+	start_bg holder app bash -c '(echo one; sleep 3; echo two; sleep 20) | exec socat -t 20 - TCP:'$V4':443' ||
+		return 1
+	expect "the held connection did not reach the server" \
+		wait_for 5 grep -q "local=$V4:443 " "$TMP/echo.log" || return 1
+	expect "the first line did not come back" wait_for 5 grep -q one "$TMP/holder.out" || return 1
+	stop_daemon || return 1
+	expect "no shutdown line for the held connection" \
+		wait_log 3 "comm=socat " "path=kernel " "result=shutdown" || return 1
+	expect "the connection did not go on after the daemon stopped" \
+		wait_for 8 grep -q two "$TMP/holder.out"
+	stop_bg holder
+}
+
 start_daemon --resolver $RESOLVER || { fail daemon "$WHY"; finish; }
 run_case http-port-proxied-tagged t_http_proxied
 run_case tls-port-kernel-untagged t_tls_port_kernel
@@ -262,4 +281,5 @@ run_case upstream-proxied t_upstream
 run_case fast-path-off t_off
 run_case bad-options t_bad_option
 run_case udp-443-direct t_udp_quic
+run_case open-at-exit t_open_at_exit
 finish
