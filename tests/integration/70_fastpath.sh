@@ -247,6 +247,20 @@ t_udp_quic() {
 	expect "the flow has $n lines, want 1" [ "$n" = 1 ]
 }
 
+# SIGHUP reads the rules again: the kernel's copy follows (--tag off: any
+# port may take the kernel path).
+t_reload() {
+	printf 'rule = DST-PORT,4445,REJECT\n' >"$TMP/rules.conf"
+	restart_daemon --resolver $RESOLVER --tag off --config "$TMP/rules.conf" || return 1
+	ran app_run l1 "$TOOLS/netclient" tcp $V4:4444 || return 1
+	one_line "$RUN_PID" "path=kernel " "result=ok" || return 1
+	printf 'rule = DST-PORT,4444,REJECT\n' >"$TMP/rules.conf"
+	kill -HUP "$DAEMON_PID"
+	expect "no reload line" wait_for 5 grep -q "SIGHUP: 1 rules in use" "$TMP/daemon.err" || return 1
+	fails_eperm l2 "$TOOLS/netclient" tcp -t 3 $V4:4444 || return 1
+	one_line "$RUN_PID" "dst=$V4:4444 " "result=refused"
+}
+
 # A kernel-path connection still open when the daemon stops: one line,
 # result=shutdown, and the connection goes on.
 t_open_at_exit() {
@@ -281,5 +295,6 @@ run_case upstream-proxied t_upstream
 run_case fast-path-off t_off
 run_case bad-options t_bad_option
 run_case udp-443-direct t_udp_quic
+run_case sighup-reloads-kernel-rules t_reload
 run_case open-at-exit t_open_at_exit
 finish
