@@ -141,7 +141,17 @@ t_fakeip_kernel() {
 	expect "getpeername shows $(cat "$TMP/f1.out"), want the fake $fake:443" \
 		grep -q "peer=$fake:443 " "$TMP/f1.out" || return 1
 	direct_peer "$TMP/f1.out" "$V4:443" || return 1
-	one_line "$RUN_PID" "dst=$fake:443 " "host=name.test " "path=kernel " "result=ok"
+	one_line "$RUN_PID" "dst=$fake:443 " "host=name.test " "path=kernel " "result=ok" || return 1
+	# IPv6: an AAAA fake address to the real IPv6 one.
+	ran app_run f2 dig +short +time=3 +tries=1 name.test AAAA || return 1
+	fake=$(head -n 1 "$TMP/f2.out")
+	expect "no fake AAAA answer for name.test: '$fake'" eval '[[ $fake == fd73:* ]]' || return 1
+	sleep 1
+	ran app_run f3 "$TOOLS/netclient" tcp "[$fake]:443" || return 1
+	expect "getpeername shows $(cat "$TMP/f3.out"), want the fake [$fake]:443" \
+		grep -qF "peer=[$fake]:443 " "$TMP/f3.out" || return 1
+	direct_peer "$TMP/f3.out" "[$V6]:443" || return 1
+	one_line "$RUN_PID" "host=name.test " "path=kernel " "result=ok"
 }
 
 t_reject_cidr() {
