@@ -9,6 +9,11 @@
 #ifndef SPROXY_FASTPATH_BPF_H
 #define SPROXY_FASTPATH_BPF_H
 
+#define ECONNREFUSED_ 111
+
+/* Set by the loader when the kernel has bpf_set_retval for these hooks. */
+const volatile bool refuse_errno;
+
 /* One entry, filled by user space before attach and on SIGHUP; absent or
  * disabled: everything goes to the proxy, as with --fast-path off. */
 struct {
@@ -171,9 +176,9 @@ static __always_inline void fp_emit(const struct sproxy_fp_conn *c, __u64 cookie
 
 /* The decision for a connection (tcp) or a UDP flow to dst.  Returns -1
  * when the proxy must see it (the caller carries on as before), else what
- * the hook returns: 1 to let it go (to *real), 0 to refuse it (EPERM: a
- * cgroup connect/sendmsg hook cannot choose another errno).  *fake is set
- * when dst is a FakeIP address and real its resolved address. */
+ * the hook returns: 1 to let it go (to *real), 0 to refuse it (see
+ * fp_refuse).  *fake is set when dst is a FakeIP address and real its
+ * resolved address. */
 static __always_inline int fp_decide(struct bpf_sock_addr *ctx,
 				     const struct sproxy_addr *dst, bool tcp,
 				     struct sproxy_addr *real, bool *fake,
@@ -233,6 +238,16 @@ static __always_inline int fp_decide(struct bpf_sock_addr *ctx,
 	return verdict == SPROXY_FP_REJECT ? 0 : 1;
 }
 
+/* A refused connect() or sendmsg() fails with ECONNREFUSED, as a closed
+ * port would answer, where the kernel lets a cgroup hook set the errno
+ * (bpf_set_retval, 5.18); else with EPERM, what returning 0 gives. */
+static __always_inline int fp_refuse(void)
+{
+	if (refuse_errno)
+		bpf_set_retval(-ECONNREFUSED_);
+	return 0;
+}
+
 /* connect4|6 (TCP and UDP) and sendmsg4|6: -1 to carry on to the proxy,
  * else the hook's return value. */
 static __always_inline int fast_path(struct bpf_sock_addr *ctx,
@@ -255,7 +270,7 @@ static __always_inline int fast_path(struct bpf_sock_addr *ctx,
 		old = bpf_map_lookup_elem(&fp_flows, &fk);
 		if (old) {
 			old->last_ns = bpf_ktime_get_ns();
-			return old->flags & SPROXY_FPF_REJECTED ? 0 : 1;
+			return old->flags & SPROXY_FPF_REJECTED ? fp_refuse() : 1;
 		}
 	}
 	rc = fp_decide(ctx, dst, tcp, &c.real, &fake, &c.proc);
@@ -273,7 +288,7 @@ static __always_inline int fast_path(struct bpf_sock_addr *ctx,
 		fp_emit(&c, bpf_get_socket_cookie(ctx), SPROXY_FPR_REJECTED,
 			tcp ? IPPROTO_TCP : IPPROTO_UDP, NULL);
 		if (tcp)
-			return 0;
+			return fp_refuse();
 	}
 	if (!tcp) {
 		f.proc = c.proc;
@@ -285,7 +300,7 @@ static __always_inline int fast_path(struct bpf_sock_addr *ctx,
 		bpf_map_update_elem(&fp_flows, &fk, &f, BPF_ANY);
 		if (rc == 1)
 			stat_inc(SPROXY_STAT_FAST_UDP);
-		return rc;
+		return rc ? 1 : fp_refuse();
 	}
 	if (fake)
 		c.flags |= SPROXY_FPC_FAKE;

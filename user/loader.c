@@ -235,6 +235,9 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 	l->skel = s;
 	s->rodata->daemon_tgid = cfg->tgid;
 	set_pidns(s);
+	/* A REJECT decided in the hook then fails with ECONNREFUSED, not EPERM. */
+	s->rodata->refuse_errno = libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+							  BPF_FUNC_set_retval, NULL) == 1;
 	s->rodata->sock_mark = cfg->mark;
 	s->rodata->netns_cookie = cfg->netns;
 	if (cfg->listen4) {
