@@ -19,7 +19,8 @@
  * sock_create  marks the daemon's own sockets (evdns's too).
  *
  * The parts: common.bpf.h (settings, shared maps, helpers), fastpath.bpf.h
- * (connections the proxy need not see: decided and reported here), tcp.bpf.h,
+ * (connections the proxy need not see: decided and reported here),
+ * netns.bpf.h (other network namespaces: containers), tcp.bpf.h,
  * udp.bpf.h, sockopt.bpf.h; one object, one skeleton.
  */
 #include "vmlinux.h"
@@ -28,6 +29,7 @@
 #include "sproxy.h"
 #include "common.bpf.h"
 #include "fastpath.bpf.h"
+#include "netns.bpf.h"
 #include "tcp.bpf.h"
 #include "udp.bpf.h"
 #include "sockopt.bpf.h"

@@ -98,6 +98,10 @@ static const char usage_text[] =
 "      --connect-timeout SEC  outbound connect timeout (default 10)\n"
 "      --relay MODE           splice (default: bulk bytes that need no rewriting\n"
 "                             stay in the kernel) or copy (always through a buffer)\n"
+"      --netns all|current    all (default): processes of CGROUP in other network\n"
+"                             namespaces (containers) are captured too, through\n"
+"                             a listener the daemon opens inside each; current:\n"
+"                             only those of the daemon's own namespace\n"
 "      --mark N               SO_MARK of the daemon's own sockets, which are never\n"
 "                             captured; decimal or 0x hex (default 0x5350)\n"
 "      --pin DIR              fail-closed: pin programs, links and maps in DIR\n"
@@ -187,7 +191,7 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_FSTORE, O_FEXCL, O_FTTL,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
        O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
-       O_UDPPERPROC, O_USER, O_CGPARENT, O_PIN,
+       O_UDPPERPROC, O_USER, O_CGPARENT, O_NETNS, O_PIN,
        O_CTLDIR, O_FASTPATH, O_TLSPORTS };
 
 
@@ -205,6 +209,7 @@ static const struct option long_opts[] = {
 	{ "connect-timeout", required_argument, 0, O_CONNTIMEOUT },
 	{ "relay", required_argument, 0, O_RELAY },
 	{ "mark", required_argument, 0, O_MARK },
+	{ "netns", required_argument, 0, O_NETNS },
 	{ "resolver", required_argument, 0, O_RESOLVER },
 	{ "disable-fakeip", no_argument, 0, O_NOFAKE },
 	{ "fakeip-range", required_argument, 0, O_FRANGE },
@@ -391,6 +396,15 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 		break;
 	case O_MARK:
 		NUMBER(o->mark, arg, "--mark", 1, 1, 0xffffffffu);
+		break;
+	case O_NETNS:
+		if (strcmp(arg, "current") == 0)
+			o->netns_current = 1;
+		else if (strcmp(arg, "all") == 0)
+			o->netns_current = 0;
+		else
+			return usage_error(err, errlen, "--netns is 'all' or 'current', not '%s'",
+					   arg);
 		break;
 	case O_RESOLVER:
 		if (o->n_resolvers == 8)

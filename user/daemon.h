@@ -15,6 +15,7 @@ struct dns_server;
 struct udp_pool;
 struct rules;
 struct fastpath;
+struct netns_ctl;
 
 #define SPROXY_MARK_DEFAULT 0x5350  /* "SP" */
 
@@ -66,6 +67,7 @@ struct options {
 	int fast_path_off;            /* --fast-path off: every connection proxied */
 	struct { uint16_t lo, hi; } tls_ports[32];  /* --tls-ports: never tagged */
 	int n_tls_ports;
+	int netns_current;            /* --netns current: only the daemon's namespace */
 	const char *pin_dir;          /* --pin: on a BPF filesystem; NULL = fail-open */
 };
 
@@ -75,6 +77,7 @@ struct daemon {
 	struct loader bpf;
 	struct dns_server *dns;
 	struct udp_pool *udp;
+	struct netns_ctl *nsctl;      /* other network namespaces served; NULL: none */
 	char cg_mount[PATH_MAX];
 	char target[PATH_MAX];
 	uint64_t netns;

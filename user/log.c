@@ -299,6 +299,8 @@ void connlog_write(const struct conn_log *c)
 	}
 	if (c->cgroup)
 		field_str(fp, &first, "cgroup", c->cgroup);
+	if (c->netns)
+		field_num(fp, &first, "netns", c->netns);
 	if (c->src)
 		field_str(fp, &first, "src", addr_str(c->src, a, sizeof(a)));
 	if (c->dst)

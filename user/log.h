@@ -38,6 +38,7 @@ struct conn_log {
 	const char *error;                 /* NULL when none */
 	const char *capture;               /* "tproxy": from another host, no process */
 	const char *path;                  /* "kernel": the fast path; NULL: "proxy" */
+	uint64_t netns;                    /* another network namespace's inode; 0: ours */
 };
 
 /* path NULL: stderr.  A new file is made mode 0600.  Returns 0 or -errno. */

@@ -23,6 +23,7 @@
 #include "events.h"
 #include "fakeip.h"
 #include "log.h"
+#include "netns.h"
 #include "notify.h"
 #include "owner.h"
 #include "pin.h"
@@ -273,6 +274,7 @@ static void teardown(struct run *r)
 	fastpath_free(d->fast);
 	d->fast = NULL;
 	udp_pool_free(d->udp);
+	netns_stop(d->nsctl);
 	upstream_shutdown();
 	for (i = 0; i < r->n_lis; i++)
 		proxy_listener_free(r->lis[i]);
@@ -459,6 +461,7 @@ static int serve(struct run *r, struct options *o)
 	lc->map_size = o->map_size;
 	lc->pool_size = o->udp_flows;
 	lc->capture_udp = 1;
+	lc->netns_all = !o->netns_current;
 	rc = pin_meta(r, 0);
 	if (rc)
 		return rc;
@@ -477,6 +480,9 @@ static int serve(struct run *r, struct options *o)
 	if (start_dns(r) < 0)
 		return EXIT_USAGE;
 	d->tuples_fd = bpf_map__fd(d->bpf.skel->maps.tuples);
+	/* Before the pool binds: an earlier daemon's containers' ports are
+	 * not this pool's to take over. */
+	netns_forget(d);
 	d->fast = fastpath_start(d);
 	d->udp = udp_pool_new(d, o->udp_flows, r->err, sizeof(r->err));
 	if (!d->udp) {
@@ -486,6 +492,12 @@ static int serve(struct run *r, struct options *o)
 	r->ev = events_start(d);
 	if (!r->ev)
 		return EXIT_RUNTIME;
+	/* The namespaces of processes there already, served before capture
+	 * begins. */
+	if (!o->netns_current && !(d->nsctl = netns_start(d, r->err, sizeof(r->err)))) {
+		log_err("%s", r->err);
+		return EXIT_RUNTIME;
+	}
 	if (loader_attach(&d->bpf, d->target, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;

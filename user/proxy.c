@@ -39,6 +39,7 @@ struct proxy_listener {
 	struct evconnlistener *l;
 	struct event *pause;        /* re-enables accepting after EMFILE */
 	struct session *sessions;   /* open ones, ended when the listener goes */
+	uint64_t netns, netns_ino;  /* another namespace's listener; 0: the daemon's */
 };
 
 struct session {
@@ -155,6 +156,7 @@ static void session_close(struct session *s, const char *result, const char *err
 		.result = result,
 		.error = err,
 		.capture = s->transparent ? "tproxy" : NULL,
+		.netns = s->pl ? s->pl->netns_ino : 0,
 	};
 
 	if (s->t.addr.ss_family == 0)
@@ -285,7 +287,8 @@ static int take_record(struct session *s, const struct sockaddr_storage *local)
 	struct sproxy_conn c;
 
 	memset(&k, 0, sizeof(k));
-	k.netns = s->d->netns;
+	/* The namespace the connection lives in: the listener's. */
+	k.netns = s->pl->netns ? s->pl->netns : s->d->netns;
 	addr_to_sproxy((const struct sockaddr *)&s->src, &k.app);
 	addr_to_sproxy((const struct sockaddr *)local, &k.proxy);
 	if (bpf_map_lookup_elem(s->d->tuples_fd, &k, &c) < 0)
@@ -552,6 +555,12 @@ fail:
 		 addr_str((struct sockaddr *)addr, a, sizeof(a)), strerror(errno));
 	free(pl);
 	return NULL;
+}
+
+void proxy_listener_netns(struct proxy_listener *l, uint64_t cookie, uint64_t ino)
+{
+	l->netns = cookie;
+	l->netns_ino = ino;
 }
 
 void proxy_listener_free(struct proxy_listener *l)

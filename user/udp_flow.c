@@ -67,6 +67,7 @@ void udp_flow_end(struct udp_flow *f, const char *result, const char *err)
 		.down = f->down,
 		.result = result,
 		.error = err,
+		.netns = p->netns_ino,
 	};
 	int i;
 

@@ -79,6 +79,9 @@ struct udp_pool {
 	uint32_t per_proc;
 	struct bcast *bcast;         /* broadcast goes direct (UDP only) */
 	int no_diag;                 /* sock_diag cannot tell a port's owner */
+	int owner;                   /* UDP_OWNER_SELF, or a served namespace's */
+	int netns_fd;                /* that namespace (-1: the daemon's) */
+	uint64_t netns_ino;          /* for the log; 0: the daemon's */
 };
 
 /* CLOCK_MONOTONIC seconds: a wall clock set back would keep flows forever,
