@@ -20,7 +20,7 @@ _sproxy_bpf()
 	local opts="--listen --bypass --log --json --verbose --all --map-size
 		--udp-flows --udp-flows-per-process --udp-timeout --netns --connect-timeout --relay --mark --reattach
 		--tag --header-timeout --header-budget --idle-timeout --config --rule
-		--sniff --sniff-override --sniff-timeout --upstream --udp-over-http --resolver --disable-fakeip --fakeip-range
+		--sniff --sniff-override --sniff-timeout --fast-path --tls-ports --upstream --udp-over-http --resolver --disable-fakeip --fakeip-range
 		--fakeip-store --fakeip-exclude --fakeip-ttl --fakeip-per-process
 		--allow-private-answers --user --no-drop --pin --control-dir --help"
 
@@ -52,7 +52,7 @@ _sproxy_bpf()
 	--netns)
 		COMPREPLY=($(compgen -W "all current" -- "$cur"))
 		return ;;
-	--sniff | --sniff-override)
+	--sniff | --sniff-override | --fast-path)
 		COMPREPLY=($(compgen -W "on off" -- "$cur"))
 		return ;;
 	--pin | --control-dir)
@@ -64,7 +64,7 @@ _sproxy_bpf()
 	--listen | -l | --bypass | -b | --map-size | --udp-flows | --udp-timeout | \
 	--connect-timeout | --mark | --header-timeout | --header-budget | \
 	--idle-timeout | --rule | --upstream | --resolver | --fakeip-range | \
-	--udp-flows-per-process | --sniff-timeout | \
+	--udp-flows-per-process | --sniff-timeout | --tls-ports | \
 	--fakeip-exclude | --fakeip-ttl | --fakeip-per-process | --port | --table | \
 	--cidr | --pid | --interval | -n | --daemon-mark | --socket | --cgroup-parent)
 		return ;;
