@@ -213,12 +213,14 @@ static __always_inline bool is_self(void)
  * and by mark: either alone misses helpers or sockets made before a fork),
  * another network namespace's (our listener is not there), or bypassed.
  * DNS is captured even to loopback: that is where desktop resolvers sit. */
+static __always_inline bool handoff_own(void);   /* handoff.bpf.h */
+
 static __always_inline bool skip(struct bpf_sock_addr *ctx,
 				 const struct sproxy_addr *dst)
 {
 	struct bpf_sock *sk = ctx->sk;
 
-	if (is_self() || (sk && sock_mark && sk->mark == sock_mark)) {
+	if (is_self() || (sk && sock_mark && sk->mark == sock_mark) || handoff_own()) {
 		stat_inc(SPROXY_STAT_SELF);
 		return true;
 	}

@@ -34,7 +34,8 @@ static __always_inline int tcp_connect(struct bpf_sock_addr *ctx,
 	}
 	stat_inc(dst->port == bpf_htons(DNS_PORT) ? SPROXY_STAT_DNS_REDIRECTED
 						   : SPROXY_STAT_TCP_REDIRECTED);
-	rewrite(ctx, v6sock, proxy4_ip, proxy6_ip, port, to_v4);
+	if (!handoff_rewrite(ctx, dst, v6sock, to_v4))
+		rewrite(ctx, v6sock, proxy4_ip, proxy6_ip, port, to_v4);
 	return 1;
 }
 

@@ -63,6 +63,8 @@ struct options {
 	const char *run_parent;       /* run --cgroup-parent */
 	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
 	const char *pin_dir;          /* --pin: on a BPF filesystem; NULL = fail-open */
+	struct sockaddr_storage handoff_to;  /* --to; family 0: not given */
+	const char *proxy_cgroup;     /* --proxy-cgroup: where the --to proxy runs */
 };
 
 struct daemon {

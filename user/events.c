@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "daemon.h"
 #include "events.h"
+#include "handoff.h"
 #include "log.h"
 #include "proxy.h"
 #include "rules.h"
@@ -55,6 +56,9 @@ static int on_bpf_event(void *ctx, void *data, size_t size)
 		break;
 	case SPROXY_EV_SOCKOPT:      /* cookie: the application socket's */
 		proxy_sockopts_changed(d, e->cookie);
+		break;
+	case SPROXY_EV_HANDOFF:
+		handoff_log(d, data, size);
 		break;
 	case SPROXY_EV_MAP_HIGH:     /* cookie: the count */
 		log_warn("the record map is 80%% full: %llu of %u captured connections "

@@ -307,6 +307,8 @@ void connlog_write(const struct conn_log *c)
 		field_str(fp, &first, "host", c->host);
 	if (c->via)
 		field_str(fp, &first, "via", c->via);
+	if (c->route)
+		field_str(fp, &first, "route", c->route);
 	field_num(fp, &first, "up", c->up);
 	field_num(fp, &first, "down", c->down);
 	snprintf(dur, sizeof(dur), "%.3f", c->duration);

@@ -37,6 +37,7 @@ struct conn_log {
 	const char *result;                /* "ok", "error", "refused" */
 	const char *error;                 /* NULL when none */
 	const char *capture;               /* "tproxy": from another host, no process */
+	const char *route;                 /* "to:ADDR:PORT": handed off (--to) */
 };
 
 /* path NULL: stderr.  A new file is made mode 0600.  Returns 0 or -errno. */
