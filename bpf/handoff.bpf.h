@@ -52,6 +52,9 @@ struct handoff_state {
 	__u64 start_ns;
 };
 
+#define TCP_LAST_ACK    9
+#define TCP_CLOSING     11
+
 struct {
 	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
@@ -84,7 +87,9 @@ int sproxy_sockops_handoff(struct bpf_sock_ops *skops)
 	struct handoff_state *st;
 	struct sproxy_conn *c;
 	struct bpf_sock *sk = skops->sk;
-	__u64 cookie;
+	struct tcp_sock *tp;
+	__u64 cookie, up, down;
+	__u32 old, fin_out;
 
 	if (!handoff4_port && !handoff6_port)
 		return 1;
@@ -103,11 +108,25 @@ int sproxy_sockops_handoff(struct bpf_sock_ops *skops)
 		st->start_ns = bpf_ktime_get_ns();
 		return 1;
 	}
-	if (skops->op != BPF_SOCK_OPS_STATE_CB || skops->args[1] != TCP_CLOSE)
+	if (skops->op != BPF_SOCK_OPS_STATE_CB)
 		return 1;
 	st = bpf_sk_storage_get(&handoff_socks, sk, 0, 0);
 	if (!st)
 		return 1;
+	if (skops->args[1] != TCP_CLOSE)
+		return 1;
+	/* The kernel's counts hold the sequence numbers of SYN and FIN too:
+	 * the SYN is always acknowledged by now; the application's FIN was
+	 * when the socket closes from these states; the other proxy's FIN
+	 * came when the socket is marked done (tcp_fin sets SOCK_DONE). */
+	old = skops->args[0];
+	up = skops->bytes_acked;
+	down = skops->bytes_received;
+	fin_out = old == TCP_FIN_WAIT2 || old == TCP_LAST_ACK || old == TCP_CLOSING;
+	up -= up >= 1 + fin_out ? 1 + fin_out : up;
+	tp = bpf_skc_to_tcp_sock(sk);
+	if (tp && (tp->inet_conn.icsk_inet.sk.__sk_common.skc_flags & (1UL << SOCK_DONE)) && down)
+		down--;
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (e) {
 		e->type = SPROXY_EV_HANDOFF;
@@ -116,8 +135,8 @@ int sproxy_sockops_handoff(struct bpf_sock_ops *skops)
 		e->proc = st->proc;
 		e->dst = st->dst;
 		handoff_local(skops, &e->src);
-		e->up = skops->bytes_acked;
-		e->down = skops->bytes_received;
+		e->up = up;
+		e->down = down;
 		e->duration_ns = bpf_ktime_get_ns() - st->start_ns;
 		bpf_ringbuf_submit(e, 0);
 	}
