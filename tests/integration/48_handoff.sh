@@ -119,7 +119,24 @@ t_detached_on_exit() {
 	stop_daemon || return 1
 	expect "programs left on $RS_CG: $(attached_progs "$RS_CG" | tr '\n' ' ')" \
 		eval '[ -z "$(attached_progs "$RS_CG")" ]' || return 1
-	expect "programs left on $CG" eval '[ -z "$(attached_progs "$CG")" ]'
+	expect "programs left on $CG" eval '[ -z "$(attached_progs "$CG")" ]' || return 1
+	records_freed
+}
+
+# Every record went with its connection (sockops ran for both ends).
+records_freed() {
+	expect "records left: $(grep 'TCP records open' "$TMP/daemon.err")" \
+		grep -q "TCP records open: 0 sockets, 0 connections" "$TMP/daemon.err"
+}
+
+# The links are plain ones: a daemon killed takes them along.
+t_detached_on_sigkill() {
+	start_daemon --to 127.0.0.1:$RS_PORT --resolver $RESOLVER || return 1
+	expect "no getsockopt program on $RS_CG" \
+		eval 'attached_progs "$RS_CG" | grep -q getsockopt' || return 1
+	kill_daemon
+	expect "programs left on $RS_CG after SIGKILL: $(attached_progs "$RS_CG" | tr '\n' ' ')" \
+		wait_for 5 eval '[ -z "$(attached_progs "$RS_CG")" ]'
 }
 
 # --- mitmdump ----------------------------------------------------------------
@@ -142,7 +159,9 @@ t_mitmdump() {
 		eval 'attached_progs "$MITM_CG" | grep -q getsockopt' || return 1
 	expect_log "route=to:127.0.0.1:$MITM_PORT" "pid=$RUN_PID" "dst=$WEB:8080" || return 1
 	stop_daemon || return 1
-	expect "programs left on $MITM_CG" eval '[ -z "$(attached_progs "$MITM_CG")" ]'
+	expect "programs left on $MITM_CG" eval '[ -z "$(attached_progs "$MITM_CG")" ]' ||
+		return 1
+	records_freed
 }
 
 t_no_netfilter() {
@@ -191,6 +210,7 @@ run_case log_route t_log_route
 run_case proxy_not_captured t_proxy_not_captured
 run_case dns_real_answers t_dns_real
 run_case detached_on_exit t_detached_on_exit
+run_case detached_on_sigkill t_detached_on_sigkill
 run_case mitmdump t_mitmdump
 run_case root_refused t_root_refused
 run_case target_refused t_target_refused
