@@ -309,6 +309,7 @@ void handoff_log(struct daemon *d, const void *data, size_t size)
 	const struct sproxy_handoff_event *e = data;
 	struct sockaddr_storage src, dst;
 	struct sproxy_proc proc;
+	struct conn_log c = { .proto = "tcp", .result = "ok" };
 	char to[ADDR_STRLEN], route[ADDR_STRLEN + 4];
 
 	if (size < sizeof(*e))
@@ -319,17 +320,13 @@ void handoff_log(struct daemon *d, const void *data, size_t size)
 	addr_from_sproxy(&e->dst, &dst);
 	snprintf(route, sizeof(route), "to:%s",
 		 addr_str((const struct sockaddr *)&d->opt->handoff_to, to, sizeof(to)));
-	struct conn_log c = {
-		.proto = "tcp",
-		.proc = &proc,
-		.cgroup = daemon_cgroup_name(d, proc.cgroup_id),
-		.src = (struct sockaddr *)&src,
-		.dst = (struct sockaddr *)&dst,
-		.route = route,
-		.up = e->up,
-		.down = e->down,
-		.duration = (double)e->duration_ns / 1e9,
-		.result = "ok",
-	};
+	c.proc = &proc;
+	c.cgroup = daemon_cgroup_name(d, proc.cgroup_id);
+	c.src = (struct sockaddr *)&src;
+	c.dst = (struct sockaddr *)&dst;
+	c.route = route;
+	c.up = e->up;
+	c.down = e->down;
+	c.duration = (double)e->duration_ns / 1e9;
 	connlog_write(&c);
 }
