@@ -209,9 +209,13 @@ static __always_inline bool is_self(void)
 	return ns.tgid == daemon_tgid;
 }
 
+/* netns.bpf.h: whether the socket's network namespace is captured. */
+static __always_inline bool netns_capture(void *ctx);
+
 /* Whether this socket is one to leave alone: the daemon's own (by process
  * and by mark: either alone misses helpers or sockets made before a fork),
- * another network namespace's (our listener is not there), or bypassed.
+ * another network namespace's that is not served (no listener of ours
+ * there yet, or --netns current), or bypassed.
  * DNS is captured even to loopback: that is where desktop resolvers sit. */
 static __always_inline bool handoff_own(void);   /* handoff.bpf.h */
 
@@ -224,7 +228,7 @@ static __always_inline bool skip(struct bpf_sock_addr *ctx,
 		stat_inc(SPROXY_STAT_SELF);
 		return true;
 	}
-	if (bpf_get_netns_cookie(ctx) != netns_cookie) {
+	if (!netns_capture(ctx)) {
 		stat_inc(SPROXY_STAT_OTHER_NETNS);
 		return true;
 	}

@@ -21,10 +21,12 @@ static __always_inline bool handoff_own(void)
 }
 
 /* Whether a connection to dst goes to the other proxy: TCP of the --to
- * address's family.  DNS (port 53) stays with the daemon's own server. */
-static __always_inline bool handed_off(const struct sproxy_addr *dst)
+ * address's family, in the daemon's network namespace (where that address
+ * is the proxy's; a container's go to its own listener).  DNS (port 53)
+ * stays with the daemon's own server. */
+static __always_inline bool handed_off(void *ctx, const struct sproxy_addr *dst)
 {
-	if (dst->port == bpf_htons(DNS_PORT))
+	if (dst->port == bpf_htons(DNS_PORT) || bpf_get_netns_cookie(ctx) != netns_cookie)
 		return false;
 	return is_v4(dst) ? handoff4_port != 0 : handoff6_port != 0;
 }
@@ -35,7 +37,7 @@ static __always_inline bool handoff_rewrite(struct bpf_sock_addr *ctx,
 					    const struct sproxy_addr *dst,
 					    bool v6sock, bool to_v4)
 {
-	if (!handed_off(dst))
+	if (!handed_off(ctx, dst))
 		return false;
 	if (to_v4)
 		rewrite(ctx, v6sock, handoff4_ip, handoff6_ip, handoff4_port, true);
@@ -98,7 +100,7 @@ int sproxy_sockops_handoff(struct bpf_sock_ops *skops)
 	if (skops->op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
 		cookie = bpf_get_socket_cookie(skops);
 		c = bpf_map_lookup_elem(&conns, &cookie);
-		if (!c || !handed_off(&c->dst))
+		if (!c || !handed_off(skops, &c->dst))
 			return 1;
 		st = bpf_sk_storage_get(&handoff_socks, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
 		if (!st)

@@ -18,14 +18,16 @@
  * sock_release drops the records of a closing socket.
  * sock_create  marks the daemon's own sockets (evdns's too).
  *
- * The parts: common.bpf.h (settings, shared maps, helpers), handoff.bpf.h
- * (--to), tcp.bpf.h, udp.bpf.h, sockopt.bpf.h; one object, one skeleton.
+ * The parts: common.bpf.h (settings, shared maps, helpers), netns.bpf.h
+ * (other network namespaces: containers), handoff.bpf.h (--to), tcp.bpf.h,
+ * udp.bpf.h, sockopt.bpf.h; one object, one skeleton.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "sproxy.h"
 #include "common.bpf.h"
+#include "netns.bpf.h"
 #include "handoff.bpf.h"
 #include "tcp.bpf.h"
 #include "udp.bpf.h"

@@ -98,6 +98,22 @@ struct sproxy_flow {
 #define SPROXY_FLOW_CONNECTED 1
 /* The port came from the DNS reserve and goes back there. */
 #define SPROXY_FLOW_RESERVE   2
+/* The port is of another network namespace's pool (a container's). */
+#define SPROXY_FLOW_NETNS     4
+
+/* Network namespaces other than the daemon's that it serves (containers):
+ * at most this many at once, each with a UDP pool of at most
+ * SPROXY_NETNS_POOL ports per family. */
+#define SPROXY_NETNS_MAX  128
+#define SPROXY_NETNS_POOL 64
+
+/* A served namespace: its loopback listeners (127.0.0.1, [::1]), opened
+ * inside it; ports in network order, 0 = none of that family. */
+struct sproxy_netns {
+	__u16 port4;
+	__u16 port6;
+	__u32 pad;
+};
 
 struct sproxy_bypass_key {
 	__u32 prefixlen;   /* over the 128-bit (IPv4-mapped) address */
@@ -138,6 +154,8 @@ enum sproxy_event_type {
 					* cookie holds their number */
 	SPROXY_EV_SOCKOPT,             /* a connected socket's options changed */
 	SPROXY_EV_UDP_LIMIT,           /* a process reached --udp-flows-per-process */
+	SPROXY_EV_NETNS,               /* a socket of a namespace not served yet;
+					* cookie: the netns cookie */
 };
 
 struct sproxy_event {

@@ -8,9 +8,13 @@ static __always_inline int tcp_connect(struct bpf_sock_addr *ctx,
 				       bool v6sock)
 {
 	struct sproxy_conn c = {};
+	struct netns_listener l;
 	bool to_v4 = is_v4(dst);
-	__u16 port = to_v4 ? proxy4_port : proxy6_port;
+	__u16 port;
 	long err = -1;
+
+	netns_listener(ctx, &l);
+	port = to_v4 ? l.port4 : l.port6;
 
 	if (!port)
 		return 1;    /* no listener of that family: left alone */
@@ -35,7 +39,7 @@ static __always_inline int tcp_connect(struct bpf_sock_addr *ctx,
 	stat_inc(dst->port == bpf_htons(DNS_PORT) ? SPROXY_STAT_DNS_REDIRECTED
 						   : SPROXY_STAT_TCP_REDIRECTED);
 	if (!handoff_rewrite(ctx, dst, v6sock, to_v4))
-		rewrite(ctx, v6sock, proxy4_ip, proxy6_ip, port, to_v4);
+		rewrite(ctx, v6sock, l.ip4, l.ip6, port, to_v4);
 	return 1;
 }
 

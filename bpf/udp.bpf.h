@@ -152,7 +152,10 @@ static __always_inline __u32 udp_port(struct bpf_sock_addr *ctx,
 	void *ports = to_v4 ? (void *)&ports4 : (void *)&ports6;
 	bool dns = dst->port == bpf_htons(DNS_PORT);
 	__u32 *have, port = 0, one = 1;
+	int other = netns_pools(ctx, to_v4, &pool, &reserve);
 
+	if (other < 0)
+		return 0;
 	__builtin_memset(&k, 0, sizeof(k));
 	k.cookie = bpf_get_socket_cookie(ctx);
 	k.dst = *dst;
@@ -184,6 +187,8 @@ static __always_inline __u32 udp_port(struct bpf_sock_addr *ctx,
 		f.flags |= SPROXY_FLOW_RESERVE;
 		pool = reserve;
 	}
+	if (other)
+		f.flags |= SPROXY_FLOW_NETNS;
 	if (connected)
 		f.flags |= SPROXY_FLOW_CONNECTED;
 	else

@@ -92,6 +92,10 @@ static const char usage_text[] =
 "      --connect-timeout SEC  outbound connect timeout (default 10)\n"
 "      --relay MODE           splice (default: bulk bytes that need no rewriting\n"
 "                             stay in the kernel) or copy (always through a buffer)\n"
+"      --netns all|current    all (default): processes of CGROUP in other network\n"
+"                             namespaces (containers) are captured too, through\n"
+"                             a listener the daemon opens inside each; current:\n"
+"                             only those of the daemon's own namespace\n"
 "      --mark N               SO_MARK of the daemon's own sockets, which are never\n"
 "                             captured; decimal or 0x hex (default 0x5350)\n"
 "      --pin DIR              fail-closed: pin programs, links and maps in DIR\n"
@@ -121,6 +125,13 @@ static const char usage_text[] =
 "      --rule TYPE,VALUE,TARGET  route a connection; repeatable, the first match\n"
 "                             wins (e.g. DOMAIN-SUFFIX,example.com,REJECT;\n"
 "                             default DIRECT).  Types and targets: see README\n"
+"      --sniff on|off         to a real address (not FakeIP), read the name in\n"
+"                             the client's TLS ClientHello (TCP, QUIC) or HTTP\n"
+"                             Host for DOMAIN rules and the log (default on)\n"
+"      --sniff-override on|off  send a sniffed name to a SOCKS5 or HTTP upstream\n"
+"                             in place of the address (default on)\n"
+"      --sniff-timeout MS     wait at most MS ms for the client's first bytes,\n"
+"                             then go on by address (default 100)\n"
 "Hand-off (see README):\n"
 "      --to ADDR:PORT         hand captured TCP to the REDIRECT-style proxy\n"
 "                             listening there (redsocks, mitmproxy --mode\n"
@@ -181,8 +192,8 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_FSTORE, O_FEXCL, O_FTTL,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
        O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
-       O_UDPPERPROC, O_USER, O_CGPARENT, O_PIN,
-       O_CTLDIR, O_TO, O_PROXYCG };
+       O_UDPPERPROC, O_USER, O_CGPARENT, O_NETNS, O_PIN, O_CTLDIR, O_SNIFF,
+       O_SNIFFOVERRIDE, O_SNIFFTIMEOUT, O_TO, O_PROXYCG };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -198,6 +209,7 @@ static const struct option long_opts[] = {
 	{ "connect-timeout", required_argument, 0, O_CONNTIMEOUT },
 	{ "relay", required_argument, 0, O_RELAY },
 	{ "mark", required_argument, 0, O_MARK },
+	{ "netns", required_argument, 0, O_NETNS },
 	{ "resolver", required_argument, 0, O_RESOLVER },
 	{ "disable-fakeip", no_argument, 0, O_NOFAKE },
 	{ "fakeip-range", required_argument, 0, O_FRANGE },
@@ -219,6 +231,9 @@ static const struct option long_opts[] = {
 	{ "udp-over-http", required_argument, 0, O_UDPHTTP },
 	{ "user", required_argument, 0, O_USER },
 	{ "cgroup-parent", required_argument, 0, O_CGPARENT },
+	{ "sniff", required_argument, 0, O_SNIFF },
+	{ "sniff-override", required_argument, 0, O_SNIFFOVERRIDE },
+	{ "sniff-timeout", required_argument, 0, O_SNIFFTIMEOUT },
 	{ "to", required_argument, 0, O_TO },
 	{ "proxy-cgroup", required_argument, 0, O_PROXYCG },
 	{ "help", no_argument, 0, 'h' },
@@ -385,6 +400,15 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 	case O_MARK:
 		NUMBER(o->mark, arg, "--mark", 1, 1, 0xffffffffu);
 		break;
+	case O_NETNS:
+		if (strcmp(arg, "current") == 0)
+			o->netns_current = 1;
+		else if (strcmp(arg, "all") == 0)
+			o->netns_current = 0;
+		else
+			return usage_error(err, errlen, "--netns is 'all' or 'current', not '%s'",
+					   arg);
+		break;
 	case O_RESOLVER:
 		if (o->n_resolvers == 8)
 			return usage_error(err, errlen, "at most 8 --resolver");
@@ -445,6 +469,20 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 	case O_FPERPROC:
 		NUMBER(o->fakeip_per_process, arg, "--fakeip-per-process", 0, 1,
 		       FAKEIP_MAX_ENTRIES);
+		break;
+	case O_SNIFF:
+		if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+			return usage_error(err, errlen, "--sniff is 'on' or 'off', not '%s'", arg);
+		o->sniff = strcmp(arg, "on") == 0;
+		break;
+	case O_SNIFFOVERRIDE:
+		if (strcmp(arg, "on") != 0 && strcmp(arg, "off") != 0)
+			return usage_error(err, errlen, "--sniff-override is 'on' or 'off', not '%s'",
+					   arg);
+		o->sniff_override = strcmp(arg, "on") == 0;
+		break;
+	case O_SNIFFTIMEOUT:
+		NUMBER(o->sniff_timeout, arg, "--sniff-timeout", 0, 1, 10000);
 		break;
 	case O_UPSTREAM:
 		return upstream_option(o, arg, err, errlen);
@@ -604,6 +642,9 @@ static void defaults(struct options *o)
 	o->tag = TAG_DEFAULT;
 	o->header_timeout = 30;
 	o->header_budget = 16384 * 1024;
+	o->sniff = 1;
+	o->sniff_override = 1;
+	o->sniff_timeout = 100;
 }
 
 static void parse(int argc, char **argv, struct options *o)

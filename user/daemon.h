@@ -14,6 +14,7 @@ struct event_base;
 struct dns_server;
 struct udp_pool;
 struct rules;
+struct netns_ctl;
 
 #define SPROXY_MARK_DEFAULT 0x5350  /* "SP" */
 
@@ -52,6 +53,9 @@ struct options {
 	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
 	const char *control_dir;      /* NULL: $SPROXY_BPF_CONTROL_DIR or /run/sproxy-bpf */
 	struct rules *rules;          /* --rule lines, compiled by cli_finish */
+	int sniff;                    /* 1: peek for a name on real addresses */
+	int sniff_override;           /* 1: upstreams get the sniffed name */
+	unsigned sniff_timeout;       /* ms to wait for the client's first bytes */
 	const char *origin;           /* "FILE:LINE" of the config line being applied */
 	char **owned;                 /* copies of values that outlive their source */
 	int n_owned;
@@ -62,6 +66,7 @@ struct options {
 	const char *run_user;         /* run --user: NAME or uid */
 	const char *run_parent;       /* run --cgroup-parent */
 	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
+	int netns_current;            /* --netns current: only the daemon's namespace */
 	const char *pin_dir;          /* --pin: on a BPF filesystem; NULL = fail-open */
 	struct sockaddr_storage handoff_to;  /* --to; family 0: not given */
 	const char *proxy_cgroup;     /* --proxy-cgroup: where the --to proxy runs */
@@ -73,6 +78,7 @@ struct daemon {
 	struct loader bpf;
 	struct dns_server *dns;
 	struct udp_pool *udp;
+	struct netns_ctl *nsctl;      /* other network namespaces served; NULL: none */
 	char cg_mount[PATH_MAX];
 	char target[PATH_MAX];
 	uint64_t netns;

@@ -272,10 +272,11 @@ static void check_pid(pid_t pid, const char *mount, const char *target)
 		say("warn", NULL, "pid %d: cannot read its network namespace: %s", (int)pid,
 		    strerror(errno));
 	} else if (theirs.st_ino != mine.st_ino) {
-		snprintf(fix, sizeof(fix), "run the daemon in its namespace: nsenter "
-			 "--net=/proc/%d/ns/net sproxy-bpf attach ...", (int)pid);
-		say("FAIL", fix, "pid %d is in another network namespace (a container?) "
-		    "than this one, where the daemon listens", (int)pid);
+		/* Served through a listener the daemon opens in there. */
+		say("info", NULL, "pid %d is in another network namespace (netns=%llu, a "
+		    "container?): captured through a listener the daemon opens there, "
+		    "unless it runs with --netns current", (int)pid,
+		    (unsigned long long)theirs.st_ino);
 	} else {
 		say("ok", NULL, "pid %d is in this network namespace", (int)pid);
 	}

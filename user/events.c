@@ -12,6 +12,7 @@
 #include "events.h"
 #include "handoff.h"
 #include "log.h"
+#include "netns.h"
 #include "proxy.h"
 #include "rules.h"
 #include "sproxy.skel.h"
@@ -39,6 +40,11 @@ static int on_bpf_event(void *ctx, void *data, size_t size)
 	switch (e->type) {
 	case SPROXY_EV_UDP_RELEASE:
 		udp_pool_release(d->udp, e->cookie);
+		netns_udp_release(d->nsctl, e->cookie);
+		break;
+	case SPROXY_EV_NETNS:        /* cookie: the namespace's */
+		netns_unserved(d->nsctl, e->cookie, e->proc.tgid,
+			       daemon_cgroup_name(d, e->proc.cgroup_id));
 		break;
 	case SPROXY_EV_POOL_EMPTY:
 		udp_pool_dry(d->udp, (int)e->family, comm, e->proc.tgid);

@@ -162,6 +162,9 @@ static int pool_collect(struct loader *l, char *err, size_t errlen)
 			key = next;
 			prev = &key;
 			if (bpf_map_lookup_elem(bpf_map__fd(ports[f]), &key, &rec) == 0 &&
+			    (rec.flags & SPROXY_FLOW_NETNS))
+				continue;   /* a container's: its pool died with the daemon */
+			if (bpf_map_lookup_elem(bpf_map__fd(ports[f]), &key, &rec) == 0 &&
 			    (rec.flags & SPROXY_FLOW_RESERVE))
 				i++;
 			if (l->n_reclaim[i] < cap)
@@ -253,6 +256,7 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 	for (i = 0; i < 4; i++)
 		s->rodata->udp6_ip[i] = lo6w[i];
 	s->rodata->capture_udp = cfg->capture_udp;
+	s->rodata->netns_all = cfg->netns_all;
 	handoff_rodata(s, cfg->handoff);
 
 	/* Room for map_size connections; see the tuples map for the 2x. */
@@ -264,8 +268,11 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 	bpf_map__set_max_entries(s->maps.udp_socks, cfg->map_size);
 	bpf_map__set_max_entries(s->maps.pool4, cfg->pool_size);
 	bpf_map__set_max_entries(s->maps.pool6, cfg->pool_size);
-	bpf_map__set_max_entries(s->maps.ports4, cfg->pool_size);
-	bpf_map__set_max_entries(s->maps.ports6, cfg->pool_size);
+	/* The daemon's pool, and the pools of the namespaces it serves. */
+	bpf_map__set_max_entries(s->maps.ports4, cfg->pool_size +
+				 SPROXY_NETNS_MAX * SPROXY_NETNS_POOL);
+	bpf_map__set_max_entries(s->maps.ports6, cfg->pool_size +
+				 SPROXY_NETNS_MAX * SPROXY_NETNS_POOL);
 
 	l->pin = cfg->pin;
 	if (l->pin && pin_maps(l->pin, s->obj, err, errlen) < 0)

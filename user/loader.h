@@ -23,6 +23,7 @@ struct loader_config {
 	uint32_t map_size;                /* live TCP records (captured connections) */
 	uint32_t pool_size;               /* UDP flows per family */
 	int capture_udp;
+	int netns_all;                    /* capture other namespaces once served */
 	const struct bypass_entry *bypass;
 	size_t n_bypass;
 	const struct pin *pin;            /* NULL: nothing pinned */

@@ -299,16 +299,22 @@ void connlog_write(const struct conn_log *c)
 	}
 	if (c->cgroup)
 		field_str(fp, &first, "cgroup", c->cgroup);
+	if (c->netns)
+		field_num(fp, &first, "netns", c->netns);
 	if (c->src)
 		field_str(fp, &first, "src", addr_str(c->src, a, sizeof(a)));
 	if (c->dst)
 		field_str(fp, &first, "dst", addr_str(c->dst, a, sizeof(a)));
 	if (c->host)
 		field_str(fp, &first, "host", c->host);
+	if (c->sniffed)
+		field_str(fp, &first, "sniffed", c->sniffed);
+	if (c->route) {
+		field_num(fp, &first, "rule", (unsigned long long)c->rule);
+		field_str(fp, &first, "route", c->route);
+	}
 	if (c->via)
 		field_str(fp, &first, "via", c->via);
-	if (c->route)
-		field_str(fp, &first, "route", c->route);
 	field_num(fp, &first, "up", c->up);
 	field_num(fp, &first, "down", c->down);
 	snprintf(dur, sizeof(dur), "%.3f", c->duration);

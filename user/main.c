@@ -24,6 +24,7 @@
 #include "fakeip.h"
 #include "handoff.h"
 #include "log.h"
+#include "netns.h"
 #include "notify.h"
 #include "owner.h"
 #include "pin.h"
@@ -265,6 +266,7 @@ static void teardown(struct run *r)
 	}
 	pin_leave(r);
 	udp_pool_free(d->udp);
+	netns_stop(d->nsctl);
 	upstream_shutdown();
 	for (i = 0; i < r->n_lis; i++)
 		proxy_listener_free(r->lis[i]);
@@ -454,6 +456,7 @@ static int serve(struct run *r, struct options *o)
 	lc->map_size = o->map_size;
 	lc->pool_size = o->udp_flows;
 	lc->capture_udp = 1;
+	lc->netns_all = !o->netns_current;
 	lc->handoff = &r->handoff;
 	rc = pin_meta(r, 0);
 	if (rc)
@@ -473,6 +476,9 @@ static int serve(struct run *r, struct options *o)
 	if (start_dns(r) < 0)
 		return EXIT_USAGE;
 	d->tuples_fd = bpf_map__fd(d->bpf.skel->maps.tuples);
+	/* Before the pool binds: an earlier daemon's containers' ports are
+	 * not this pool's to take over. */
+	netns_forget(d);
 	d->udp = udp_pool_new(d, o->udp_flows, r->err, sizeof(r->err));
 	if (!d->udp) {
 		log_err("%s", r->err);
@@ -481,6 +487,12 @@ static int serve(struct run *r, struct options *o)
 	r->ev = events_start(d);
 	if (!r->ev)
 		return EXIT_RUNTIME;
+	/* The namespaces of processes there already, served before capture
+	 * begins. */
+	if (!o->netns_current && !(d->nsctl = netns_start(d, r->err, sizeof(r->err)))) {
+		log_err("%s", r->err);
+		return EXIT_RUNTIME;
+	}
 	if (handoff_attach(&r->handoff, &d->bpf, d->target, r->proxy_cg, r->err,
 			   sizeof(r->err)) < 0 ||
 	    loader_attach(&d->bpf, d->target, r->proxy_cg, r->err, sizeof(r->err)) < 0) {

@@ -21,6 +21,7 @@
 #include "live.h"
 #include "log.h"
 #include "proxy.h"
+#include "proxy_int.h"
 #include "relay.h"
 #include "sproxy.h"
 #include "sproxy.skel.h"
@@ -28,39 +29,6 @@
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80
 #endif
-
-struct session;
-
-struct proxy_listener {
-	struct daemon *d;
-	struct sockaddr_storage addr;   /* bound; wildcard: ask each socket */
-	int wildcard;
-	int transparent;            /* TPROXY: the local address is the destination */
-	struct evconnlistener *l;
-	struct event *pause;        /* re-enables accepting after EMFILE */
-	struct session *sessions;   /* open ones, ended when the listener goes */
-};
-
-struct session {
-	struct daemon *d;
-	struct proxy_listener *pl;
-	struct session *prev, *next;          /* the listener's sessions */
-	struct session *hnext;                /* the cookie table's chain */
-	uint64_t cookie;                      /* the application socket's; 0: none */
-	struct sproxy_sockopts opts;          /* the application's, for sfd */
-	int cfd, sfd;
-	struct sockaddr_storage src;          /* the application's end */
-	struct target t;
-	struct sproxy_proc proc;
-	int have_proc;
-	struct connect_req *creq;
-	const char *via;                      /* the route, for the log */
-	struct relay relay;
-	int relaying;
-	int transparent;                      /* came through TPROXY */
-	struct timespec start;
-	struct live live;                     /* for status, once routed */
-};
 
 static double since(const struct timespec *t0)
 {
@@ -138,8 +106,7 @@ static void close_reset(int fd)
 /* Ends a session: one log line, both sockets closed, with a reset when
  * anything went wrong (or the daemon stops mid-stream), so that neither
  * peer takes a cut stream for a complete one. */
-static void session_close(struct session *s, const char *result, const char *err,
-			  int reset)
+void session_close(struct session *s, const char *result, const char *err, int reset)
 {
 	struct conn_log c = {
 		.proto = "tcp",
@@ -147,7 +114,10 @@ static void session_close(struct session *s, const char *result, const char *err
 		.cgroup = s->have_proc ? daemon_cgroup_name(s->d, s->proc.cgroup_id) : NULL,
 		.src = (struct sockaddr *)&s->src,
 		.dst = (struct sockaddr *)&s->t.addr,
-		.host = s->t.host[0] ? s->t.host : NULL,
+		.host = s->t.host[0] ? s->t.host : s->sniffed ? s->sniffed_host : NULL,
+		.sniffed = sniff_kind_name(s->sniffed),
+		.rule = s->rule,
+		.route = s->decided ? s->route : NULL,
 		.via = s->via,
 		.up = s->relay.up.bytes,
 		.down = s->relay.down.bytes,
@@ -155,11 +125,13 @@ static void session_close(struct session *s, const char *result, const char *err
 		.result = result,
 		.error = err,
 		.capture = s->transparent ? "tproxy" : NULL,
+		.netns = s->pl ? s->pl->netns_ino : 0,
 	};
 
 	if (s->t.addr.ss_family == 0)
 		c.dst = NULL;
 	connlog_write(&c);
+	session_route_cancel(s);
 	live_del(&s->live);
 	if (s->creq)
 		connector_cancel(s->creq);
@@ -178,7 +150,7 @@ static void session_close(struct session *s, const char *result, const char *err
 	free(s);
 }
 
-static void session_end(struct session *s, const char *result, const char *err)
+void session_end(struct session *s, const char *result, const char *err)
 {
 	session_close(s, result, err, err != NULL);
 }
@@ -244,7 +216,7 @@ static void on_relay_done(struct relay *r, const char *err, void *arg)
 	session_end(s, err ? "error" : "ok", err);
 }
 
-static void on_connected(int fd, const char *errmsg, void *arg)
+void session_connected(int fd, const char *errmsg, void *arg)
 {
 	struct session *s = arg;
 	struct http_tagger *tagger = NULL;
@@ -285,7 +257,8 @@ static int take_record(struct session *s, const struct sockaddr_storage *local)
 	struct sproxy_conn c;
 
 	memset(&k, 0, sizeof(k));
-	k.netns = s->d->netns;
+	/* The namespace the connection lives in: the listener's. */
+	k.netns = s->pl->netns ? s->pl->netns : s->d->netns;
 	addr_to_sproxy((const struct sockaddr *)&s->src, &k.app);
 	addr_to_sproxy((const struct sockaddr *)local, &k.proxy);
 	if (bpf_map_lookup_elem(s->d->tuples_fd, &k, &c) < 0)
@@ -358,14 +331,10 @@ static int tproxy_destination(struct session *s, const struct proxy_listener *pl
 	return 0;
 }
 
-/* DNS goes to the built-in server; a FakeIP address to its name; the rest
- * to where it was going. */
+/* DNS goes to the built-in server; the rest through the policy. */
 static void route(struct session *s)
 {
 	struct daemon *d = s->d;
-	char err[200], a[ADDR_STRLEN];
-	const char *name;
-	int in_range = 0;
 
 	if (addr_port((struct sockaddr *)&s->t.addr) == 53) {
 		if (dnstcp_start(d, s->cfd, &s->proc, s->have_proc, &s->src, &s->t.addr) < 0) {
@@ -377,24 +346,7 @@ static void route(struct session *s)
 		free(s);            /* the DNS session owns the socket now */
 		return;
 	}
-	name = dns_server_fake_name(d->dns, (struct sockaddr *)&s->t.addr, &in_range);
-	if (in_range && !name) {
-		snprintf(err, sizeof(err), "%s is a FakeIP address that is not mapped to "
-			 "any name (handed out before a restart without --fakeip-store?)",
-			 addr_str((struct sockaddr *)&s->t.addr, a, sizeof(a)));
-		refuse(s, err);
-		return;
-	}
-	if (name)
-		snprintf(s->t.host, sizeof(s->t.host), "%s", name);
-	s->via = connector_via(d, SOCK_STREAM);
-	s->live = (struct live){ .proto = "tcp", .proc = s->have_proc ? &s->proc : NULL,
-		.src = &s->src, .dst = &s->t.addr, .host = s->t.host, .up = &s->relay.up.bytes,
-		.down = &s->relay.down.bytes, .start = &s->start, .via = &s->via };
-	live_add(&d->live, &s->live);
-	s->creq = connector_start(d, &s->t, SOCK_STREAM, on_connected, s);
-	if (!s->creq)
-		session_end(s, "error", "out of memory");
+	session_route(s);
 }
 
 static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
@@ -552,6 +504,12 @@ fail:
 		 addr_str((struct sockaddr *)addr, a, sizeof(a)), strerror(errno));
 	free(pl);
 	return NULL;
+}
+
+void proxy_listener_netns(struct proxy_listener *l, uint64_t cookie, uint64_t ino)
+{
+	l->netns = cookie;
+	l->netns_ino = ino;
 }
 
 void proxy_listener_free(struct proxy_listener *l)

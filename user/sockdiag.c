@@ -1,4 +1,6 @@
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -9,13 +11,31 @@
 
 #include "sockdiag.h"
 
+/* sock_diag answers for the namespace its socket was made in: queries
+ * about a served namespace's pool make theirs there (diag_ns), then the
+ * thread returns home. */
+static int diag_ns = -1, diag_home = -1;
+
+void sockdiag_netns(int fd)
+{
+	if (diag_home < 0)          /* once, for the daemon's life */
+		diag_home = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	diag_ns = diag_home >= 0 ? fd : -1;
+}
+
 static int diag_open(void)
 {
-	int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 	struct timeval tv = { 1, 0 };
+	int fd, e;
 
-	if (fd < 0)
+	if (diag_ns >= 0 && setns(diag_ns, CLONE_NEWNET) < 0)
 		return -errno;
+	fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+	e = errno;
+	if (diag_ns >= 0 && setns(diag_home, CLONE_NEWNET) < 0)
+		abort();      /* stuck in a container's namespace: never go on */
+	if (fd < 0)
+		return -e;
 	/* The kernel answers at once; a bound keeps a lost answer from
 	 * stalling the event loop. */
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));

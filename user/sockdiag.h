@@ -24,6 +24,11 @@ int sockdiag_udp_cookie(const struct sockaddr *local, const struct sockaddr *rem
  * a malloc'd array the caller frees; a negative errno on failure. */
 int sockdiag_udp_all(struct udp_sock_info **out, size_t *n);
 
+/* The network namespace (an fd of it) the next queries ask about; -1:
+ * the daemon's own.  The first call, made at home, keeps an fd of the
+ * daemon's namespace to come back to. */
+void sockdiag_netns(int fd);
+
 /* The entry of a sorted array with this cookie, or NULL. */
 const struct udp_sock_info *sockdiag_find(const struct udp_sock_info *v, size_t n,
 					  uint64_t cookie);

@@ -14,7 +14,11 @@
 #include "dnsserver.h"
 #include "log.h"
 #include "ownsock.h"
+#include "policy.h"
+#include "rules.h"
+#include "sniff.h"
 #include "tproxyudp.h"
+#include "upstream.h"
 
 #ifndef IP_TRANSPARENT
 #define IP_TRANSPARENT 19
@@ -67,6 +71,11 @@ struct tflow {
 	int out_fd;
 	struct event *oev;
 	struct connect_req *creq;
+	struct policy_req *preq;          /* deciding, a name being looked up */
+	int decided, rule, rejected;      /* the route, kept across reloads */
+	char route[64];
+	char sniffed_host[256];           /* from a QUIC Initial */
+	int sniffed;                      /* enum sniff_kind */
 	struct queued *q, **qtail;
 	int nq;
 	struct tdns *dns[MAX_DNS];
@@ -141,7 +150,10 @@ static void log_flow(struct tflow *f, const char *result, const char *err)
 		.proto = f->is_dns ? "dns" : "udp",
 		.src = (struct sockaddr *)&f->client,
 		.dst = (struct sockaddr *)&f->t.addr,
-		.host = f->t.host[0] ? f->t.host : NULL,
+		.host = f->t.host[0] ? f->t.host : f->sniffed ? f->sniffed_host : NULL,
+		.sniffed = sniff_kind_name(f->sniffed),
+		.rule = f->rule,
+		.route = f->decided ? f->route : NULL,
 		.up = f->up,
 		.down = f->down,
 		.result = result,
@@ -164,6 +176,8 @@ static void flow_end(struct tflow *f)
 
 	if (f->own && f->refused)
 		log_warn("the daemon's own lookup through %s: %s", "TPROXY", f->refused);
+	else if (f->rejected)
+		log_flow(f, "rejected", NULL);
 	else if (f->refused)
 		log_flow(f, "refused", f->refused);
 	else if (!f->own)
@@ -178,6 +192,7 @@ static void flow_end(struct tflow *f)
 		f->q = q->next;
 		free(q);
 	}
+	policy_cancel(f->preq);
 	if (f->creq)
 		connector_cancel(f->creq);
 	if (f->oev)
@@ -357,8 +372,62 @@ static int reply_socket(struct tflow *f)
 	return 0;
 }
 
+/* The policy's answer (no process behind TPROXY: process rules match
+ * nothing).  Rejected: the datagrams are dropped. */
+static void on_decided(const struct rule_result *out, void *arg)
+{
+	struct tflow *f = arg;
+	const struct upstream *up;
+	struct queued *q;
+
+	f->preq = NULL;
+	f->decided = 1;
+	f->rule = out->rule;
+	snprintf(f->route, sizeof(f->route), "%s", out->target);
+	if (out->action == RULE_REJECT ||
+	    policy_upstream(f->u->d, out, &up, f->why, sizeof(f->why)) < 0) {
+		f->rejected = out->action == RULE_REJECT;
+		f->refused = f->rejected ? "rejected" : f->why;
+		while ((q = f->q)) {
+			f->q = q->next;
+			free(q);
+		}
+		f->qtail = &f->q;
+		f->nq = 0;
+		return;
+	}
+	if (up)
+		snprintf(f->route, sizeof(f->route), "%s", up->name);
+	f->via = upstream_via(f->u->d->opt, up, SOCK_DGRAM);
+	f->creq = connector_start_via(f->u->d, up, &f->t, SOCK_DGRAM, on_connected, f);
+	if (!f->creq)
+		f->refused = "out of memory";
+}
+
+static void decide(struct tflow *f)
+{
+	struct policy_conn c = {
+		.dst = (struct sockaddr *)&f->t.addr,
+		.network = RULE_NET_UDP,
+		.host = f->t.host[0] ? f->t.host : f->sniffed ? f->sniffed_host : NULL,
+		.fakeip = f->t.host[0] != 0,
+	};
+	struct rule_result out;
+
+	switch (policy_route(f->u->d, &c, &out, on_decided, f, &f->preq)) {
+	case RULES_DECIDED:
+		on_decided(&out, f);
+		break;
+	case RULES_RESOLVE:
+		break;
+	default:
+		f->refused = "out of memory";
+	}
+}
+
 static struct tflow *flow_new(struct tproxy_udp *u, const struct sockaddr_storage *client,
-			      const struct sockaddr_storage *dst, unsigned h)
+			      const struct sockaddr_storage *dst, unsigned h,
+			      const uint8_t *first, size_t n)
 {
 	struct tflow *f = calloc(1, sizeof(*f));
 	const char *name;
@@ -402,6 +471,16 @@ static struct tflow *flow_new(struct tproxy_udp *u, const struct sockaddr_storag
 	}
 	if (name)
 		snprintf(f->t.host, sizeof(f->t.host), "%s", name);
+	if (!f->own) {
+		enum sniff_kind k;
+
+		if (!name && u->d->opt->sniff &&
+		    sniff_quic(first, n, f->sniffed_host, sizeof(f->sniffed_host), &k) == SNIFF_FOUND)
+			f->sniffed = k;
+		decide(f);
+		return f;
+	}
+	/* The daemon's own lookups go where they were sent, past the rules. */
 	f->via = connector_via(u->d, SOCK_DGRAM);
 	f->creq = connector_start(u->d, &f->t, SOCK_DGRAM, on_connected, f);
 	if (!f->creq)
@@ -496,7 +575,7 @@ static void on_listener(evutil_socket_t fd, short what, void *arg)
 			refuse_datagram(u, &u->last_full_log, &client, why);
 			continue;
 		}
-		if (!f && !(f = flow_new(u, &client, &dst, h)))
+		if (!f && !(f = flow_new(u, &client, &dst, h, dgram, (size_t)n)))
 			continue;
 		from_client(f, dgram, (size_t)n);
 	}

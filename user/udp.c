@@ -42,7 +42,14 @@ static void on_slot_read(evutil_socket_t fd, short what, void *arg)
 
 		if (n < 0)
 			return;
-		f = slot->flow ? slot->flow : udp_flow_new(slot, &from);
+		if (slot->flow) {
+			f = slot->flow;
+		} else {
+			/* The owner check asks sock_diag of the pool's namespace. */
+			sockdiag_netns(slot->pool->netns_fd);
+			f = udp_flow_new(slot, &from, dgram, (size_t)n);
+			sockdiag_netns(-1);
+		}
 		if (!f) {
 			log_debug("UDP datagram on pool port %u without a flow: dropped",
 				  slot->port);
@@ -172,7 +179,9 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	}
 	if (now - p->last_orphan_scan >= (time_t)(p->d->opt->udp_timeout / 2 + 1)) {
 		p->last_orphan_scan = now;
+		sockdiag_netns(p->netns_fd);
 		scan_orphans(p);
+		sockdiag_netns(-1);
 	}
 }
 
@@ -187,7 +196,7 @@ void udp_pool_release(struct udp_pool *p, uint64_t cookie)
 		 * after sending) still go out first. */
 		if (f->rec.cookie != cookie)
 			continue;
-		if (f->creq && f->q)
+		if ((f->creq || f->preq) && f->q)
 			f->closing = 1;
 		else
 			udp_flow_end(f, f->refused ? "refused" : "ok", f->refused);
@@ -228,8 +237,9 @@ static int slot_open(struct udp_pool *p, struct udp_slot *s, int family,
 	struct sockaddr_storage ss;
 	socklen_t len;
 	uint32_t want;
-	int one = 1;
+	int one = 1, tries = 0;
 
+again:
 	s->pool = p;
 	s->family = family;
 	s->port = 0;
@@ -243,7 +253,7 @@ static int slot_open(struct udp_pool *p, struct udp_slot *s, int family,
 	daemon_mark(p->d, s->fd);
 	/* Taking pins over: the earlier daemon's ports, so that its flows
 	 * go on. */
-	want = loader_pool_reclaim(&p->d->bpf, family, reserve);
+	want = p->owner == UDP_OWNER_SELF ? loader_pool_reclaim(&p->d->bpf, family, reserve) : 0;
 	/* sin6_port lies where sin_port does */
 	((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)want);
 	if (want && bind(s->fd, (struct sockaddr *)&ss, len) < 0) {
@@ -255,10 +265,21 @@ static int slot_open(struct udp_pool *p, struct udp_slot *s, int family,
 	    getsockname(s->fd, (struct sockaddr *)&ss, &len) < 0)
 		goto fail;
 	s->port = addr_port((struct sockaddr *)&ss);
+	/* Another namespace's pool may hold this port number: the BPF side
+	 * knows a port by its number alone, so take another. */
+	if (udp_ports_claim(family, s->port, p->owner) < 0) {
+		close(s->fd);
+		s->fd = -1;
+		if (++tries < 64)
+			goto again;
+		errno = EADDRINUSE;
+		s->port = 0;
+		goto fail;
+	}
 	s->ev = event_new(p->d->base, s->fd, EV_READ | EV_PERSIST, on_slot_read, s);
 	if (!s->ev || event_add(s->ev, NULL) < 0)
 		goto fail;
-	if (!loader_port_busy(&p->d->bpf, family, s->port) &&
+	if ((p->owner != UDP_OWNER_SELF || !loader_port_busy(&p->d->bpf, family, s->port)) &&
 	    udp_port_push(p->d, family, s->port, reserve) < 0)
 		goto fail;
 	return 0;
@@ -282,6 +303,12 @@ static uint32_t dns_reserve(uint32_t per_family)
 struct udp_pool *udp_pool_new(struct daemon *d, uint32_t per_family,
 			      char *err, size_t errlen)
 {
+	return udp_pool_new_ns(d, per_family, UDP_OWNER_SELF, -1, 0, err, errlen);
+}
+
+struct udp_pool *udp_pool_new_ns(struct daemon *d, uint32_t per_family, int owner,
+				 int netns_fd, uint64_t netns_ino, char *err, size_t errlen)
+{
 	struct udp_pool *p = calloc(1, sizeof(*p));
 	struct timeval sec = { 1, 0 };
 	uint32_t reserve = dns_reserve(per_family);
@@ -292,6 +319,9 @@ struct udp_pool *udp_pool_new(struct daemon *d, uint32_t per_family,
 	if (!p)
 		goto oom;
 	p->d = d;
+	p->owner = owner;
+	p->netns_fd = netns_fd;
+	p->netns_ino = netns_ino;
 	p->n_slots = 2 * (size_t)per_family;
 	p->slots = calloc(p->n_slots, sizeof(*p->slots));
 	if (!p->slots)
@@ -324,7 +354,8 @@ struct udp_pool *udp_pool_new(struct daemon *d, uint32_t per_family,
 			 "pool port first can take that flow", strerror(-rc));
 	}
 	p->last_orphan_scan = udp_mono_sec();
-	p->bcast = bcast_new(d);
+	if (owner == UDP_OWNER_SELF)
+		p->bcast = bcast_new(d);
 	p->sweep = event_new(d->base, -1, EV_PERSIST, on_sweep, p);
 	if (!p->sweep || event_add(p->sweep, &sec) < 0)
 		goto oom;
@@ -342,16 +373,29 @@ void udp_pool_free(struct udp_pool *p)
 
 	if (!p)
 		return;
-	if (!p->d->bpf.pin)     /* pinned: the cgroup stays captured */
+	/* Every namespace's flows at once (the daemon's pool goes last);
+	 * pinned: the cgroup stays captured. */
+	if (p->owner == UDP_OWNER_SELF && !p->d->bpf.pin)
 		udp_failopen(p->d);
 	while (p->active)
 		udp_flow_end(p->active, p->active->refused ? "refused" : "ok",
 			 p->active->refused);
+	/* A namespace's pool goes while the daemon lives on: ports handed out
+	 * but never used leave no record behind. */
+	for (i = 0; p->owner != UDP_OWNER_SELF && p->slots && i < p->n_slots; i++) {
+		struct sproxy_flow rec;
+		struct udp_slot *s = &p->slots[i];
+
+		if (s->port && udp_port_record(p->d, s->family, s->port, &rec) == 0)
+			udp_port_free(p->d, s->family, s->port, &rec);
+	}
 	for (i = 0; p->slots && i < p->n_slots; i++) {
 		if (p->slots[i].ev)
 			event_free(p->slots[i].ev);
 		if (p->slots[i].fd >= 0)
 			close(p->slots[i].fd);
+		if (p->slots[i].port)
+			udp_ports_unclaim(p->slots[i].family, p->slots[i].port);
 	}
 	if (p->sweep)
 		event_free(p->sweep);

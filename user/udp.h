@@ -15,6 +15,11 @@ struct udp_pool;
 /* Binds the pool sockets and hands their ports to the BPF side. */
 struct udp_pool *udp_pool_new(struct daemon *d, uint32_t per_family,
 			      char *err, size_t errlen);
+/* The pool of another network namespace (netns_fd), made while the
+ * thread is inside it: owner as udp_ports.h, its free ports go to that
+ * namespace's queues. */
+struct udp_pool *udp_pool_new_ns(struct daemon *d, uint32_t per_family, int owner,
+				 int netns_fd, uint64_t netns_ino, char *err, size_t errlen);
 /* Ends every flow (with its log line). */
 void udp_pool_free(struct udp_pool *p);
 /* An application socket closed: end its flows now. */

@@ -15,10 +15,14 @@
 #include "dnsserver.h"
 #include "live.h"
 #include "log.h"
+#include "policy.h"
+#include "rules.h"
+#include "sniff.h"
 #include "sproxy.h"
 #include "udp_int.h"
 #include "udp_owner.h"
 #include "udp_ports.h"
+#include "upstream.h"
 
 static uint8_t dgram[MAX_DGRAM];
 
@@ -53,6 +57,10 @@ void udp_flow_end(struct udp_flow *f, const char *result, const char *err)
 		result = "error";
 		err = f->dns_err;
 	}
+	if (f->rejected) {
+		result = "rejected";
+		err = NULL;
+	}
 	struct udp_pool *p = f->slot->pool;
 	struct timespec now;
 	struct conn_log c = {
@@ -61,12 +69,16 @@ void udp_flow_end(struct udp_flow *f, const char *result, const char *err)
 		.cgroup = daemon_cgroup_name(p->d, f->rec.proc.cgroup_id),
 		.src = (struct sockaddr *)&f->app,
 		.dst = (struct sockaddr *)&f->t.addr,
-		.host = f->t.host[0] ? f->t.host : NULL,
+		.host = f->t.host[0] ? f->t.host : f->sniffed ? f->sniffed_host : NULL,
+		.sniffed = sniff_kind_name(f->sniffed),
+		.rule = f->rule,
+		.route = f->decided ? f->route : NULL,
 		.via = f->via,
 		.up = f->up,
 		.down = f->down,
 		.result = result,
 		.error = err,
+		.netns = p->netns_ino,
 	};
 	int i;
 
@@ -84,6 +96,7 @@ void udp_flow_end(struct udp_flow *f, const char *result, const char *err)
 		}
 	}
 	queue_drop(f);
+	policy_cancel(f->preq);
 	if (f->creq)
 		connector_cancel(f->creq);
 	if (f->out_ev)
@@ -194,12 +207,69 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 
 static void connect_start(struct udp_flow *f)
 {
+	const struct options *o = f->slot->pool->d->opt;
+	struct target t = f->t;
+
 	f->refused = NULL;
 	f->retry_at = 0;
-	f->via = connector_via(f->slot->pool->d, SOCK_DGRAM);
-	f->creq = connector_start(f->slot->pool->d, &f->t, SOCK_DGRAM, on_connected, f);
+	/* An upstream that takes names gets the sniffed one (--sniff-override). */
+	if (f->upstream && o->sniff_override && f->sniffed && !t.host[0] &&
+	    upstream_carries(o, f->upstream, SOCK_DGRAM))
+		snprintf(t.host, sizeof(t.host), "%s", f->sniffed_host);
+	f->via = upstream_via(o, f->upstream, SOCK_DGRAM);
+	f->creq = connector_start_via(f->slot->pool->d, f->upstream, &t, SOCK_DGRAM,
+				      on_connected, f);
 	if (!f->creq)
 		connect_failed(f, errno ? strerror(errno) : "out of memory");
+}
+
+/* The policy's answer.  A rejected flow's datagrams are dropped, as if
+ * sent into the void: UDP has nothing like a reset to say so. */
+static void on_decided(const struct rule_result *out, void *arg)
+{
+	struct udp_flow *f = arg;
+	struct daemon *d = f->slot->pool->d;
+
+	f->preq = NULL;
+	f->decided = 1;
+	f->rule = out->rule;
+	snprintf(f->route, sizeof(f->route), "%s", out->target);
+	if (out->action == RULE_REJECT ||
+	    policy_upstream(d, out, &f->upstream, f->why, sizeof(f->why)) < 0) {
+		f->rejected = out->action == RULE_REJECT;
+		f->refused = f->rejected ? "rejected" : f->why;
+		queue_drop(f);
+		if (f->closing)
+			udp_flow_end(f, "refused", f->refused);
+		return;
+	}
+	if (f->upstream)
+		snprintf(f->route, sizeof(f->route), "%s", f->upstream->name);
+	connect_start(f);
+}
+
+/* The flow's route, decided once when it begins (its datagrams wait in
+ * the queue meanwhile). */
+static void decide(struct udp_flow *f)
+{
+	struct policy_conn c = {
+		.dst = (struct sockaddr *)&f->t.addr,
+		.network = RULE_NET_UDP,
+		.host = f->t.host[0] ? f->t.host : f->sniffed ? f->sniffed_host : NULL,
+		.fakeip = f->t.host[0] != 0,
+		.proc = &f->rec.proc,
+	};
+	struct rule_result out;
+
+	switch (policy_route(f->slot->pool->d, &c, &out, on_decided, f, &f->preq)) {
+	case RULES_DECIDED:
+		on_decided(&out, f);
+		break;
+	case RULES_RESOLVE:
+		break;
+	default:
+		connect_failed(f, "out of memory");
+	}
 }
 
 static void on_dns_reply(const uint8_t *reply, size_t len, void *arg)
@@ -301,7 +371,8 @@ static int from_owner(struct udp_slot *slot, const struct sockaddr_storage *from
 	return 0;
 }
 
-struct udp_flow *udp_flow_new(struct udp_slot *slot, const struct sockaddr_storage *from)
+struct udp_flow *udp_flow_new(struct udp_slot *slot, const struct sockaddr_storage *from,
+			      const uint8_t *data, size_t n)
 {
 	struct udp_pool *p = slot->pool;
 	struct udp_flow *f;
@@ -348,7 +419,16 @@ struct udp_flow *udp_flow_new(struct udp_slot *slot, const struct sockaddr_stora
 	}
 	if (name)
 		snprintf(f->t.host, sizeof(f->t.host), "%s", name);
-	connect_start(f);
+	else if (p->d->opt->sniff) {
+		/* The datagram is in hand: reading its name costs no wait. */
+		enum sniff_kind k;
+
+		if (sniff_quic(data, n, f->sniffed_host, sizeof(f->sniffed_host), &k) == SNIFF_FOUND) {
+			f->sniffed = k;
+			f->live.host = f->sniffed_host;
+		}
+	}
+	decide(f);
 	return f;
 }
 
@@ -394,8 +474,12 @@ void udp_flow_in(struct udp_flow *f, const uint8_t *data, size_t n)
 {
 	f->up += (uint64_t)n;
 	f->last = udp_mono_sec();
-	if (f->refused && f->retry_at && f->last >= f->retry_at)
-		connect_start(f);
+	if (f->refused && f->retry_at && f->last >= f->retry_at) {
+		if (f->decided)
+			connect_start(f);
+		else
+			decide(f);
+	}
 	if (f->refused)
 		return;
 	if (f->is_dns)

@@ -51,6 +51,13 @@ struct udp_flow {
 	int out_fd;
 	struct event *out_ev;
 	struct connect_req *creq;
+	struct policy_req *preq;     /* deciding, a name being looked up */
+	/* The route as decided once, kept across reloads and retries. */
+	int decided, rule, rejected;
+	char route[64];
+	const struct upstream *upstream;  /* NULL: direct */
+	char sniffed_host[256];      /* from a QUIC Initial, to a real address */
+	int sniffed;                 /* enum sniff_kind */
 	const char *via;             /* the route, for the log */
 	time_t retry_at;             /* set: the connector failed; try again then */
 	int closing;                 /* the application closed; end once sent */
@@ -79,6 +86,9 @@ struct udp_pool {
 	uint32_t per_proc;
 	struct bcast *bcast;         /* broadcast goes direct (UDP only) */
 	int no_diag;                 /* sock_diag cannot tell a port's owner */
+	int owner;                   /* UDP_OWNER_SELF, or a served namespace's */
+	int netns_fd;                /* that namespace (-1: the daemon's) */
+	uint64_t netns_ino;          /* for the log; 0: the daemon's */
 };
 
 /* CLOCK_MONOTONIC seconds: a wall clock set back would keep flows forever,
@@ -86,9 +96,12 @@ struct udp_pool {
 time_t udp_mono_sec(void);
 /* 127.0.0.1:<port> or [::1]:<port>. */
 void udp_slot_addr(const struct udp_slot *s, struct sockaddr_storage *ss);
-/* The flow a first datagram from `from` makes, or NULL (no record: a late
- * datagram; or not from the socket the port went to). */
-struct udp_flow *udp_flow_new(struct udp_slot *slot, const struct sockaddr_storage *from);
+/* The flow a first datagram (data) from `from` makes, or NULL (no record:
+ * a late datagram; or not from the socket the port went to).  The
+ * datagram is only looked at (a QUIC Initial's name); udp_flow_in takes
+ * it. */
+struct udp_flow *udp_flow_new(struct udp_slot *slot, const struct sockaddr_storage *from,
+			      const uint8_t *data, size_t n);
 /* A datagram of the application, on its way out. */
 void udp_flow_in(struct udp_flow *f, const uint8_t *data, size_t n);
 /* Ends a flow with its log line and gives its port back. */

@@ -18,10 +18,44 @@ static int ports_fd(struct daemon *d, int family)
 	return bpf_map__fd(family == AF_INET ? s->maps.ports4 : s->maps.ports6);
 }
 
+static uint8_t port_owner[2][65536];
+static int owner_q[SPROXY_NETNS_MAX + 2][2];
+
+int udp_ports_claim(int family, uint32_t port, int owner)
+{
+	uint8_t *o = &port_owner[family == AF_INET6][port & 0xffff];
+
+	if (*o && *o != owner)
+		return -1;
+	*o = (uint8_t)owner;
+	return 0;
+}
+
+void udp_ports_unclaim(int family, uint32_t port)
+{
+	port_owner[family == AF_INET6][port & 0xffff] = 0;
+}
+
+void udp_ports_queues(int owner, int q4, int q6)
+{
+	if (owner <= UDP_OWNER_SELF || owner >= SPROXY_NETNS_MAX + 2)
+		return;
+	owner_q[owner][0] = q4;
+	owner_q[owner][1] = q6;
+}
+
 int udp_port_push(struct daemon *d, int family, uint32_t port, int reserve)
 {
 	struct sproxy_bpf *s = d->bpf.skel;
+	int owner = port_owner[family == AF_INET6][port & 0xffff];
 	struct bpf_map *m;
+
+	/* A served namespace's port: back to that namespace's queue. */
+	if (owner > UDP_OWNER_SELF) {
+		int q = owner_q[owner][family == AF_INET6];
+
+		return q < 0 || bpf_map_update_elem(q, NULL, &port, BPF_ANY) ? -errno : 0;
+	}
 
 	if (reserve)
 		m = family == AF_INET ? s->maps.pool4dns : s->maps.pool6dns;

@@ -8,6 +8,17 @@
 struct daemon;
 struct sproxy_flow;
 
+/* Pool ports are unique across network namespaces (the BPF side keys its
+ * records by port alone): each belongs to one pool, its owner (1: the
+ * daemon's own pool; 2..SPROXY_NETNS_MAX+1: a served namespace's, whose
+ * free ports go to that namespace's queues).  Claim: 0, or -1 when the
+ * port is another pool's. */
+#define UDP_OWNER_SELF 1
+int udp_ports_claim(int family, uint32_t port, int owner);
+void udp_ports_unclaim(int family, uint32_t port);
+/* The free-port queues (map fds) of a namespace's pool; -1: none. */
+void udp_ports_queues(int owner, int q4, int q6);
+
 /* Makes a port free for the BPF side: reserve = 1 for DNS only. */
 int udp_port_push(struct daemon *d, int family, uint32_t port, int reserve);
 /* Gives a handed-out port back: its records go, the process's count

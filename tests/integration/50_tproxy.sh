@@ -6,7 +6,8 @@
 # whatever reaches a server went through the proxy, and the server sees
 # the gateway's address. Checked: TCP over IPv4 and IPv6, UDP with one
 # socket and two peers (each reply from its own peer), FakeIP DNS and curl
-# by name, the log naming the client, --local capturing the gateway's own
+# by name, the log naming the client, rules (a REJECT resets TCP and drops
+# UDP, a QUIC Initial named by its first datagram), --local capturing the gateway's own
 # processes without capturing the daemon (no loop), `rules --remove`
 # leaving the ruleset, rules and routes byte for byte as they were (nft
 # and iptables), --apply all-or-nothing, and `rules --print` never putting
@@ -193,6 +194,35 @@ t_dns_fakeip() {
 	expect_log " dns " "capture=tproxy " "client=192.0.2.2 " "dst=$RESOLVER:53 "
 }
 
+# Rules in gateway mode: no process is known, the destination decides.
+# A REJECT rule resets the LAN client's TCP connection and drops its UDP
+# flow; the rest goes on; each line names its rule and route.  A QUIC
+# Initial (RFC 9001's example) is named by its first datagram.
+t_gw_rules() {
+	stop_daemon_gw
+	start_tproxy --udp-timeout 2 --rule "AND,((NETWORK,udp),(DOMAIN,example.com)),REJECT" \
+		--rule "IP-CIDR,203.0.113.11/32,REJECT" --rule "MATCH,DIRECT" || return 1
+	client_run gwrej curl -sS -m 10 "http://203.0.113.11:8080/gwrej"
+	expect "curl to a rejected destination exited $RUN_RC: $(tail -n 1 "$TMP/gwrej.err")" \
+		[ "$RUN_RC" != 0 ] || return 1
+	expect_log " tcp " "capture=tproxy " "dst=203.0.113.11:8080 " "rule=2 " "route=REJECT" \
+		"result=rejected" || return 1
+	client_run gwrejudp "$TOOLS/netclient" udp -t 1 203.0.113.11:7
+	expect "netclient exited $RUN_RC, want 3 (dropped)" [ "$RUN_RC" = 3 ] || return 1
+	client_run gwquic "$TOOLS/netclient" udpsend -t 1 $R4:443 \
+		"$(od -An -tx1 -v "$ROOT/tests/fuzz/corpus/fuzz_sniff/quic_rfc9001" | tr -d ' \n')"
+	wait_log 8 " udp " "dst=203.0.113.11:7 " || true
+	expect_log " udp " "capture=tproxy " "dst=203.0.113.11:7 " "rule=2 " "route=REJECT" \
+		"result=rejected" || return 1
+	expect_log " udp " "capture=tproxy " "dst=$R4:443 " "host=example.com " "sniffed=quic" \
+		"rule=1 " "route=REJECT" "result=rejected" || return 1
+	ran client_run gwok curl -sS -m 10 "http://$R4:8080/gwok" || return 1
+	expect_log " tcp " "capture=tproxy " "dst=$R4:8080 " "rule=3 " "route=DIRECT" "result=ok" ||
+		return 1
+	sleep 0.2
+	expect "the server got the rejected request" eval '! http_has /gwrej'
+}
+
 # The gateway's own curl, through OUTPUT marking; the daemon's own
 # connection out is not captured again (it would loop: a second log line
 # with the gateway as client, or no answer at all).
@@ -310,6 +340,7 @@ run_case tcp6 t_tcp6
 run_case direct_listener t_direct_listener
 run_case udp_two_peers t_udp_two_peers
 run_case dns_fakeip t_dns_fakeip
+run_case gw_rules t_gw_rules
 run_case local t_local
 run_case local_by_name t_local_by_name
 run_case remove_exact t_remove_exact

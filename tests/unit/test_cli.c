@@ -64,6 +64,17 @@ static const struct row rows[] = {
 	{ { "attach", "cg", "more" }, 2, "unexpected argument 'more'", NULL, 0 },
 	{ { "detach", "cg" }, 2, "unknown command 'detach'", NULL, 0 },
 	{ { NULL }, 2, "Usage", NULL, 0 },
+	/* Sniffing: on by default, 100 ms. */
+	{ { "attach", "cg" }, -1, NULL, "sniff", 1 },
+	{ { "attach", "cg" }, -1, NULL, "sniff_override", 1 },
+	{ { "attach", "cg" }, -1, NULL, "sniff_timeout", 100 },
+	{ { "attach", "cg", "--sniff", "off" }, -1, NULL, "sniff", 0 },
+	{ { "attach", "cg", "--sniff-override", "off" }, -1, NULL, "sniff_override", 0 },
+	{ { "attach", "cg", "--sniff-timeout", "50" }, -1, NULL, "sniff_timeout", 50 },
+	{ { "attach", "cg", "--sniff", "maybe" }, 2, "--sniff is 'on' or 'off'", NULL, 0 },
+	{ { "attach", "cg", "--sniff-override", "yes" }, 2, "--sniff-override is", NULL, 0 },
+	{ { "attach", "cg", "--sniff-timeout", "0" }, 2, "--sniff-timeout", NULL, 0 },
+	{ { "attach", "cg", "--sniff-timeout", "10001" }, 2, "--sniff-timeout", NULL, 0 },
 	/* Rules, the config file, check. */
 	{ { "attach", "cg", "--rule", "DOMAIN,a..b,DIRECT" }, 2, "not a domain name", NULL, 0 },
 	{ { "attach", "cg", "--rule", "MATCH,Elsewhere" }, 2, "unknown target 'Elsewhere'",
@@ -85,6 +96,9 @@ static unsigned long field(const struct options *o, const char *name)
 	if (!strcmp(name, "mark")) return o->mark;
 	if (!strcmp(name, "n_bypass")) return (unsigned long)o->n_bypass;
 	if (!strcmp(name, "reattach")) return (unsigned long)o->reattach;
+	if (!strcmp(name, "sniff")) return (unsigned long)o->sniff;
+	if (!strcmp(name, "sniff_override")) return (unsigned long)o->sniff_override;
+	if (!strcmp(name, "sniff_timeout")) return o->sniff_timeout;
 	return (unsigned long)-1;
 }
 
