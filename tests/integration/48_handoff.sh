@@ -204,6 +204,13 @@ t_nothing_listening() {
 	refused nolistener "nothing listens there" --to 127.0.0.1:1
 }
 
+t_proxy_cgroup_alone() {
+	client_run alone "$SPROXY_BIN" check --proxy-cgroup "$RS_CG"
+	expect "exit status $RUN_RC, not 2" [ "$RUN_RC" = 2 ] || return 1
+	expect "no message: $(tail -n 1 "$TMP/alone.err")" \
+		grep -q -- "--proxy-cgroup goes with --to" "$TMP/alone.err"
+}
+
 run_case redsocks t_redsocks
 run_case hook_on_proxy_cgroup t_hook_on_proxy_cgroup
 run_case log_route t_log_route
@@ -215,5 +222,6 @@ run_case mitmdump t_mitmdump
 run_case root_refused t_root_refused
 run_case target_refused t_target_refused
 run_case nothing_listening t_nothing_listening
+run_case proxy_cgroup_needs_to t_proxy_cgroup_alone
 run_case no_netfilter t_no_netfilter
 finish
