@@ -10,6 +10,7 @@
 #include "cli.h"
 #include "daemon.h"
 #include "events.h"
+#include "fastpath.h"
 #include "handoff.h"
 #include "log.h"
 #include "netns.h"
@@ -59,6 +60,9 @@ static int on_bpf_event(void *ctx, void *data, size_t size)
 				"map is full (%u captured connections open); raise --map-size",
 				comm, e->proc.tgid, d->opt->map_size);
 		last_full = time(NULL);
+		break;
+	case SPROXY_EV_FAST:
+		fastpath_event(d->fast, data, size);
 		break;
 	case SPROXY_EV_SOCKOPT:      /* cookie: the application socket's */
 		proxy_sockopts_changed(d, e->cookie);
@@ -123,6 +127,7 @@ static void reload_rules(struct daemon *d)
 	}
 	d->rules = rules_ref(n.rules);
 	rules_unref(old);
+	fastpath_reload(d->fast);
 	cli_options_free(&n);
 	log_info("SIGHUP: %d rules in use (other options change on a restart only)",
 		 rules_count(d->rules));
@@ -176,6 +181,12 @@ fail_events:
 fail:
 	events_free(e);
 	return NULL;
+}
+
+void events_drain(struct events *e)
+{
+	if (e && e->rb)
+		ring_buffer__consume(e->rb);
 }
 
 void events_free(struct events *e)

@@ -239,6 +239,9 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 	l->skel = s;
 	s->rodata->daemon_tgid = cfg->tgid;
 	set_pidns(s);
+	/* A REJECT decided in the hook then fails with ECONNREFUSED, not EPERM. */
+	s->rodata->refuse_errno = libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+							  BPF_FUNC_set_retval, NULL) == 1;
 	s->rodata->sock_mark = cfg->mark;
 	s->rodata->netns_cookie = cfg->netns;
 	if (cfg->listen4) {
@@ -265,6 +268,8 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 	s->rodata->map_capacity = cfg->map_size;
 	s->rodata->map_warn = (uint64_t)cfg->map_size * 4 / 5;
 	bpf_map__set_max_entries(s->maps.flows, cfg->map_size);
+	bpf_map__set_max_entries(s->maps.fp_conns, cfg->map_size);
+	bpf_map__set_max_entries(s->maps.fp_flows, cfg->map_size);
 	bpf_map__set_max_entries(s->maps.udp_socks, cfg->map_size);
 	bpf_map__set_max_entries(s->maps.pool4, cfg->pool_size);
 	bpf_map__set_max_entries(s->maps.pool6, cfg->pool_size);

@@ -42,6 +42,7 @@ struct conn_log {
 	const char *result;                /* "ok", "error", "refused", "rejected" */
 	const char *error;                 /* NULL when none */
 	const char *capture;               /* "tproxy": from another host, no process */
+	const char *path;                  /* "kernel": the fast path; NULL: "proxy" */
 	uint64_t netns;                    /* another network namespace's inode; 0: ours */
 };
 

@@ -31,6 +31,7 @@
 #include "preflight.h"
 #include "proxy.h"
 #include "resolvconf.h"
+#include "fastpath.h"
 #include "rules.h"
 #include "run.h"
 #include "sproxy.skel.h"
@@ -225,6 +226,12 @@ static void log_stats(struct loader *l)
 		 (unsigned long long)st[SPROXY_STAT_MAP_FULL],
 		 (unsigned long long)st[SPROXY_STAT_UDP_PROC_LIMIT],
 		 (unsigned long long)st[SPROXY_STAT_UDP_EVENTS_QUIET]);
+	log_info("kernel fast path: %llu TCP, %llu UDP flows, %llu refused by rules, "
+		 "%llu proxied for want of room",
+		 (unsigned long long)st[SPROXY_STAT_FAST_TCP],
+		 (unsigned long long)st[SPROXY_STAT_FAST_UDP],
+		 (unsigned long long)st[SPROXY_STAT_FAST_REJECT],
+		 (unsigned long long)st[SPROXY_STAT_FAST_FULL]);
 }
 
 /* With --pin the target's links stay (fail-closed, until a daemon takes
@@ -265,6 +272,9 @@ static void teardown(struct run *r)
 		d->bpf.n_links = 0;
 	}
 	pin_leave(r);
+	events_drain(r->ev);         /* kernel-path closes already reported */
+	fastpath_free(d->fast);
+	d->fast = NULL;
 	udp_pool_free(d->udp);
 	netns_stop(d->nsctl);
 	upstream_shutdown();
@@ -479,6 +489,7 @@ static int serve(struct run *r, struct options *o)
 	/* Before the pool binds: an earlier daemon's containers' ports are
 	 * not this pool's to take over. */
 	netns_forget(d);
+	d->fast = fastpath_start(d);
 	d->udp = udp_pool_new(d, o->udp_flows, r->err, sizeof(r->err));
 	if (!d->udp) {
 		log_err("%s", r->err);

@@ -38,7 +38,7 @@ netfilter() {
 }
 NF_BEFORE=$(netfilter)
 
-start_bg web server "$TOOLS/httpd" -o "$HTTP_LOG" $WEB:8080 || finish
+start_bg web server "$TOOLS/httpd" -o "$HTTP_LOG" $WEB:8080 $WEB:443 || finish
 start_bg socks server microsocks -i $UP -p 1080 -b $UP || finish
 start_bg dnsmasq server dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv \
 	--no-hosts --listen-address=$RESOLVER --bind-interfaces --user=root --group=root \
@@ -81,6 +81,20 @@ t_redsocks() {
 	peer=$(http_get /rs peer)
 	expect "the server saw $peer, not microsocks ($UP): the request did not go through redsocks" \
 		[ "${peer%:*}" = $UP ]
+}
+
+# A port the kernel fast path would send straight to the server (443: no
+# tagging there) is handed off all the same: the other proxy decides.
+t_fast_path_port() {
+	daemon_running || return 1
+	ran app_run tls "${CURL[@]}" -o /dev/null -w '%{http_code}' http://$WEB:443/tls ||
+		return 1
+	wait_http 5 /tls
+	local peer
+	peer=$(http_get /tls peer)
+	expect "the server saw $peer, not microsocks ($UP): port 443 was not handed off" \
+		[ "${peer%:*}" = $UP ] || return 1
+	expect_log "route=to:127.0.0.1:$RS_PORT" "pid=$RUN_PID" "dst=$WEB:443"
 }
 
 t_hook_on_proxy_cgroup() {
@@ -212,6 +226,7 @@ t_proxy_cgroup_alone() {
 }
 
 run_case redsocks t_redsocks
+run_case fast_path_port t_fast_path_port
 run_case hook_on_proxy_cgroup t_hook_on_proxy_cgroup
 run_case log_route t_log_route
 run_case proxy_not_captured t_proxy_not_captured
