@@ -325,6 +325,7 @@ void handoff_log(struct daemon *d, const void *data, size_t size)
 	c.src = (struct sockaddr *)&src;
 	c.dst = (struct sockaddr *)&dst;
 	c.route = route;
+	c.path = "kernel";        /* the daemon's relay never saw it */
 	c.up = e->up;
 	c.down = e->down;
 	c.duration = (double)e->duration_ns / 1e9;

@@ -104,7 +104,7 @@ t_hook_on_proxy_cgroup() {
 }
 
 t_log_route() {
-	expect_log "route=to:127.0.0.1:$RS_PORT" "pid=$RUN_PID" comm=curl "dst=$WEB:8080" || return 1
+	expect_log "route=to:127.0.0.1:$RS_PORT" path=kernel "pid=$RUN_PID" comm=curl "dst=$WEB:8080" || return 1
 	local line
 	line=$(log_line "route=to:127.0.0.1:$RS_PORT" "pid=$RUN_PID")
 	# redsocks and microsocks relay the bytes as they are: the server's
