@@ -226,9 +226,9 @@ t_proxy_cgroup_alone() {
 }
 
 run_case redsocks t_redsocks
-run_case fast_path_port t_fast_path_port
 run_case hook_on_proxy_cgroup t_hook_on_proxy_cgroup
 run_case log_route t_log_route
+run_case fast_path_port t_fast_path_port
 run_case proxy_not_captured t_proxy_not_captured
 run_case dns_real_answers t_dns_real
 run_case detached_on_exit t_detached_on_exit
