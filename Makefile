@@ -59,7 +59,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
 # Debian packages: to build, to test, to benchmark.
 DEPS_BUILD := gcc make clang llvm pkg-config libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libevent-dev libinih-dev libssl-dev libcap-ng-dev scdoc
-DEPS_TEST  := iproute2 procps psmisc curl dnsutils busybox-static \
+DEPS_TEST  := iproute2 procps psmisc curl dnsutils busybox-static redsocks mitmproxy \
 	dnsmasq-base libclang-rt-14-dev jq socat microsocks dante-server tinyproxy \
 	openssl nftables iptables
 # What 64_install.sh checks the packaging with; `make deb` adds lintian.

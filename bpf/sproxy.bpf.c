@@ -20,8 +20,8 @@
  *
  * The parts: common.bpf.h (settings, shared maps, helpers), fastpath.bpf.h
  * (connections the proxy need not see: decided and reported here),
- * netns.bpf.h (other network namespaces: containers), tcp.bpf.h,
- * udp.bpf.h, sockopt.bpf.h; one object, one skeleton.
+ * netns.bpf.h (other network namespaces: containers), handoff.bpf.h (--to),
+ * tcp.bpf.h, udp.bpf.h, sockopt.bpf.h; one object, one skeleton.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -30,6 +30,7 @@
 #include "common.bpf.h"
 #include "fastpath.bpf.h"
 #include "netns.bpf.h"
+#include "handoff.bpf.h"
 #include "tcp.bpf.h"
 #include "udp.bpf.h"
 #include "sockopt.bpf.h"

@@ -260,4 +260,21 @@ struct sproxy_fp_event {
 	__u32 proto;                        /* IPPROTO_TCP or IPPROTO_UDP */
 };
 
+/* --to: a connection handed to another proxy ended.  Sent by the
+ * application's own socket (sockops, at TCP_CLOSE), since the daemon
+ * never sees it; a number of its own, apart from the list above.  Begins
+ * as struct sproxy_event does. */
+#define SPROXY_EV_HANDOFF 64
+
+struct sproxy_handoff_event {
+	__u32 type;
+	__u32 family;
+	__u64 cookie;
+	struct sproxy_proc proc;
+	struct sproxy_addr dst;    /* what the application asked for */
+	struct sproxy_addr src;    /* the application socket's own address */
+	__u64 up, down;            /* bytes: sent (acknowledged), received */
+	__u64 duration_ns;         /* from established to closed */
+};
+
 #endif

@@ -20,7 +20,7 @@ _sproxy_bpf()
 	local opts="--listen --bypass --log --json --verbose --all --map-size
 		--udp-flows --udp-flows-per-process --udp-timeout --netns --connect-timeout --relay --mark --reattach
 		--tag --header-timeout --header-budget --idle-timeout --config --rule
-		--sniff --sniff-override --sniff-timeout --fast-path --tls-ports --upstream --udp-over-http --resolver --disable-fakeip --fakeip-range
+		--sniff --sniff-override --sniff-timeout --fast-path --tls-ports --to --proxy-cgroup --upstream --udp-over-http --resolver --disable-fakeip --fakeip-range
 		--fakeip-store --fakeip-exclude --fakeip-ttl --fakeip-per-process
 		--allow-private-answers --user --no-drop --pin --control-dir --help"
 
@@ -55,6 +55,9 @@ _sproxy_bpf()
 	--sniff | --sniff-override | --fast-path)
 		COMPREPLY=($(compgen -W "on off" -- "$cur"))
 		return ;;
+	--proxy-cgroup)
+		COMPREPLY=($(_sproxy_bpf_cgroups "$cur"))
+		return ;;
 	--pin | --control-dir)
 		_filedir -d
 		return ;;
@@ -64,7 +67,7 @@ _sproxy_bpf()
 	--listen | -l | --bypass | -b | --map-size | --udp-flows | --udp-timeout | \
 	--connect-timeout | --mark | --header-timeout | --header-budget | \
 	--idle-timeout | --rule | --upstream | --resolver | --fakeip-range | \
-	--udp-flows-per-process | --sniff-timeout | --tls-ports | \
+	--udp-flows-per-process | --sniff-timeout | --tls-ports | --to | \
 	--fakeip-exclude | --fakeip-ttl | --fakeip-per-process | --port | --table | \
 	--cidr | --pid | --interval | -n | --daemon-mark | --socket | --cgroup-parent)
 		return ;;

@@ -148,6 +148,14 @@ static const char usage_text[] =
 "                             in place of the address (default on)\n"
 "      --sniff-timeout MS     wait at most MS ms for the client's first bytes,\n"
 "                             then go on by address (default 100)\n"
+"Hand-off (see README):\n"
+"      --to ADDR:PORT         hand captured TCP to the REDIRECT-style proxy\n"
+"                             listening there (redsocks, mitmproxy --mode\n"
+"                             transparent, a redir-port) instead of relaying it;\n"
+"                             its getsockopt(SO_ORIGINAL_DST) gets the answer.\n"
+"                             UDP and DNS stay here; FakeIP is off (real answers)\n"
+"      --proxy-cgroup CGROUP  the cgroup that proxy runs in (default: found from\n"
+"                             the process listening on --to); never the root\n"
 "Upstream proxies:\n"
 "      --upstream [NAME=]URL  an upstream proxy; repeatable.  URL is\n"
 "                             socks5://[USER:PASS@]HOST[:PORT] (socks5h:// too),\n"
@@ -207,7 +215,8 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
        O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
        O_UDPPERPROC, O_USER, O_CGPARENT, O_NETNS, O_PIN, O_CTLDIR, O_SNIFF,
-       O_SNIFFOVERRIDE, O_SNIFFTIMEOUT, O_FASTPATH, O_TLSPORTS, O_NODROP };
+       O_SNIFFOVERRIDE, O_SNIFFTIMEOUT, O_FASTPATH, O_TLSPORTS, O_TO,
+       O_PROXYCG, O_NODROP };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -250,6 +259,8 @@ static const struct option long_opts[] = {
 	{ "sniff-timeout", required_argument, 0, O_SNIFFTIMEOUT },
 	{ "fast-path", required_argument, 0, O_FASTPATH },
 	{ "tls-ports", required_argument, 0, O_TLSPORTS },
+	{ "to", required_argument, 0, O_TO },
+	{ "proxy-cgroup", required_argument, 0, O_PROXYCG },
 	{ "no-drop", no_argument, 0, O_NODROP },
 	{ "help", no_argument, 0, 'h' },
 	{ "version", no_argument, 0, 'V' },
@@ -517,6 +528,14 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 			return usage_error(err, errlen,
 					   "--udp-over-http is 'reject' or 'direct', not '%s'", arg);
 		break;
+	case O_TO:
+		if (addr_parse(arg, 0, &o->handoff_to, msg, sizeof(msg)) < 0)
+			return usage_error(err, errlen, "--to: %s", msg);
+		break;
+	case O_PROXYCG:
+		if (!(o->proxy_cgroup = keep(o, arg)))
+			return usage_error(err, errlen, "out of memory");
+		break;
 	case O_NODROP: o->no_drop = flag(arg); break;
 	case O_CONFIG:
 		return apply_config(o, arg, err, errlen);
@@ -642,6 +661,8 @@ int cli_finish(struct options *o, char *err, size_t errlen)
 	const char *names[64];
 	int n = upstream_names(o, names, 64);
 
+	if (o->proxy_cgroup && !o->handoff_to.ss_family)
+		return usage_error(err, errlen, "--proxy-cgroup goes with --to");
 	if (!o->rules && !(o->rules = rules_new()))
 		return usage_error(err, errlen, "out of memory");
 	return rules_compile(o->rules, names, n, err, errlen) < 0 ? -1 : 0;
@@ -806,6 +827,11 @@ void cli_parse(int argc, char **argv, struct options *o)
 		exit(EXIT_USAGE);
 	}
 	o->tproxy = tproxy;
+	if (tproxy && (o->handoff_to.ss_family || o->proxy_cgroup)) {
+		fprintf(stderr, "sproxy-bpf: --to and --proxy-cgroup are options of attach "
+			"and run\nTry 'sproxy-bpf --help'.\n");
+		exit(EXIT_USAGE);
+	}
 	if (tproxy && o->pin_dir) {
 		fprintf(stderr, "sproxy-bpf: --pin is an option of attach (tproxy loads "
 			"no BPF)\nTry 'sproxy-bpf --help'.\n");

@@ -72,6 +72,8 @@ struct options {
 	int n_tls_ports;
 	int netns_current;            /* --netns current: only the daemon's namespace */
 	const char *pin_dir;          /* --pin: on a BPF filesystem; NULL = fail-open */
+	struct sockaddr_storage handoff_to;  /* --to; family 0: not given */
+	const char *proxy_cgroup;     /* --proxy-cgroup: where the --to proxy runs */
 	const char *user;             /* attach --user: the daemon's, once set up */
 	int no_drop;                  /* --no-drop: keep root and every capability */
 };

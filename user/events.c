@@ -11,6 +11,7 @@
 #include "daemon.h"
 #include "events.h"
 #include "fastpath.h"
+#include "handoff.h"
 #include "log.h"
 #include "netns.h"
 #include "proxy.h"
@@ -65,6 +66,9 @@ static int on_bpf_event(void *ctx, void *data, size_t size)
 		break;
 	case SPROXY_EV_SOCKOPT:      /* cookie: the application socket's */
 		proxy_sockopts_changed(d, e->cookie);
+		break;
+	case SPROXY_EV_HANDOFF:
+		handoff_log(d, data, size);
 		break;
 	case SPROXY_EV_MAP_HIGH:     /* cookie: the count */
 		log_warn("the record map is 80%% full: %llu of %u captured connections "

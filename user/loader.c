@@ -11,6 +11,7 @@
 #include <bpf/libbpf.h>
 
 #include "addr.h"
+#include "handoff.h"
 #include "loader.h"
 #include "log.h"
 #include "pin.h"
@@ -259,6 +260,7 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 		s->rodata->udp6_ip[i] = lo6w[i];
 	s->rodata->capture_udp = cfg->capture_udp;
 	s->rodata->netns_all = cfg->netns_all;
+	handoff_rodata(s, cfg->handoff);
 
 	/* Room for map_size connections; see the tuples map for the 2x. */
 	bpf_map__set_max_entries(s->maps.conns, cfg->map_size);
@@ -350,6 +352,7 @@ int loader_attach_target(struct loader *l, const char *target, char *err, size_t
 		s->progs.sproxy_getpeername4, s->progs.sproxy_getpeername6,
 		s->progs.sproxy_sockops, s->progs.sproxy_sock_release,
 		s->progs.sproxy_setsockopt, s->progs.sproxy_sockops_opts,
+		s->progs.sproxy_sockops_handoff,
 	};
 	size_t n = sizeof(app) / sizeof(app[0]), i;
 	int tfd, rc = 0;
@@ -393,6 +396,23 @@ int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
 		return -1;
 	l->n_proxy = l->n_links;
 	return loader_attach_target(l, target, err, errlen);
+}
+
+int loader_attach_proxy(struct loader *l, const char *cg, int with_sockops,
+			char *err, size_t errlen)
+{
+	int fd = open(cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open cgroup %s: %s", cg, strerror(errno));
+		return -1;
+	}
+	rc = attach_one(l, l->skel->progs.sproxy_getsockopt, fd, cg, 0, err, errlen);
+	if (rc == 0 && with_sockops)
+		rc = attach_one(l, l->skel->progs.sproxy_sockops, fd, cg, 0, err, errlen);
+	close(fd);
+	l->n_proxy = l->n_links;
+	return rc;
 }
 
 int loader_attach_self(struct loader *l, const char *proxy_cg, char *err, size_t errlen)

@@ -33,8 +33,9 @@ struct conn_log {
 	const char *host;                  /* name behind a fake address, or sniffed */
 	const char *sniffed;               /* "tls", "http": how host was found */
 	int rule;                          /* 1-based rule that matched; 0: none */
-	const char *route;                 /* "DIRECT", "REJECT", an upstream's name;
-	                                    * NULL: not decided (no rule=, route=) */
+	const char *route;                 /* "DIRECT", "REJECT", an upstream's name,
+	                                    * "to:ADDR:PORT" (--to); NULL: not decided
+	                                    * (no rule=, route=) */
 	const char *via;                   /* the upstream taken; NULL: none */
 	uint64_t up, down;                 /* bytes app->server, server->app */
 	double duration;                   /* seconds */

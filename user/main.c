@@ -22,6 +22,7 @@
 #include "cgwatch.h"
 #include "events.h"
 #include "fakeip.h"
+#include "handoff.h"
 #include "log.h"
 #include "netns.h"
 #include "notify.h"
@@ -93,6 +94,7 @@ struct run {
 	char self_cg[PATH_MAX], own_cg[PATH_MAX];
 	const char *proxy_cg;
 	struct pin pin;          /* with --pin */
+	struct handoff handoff;  /* with --to */
 	uint64_t target_id;
 	struct runcmd *cmd;      /* run: the command, started once ready */
 	char err[512];
@@ -444,6 +446,9 @@ static int serve(struct run *r, struct options *o)
 	/* Until the loop handles it (reopening the log), a SIGHUP must not
 	 * kill us half set up, our cgroup left behind. */
 	signal(SIGHUP, SIG_IGN);
+	rc = handoff_prepare(&r->handoff, o, d->cg_mount, d->target);
+	if (rc)
+		return rc;
 	if (enter_proxy_cgroup(r) < 0)
 		return EXIT_RUNTIME;
 	signal(SIGPIPE, SIG_IGN);
@@ -468,6 +473,7 @@ static int serve(struct run *r, struct options *o)
 	lc->pool_size = o->udp_flows;
 	lc->capture_udp = 1;
 	lc->netns_all = !o->netns_current;
+	lc->handoff = &r->handoff;
 	rc = pin_meta(r, 0);
 	if (rc)
 		return rc;
@@ -504,7 +510,9 @@ static int serve(struct run *r, struct options *o)
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
-	if (loader_attach(&d->bpf, d->target, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
+	if (handoff_attach(&r->handoff, &d->bpf, d->target, r->proxy_cg, r->err,
+			   sizeof(r->err)) < 0 ||
+	    loader_attach(&d->bpf, d->target, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
