@@ -27,8 +27,12 @@ INSTALLED=("$SBIN" "$MAN8" "$BASHCOMP" "$ZSHCOMP" "$UNITDIR/sproxy-bpf.service"
 
 skip() { echo "skipped $TEST_NAME/$1 ($2)" >&2; }
 
-# The long options --help lists, one per line.
-help_options() { "$ROOT/sproxy-bpf" --help | grep -o -- '--[a-z][a-z0-9-]*' | sort -u; }
+# The long options --help lists (each at the start of an entry, not one
+# named in passing, like another program's), one per line.
+help_options() {
+	"$ROOT/sproxy-bpf" --help | grep -oE '^ +(-[a-zA-Z], )?--[a-z][a-z0-9-]*' |
+		grep -o -- '--[a-z][a-z0-9-]*' | sort -u
+}
 
 t_install() {
 	make -s -C "$ROOT" install DESTDIR="$DEST" PREFIX=/usr >"$TMP/install.out" 2>"$TMP/install.err" ||
