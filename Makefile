@@ -29,8 +29,8 @@ endif
 CFLAGS   ?= -g -O2
 XCFLAGS  := -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE \
 	-DSPROXY_VERSION='"$(VERSION)"' -Iuser -Ibpf -I$(OUTPUT)
-LDLIBS   := $(shell $(PKG_CONFIG) --libs libbpf libevent inih libcrypto 2>/dev/null || \
-	echo -lbpf -levent -linih -lcrypto) -lelf -lz
+LDLIBS   := $(shell $(PKG_CONFIG) --libs libbpf libevent inih 2>/dev/null || \
+	echo -lbpf -levent -linih) -lelf -lz
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(dir $(VMLINUX)) -Ibpf
@@ -52,7 +52,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
 
 # Debian packages: to build, to test, to benchmark.
 DEPS_BUILD := gcc make clang llvm pkg-config libbpf-dev bpftool libelf-dev \
-	zlib1g-dev libevent-dev libinih-dev libssl-dev
+	zlib1g-dev libevent-dev libinih-dev
 DEPS_TEST  := iproute2 procps psmisc curl dnsutils busybox-static \
 	dnsmasq-base libclang-rt-14-dev jq socat microsocks dante-server tinyproxy \
 	openssl nftables iptables
