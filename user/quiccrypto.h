@@ -6,8 +6,8 @@
  * Only what reading a client's first datagram takes: AES encrypts one
  * block (GCM and header protection never decrypt with the block cipher),
  * and GCM only opens.  The keys derive from the packet itself, so nothing
- * secret passes through here; the code avoids the plain secret-dependent
- * branches, but makes no claim to resist timing or cache attacks. */
+ * secret passes through here, and the code makes no claim to resist
+ * timing or cache attacks: do not use it for secrets. */
 #ifndef SPROXY_QUICCRYPTO_H
 #define SPROXY_QUICCRYPTO_H
 
@@ -48,7 +48,7 @@ int hkdf_expand_label(const uint8_t secret[SHA256_LEN], const char *label, uint8
 		      size_t outlen);
 
 struct aes128 {
-	uint8_t rk[11][AES_BLOCK];      /* the round keys */
+	uint32_t rk[11][4];             /* the round keys, by column */
 };
 
 extern const uint8_t aes_sbox[256];
