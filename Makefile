@@ -53,7 +53,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
 # Debian packages: to build, to test, to benchmark.
 DEPS_BUILD := gcc make clang llvm pkg-config libbpf-dev bpftool libelf-dev \
 	zlib1g-dev libevent-dev libinih-dev
-DEPS_TEST  := iproute2 procps psmisc curl dnsutils busybox-static \
+DEPS_TEST  := iproute2 procps psmisc curl dnsutils busybox-static redsocks mitmproxy \
 	dnsmasq-base libclang-rt-14-dev jq socat microsocks dante-server tinyproxy \
 	openssl nftables iptables
 DEPS_BENCH := iperf3 wrk apache2-utils dnsperf redsocks proxychains4 \

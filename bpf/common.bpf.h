@@ -217,12 +217,14 @@ static __always_inline bool netns_capture(void *ctx);
  * another network namespace's that is not served (no listener of ours
  * there yet, or --netns current), or bypassed.
  * DNS is captured even to loopback: that is where desktop resolvers sit. */
+static __always_inline bool handoff_own(void);   /* handoff.bpf.h */
+
 static __always_inline bool skip(struct bpf_sock_addr *ctx,
 				 const struct sproxy_addr *dst)
 {
 	struct bpf_sock *sk = ctx->sk;
 
-	if (is_self() || (sk && sock_mark && sk->mark == sock_mark)) {
+	if (is_self() || (sk && sock_mark && sk->mark == sock_mark) || handoff_own()) {
 		stat_inc(SPROXY_STAT_SELF);
 		return true;
 	}

@@ -18,16 +18,19 @@
  * sock_release drops the records of a closing socket.
  * sock_create  marks the daemon's own sockets (evdns's too).
  *
- * The parts: common.bpf.h (settings, shared maps, helpers), netns.bpf.h
- * (other network namespaces: containers), tcp.bpf.h,
- * udp.bpf.h, sockopt.bpf.h; one object, one skeleton.
+ * The parts: common.bpf.h (settings, shared maps, helpers), fastpath.bpf.h
+ * (connections the proxy need not see: decided and reported here),
+ * netns.bpf.h (other network namespaces: containers), handoff.bpf.h (--to),
+ * tcp.bpf.h, udp.bpf.h, sockopt.bpf.h; one object, one skeleton.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "sproxy.h"
 #include "common.bpf.h"
+#include "fastpath.bpf.h"
 #include "netns.bpf.h"
+#include "handoff.bpf.h"
 #include "tcp.bpf.h"
 #include "udp.bpf.h"
 #include "sockopt.bpf.h"
@@ -97,7 +100,7 @@ original_peer(struct bpf_sock_addr *ctx, const struct sproxy_addr *peer)
 	if (ctx->type == SOCK_STREAM) {
 		cookie = bpf_get_socket_cookie(ctx);
 		c = bpf_map_lookup_elem(&conns, &cookie);
-		return c ? &c->dst : NULL;
+		return c ? &c->dst : fast_peer(cookie);
 	}
 	f = pool_flow(ctx, peer);
 	return f ? &f->dst : NULL;
@@ -167,6 +170,8 @@ int sproxy_sockops(struct bpf_sock_ops *skops)
 	struct sproxy_conn *c;
 	__u64 cookie;
 
+	if (fast_sockops(skops))
+		return 1;
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
@@ -200,6 +205,7 @@ int sproxy_sock_release(struct bpf_sock *sk)
 {
 	__u64 cookie = bpf_get_socket_cookie(sk);
 
+	fast_release(sk, cookie);
 	if (sk->type == SOCK_STREAM) {
 		/* The 4-tuple record outlives the socket: it goes with the
 		 * connection (sockops, TCP_CLOSE). */

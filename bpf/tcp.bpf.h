@@ -12,10 +12,13 @@ static __always_inline int tcp_connect(struct bpf_sock_addr *ctx,
 	bool to_v4 = is_v4(dst);
 	__u16 port;
 	long err = -1;
+	/* Handed off (--to): the other proxy decides, not the fast path. */
+	int fp = handed_off(ctx, dst) ? -1 : fast_path(ctx, dst, v6sock, true, true);
 
+	if (fp >= 0)
+		return fp;
 	netns_listener(ctx, &l);
 	port = to_v4 ? l.port4 : l.port6;
-
 	if (!port)
 		return 1;    /* no listener of that family: left alone */
 	c.dst = *dst;
@@ -38,7 +41,8 @@ static __always_inline int tcp_connect(struct bpf_sock_addr *ctx,
 	}
 	stat_inc(dst->port == bpf_htons(DNS_PORT) ? SPROXY_STAT_DNS_REDIRECTED
 						   : SPROXY_STAT_TCP_REDIRECTED);
-	rewrite(ctx, v6sock, l.ip4, l.ip6, port, to_v4);
+	if (!handoff_rewrite(ctx, dst, v6sock, to_v4))
+		rewrite(ctx, v6sock, l.ip4, l.ip6, port, to_v4);
 	return 1;
 }
 

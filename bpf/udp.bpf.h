@@ -221,9 +221,13 @@ static __always_inline int udp_send(struct bpf_sock_addr *ctx,
 {
 	bool to_v4 = is_v4(dst);
 	__u32 port;
+	int fp;
 
 	if (!capture_udp || ctx->protocol != IPPROTO_UDP)
 		return 1;
+	fp = fast_path(ctx, dst, v6sock, false, connected);
+	if (fp >= 0)
+		return fp;
 	port = udp_port(ctx, dst, to_v4, connected);
 	if (!port)
 		return 0;

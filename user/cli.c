@@ -18,6 +18,12 @@
 #include "tag.h"
 #include "upstream.h"
 
+/* Ports that carry TLS (HTTPS, SMTPS, LDAPS, DNS over TLS, FTPS, IMAPS,
+ * POP3S, XMPP over TLS, HTTPS-alt) or SSH: nothing there can be tagged. */
+#define TLS_PORTS_DEFAULT "22,443,465,563,636,853,989-995,5223,8443"
+
+static int tls_ports(struct options *o, const char *s);
+
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
 "       sproxy-bpf detach CGROUP [--pin DIR]\n"
@@ -108,6 +114,14 @@ static const char usage_text[] =
 "      --tag off|on|TEMPLATE  what HTTP User-Agents get appended: on (default) is\n"
 "                             'sproxy-bpf (comm=%c; pid=%p)'; a TEMPLATE may use\n"
 "                             %c comm, %p pid, %u uid, %g gid, %% a percent sign\n"
+"      --fast-path on|off     on (default): connections the proxy need not see\n"
+"                             (no tagging, no upstream, rules the kernel can\n"
+"                             decide) go straight to the server, logged with\n"
+"                             path=kernel; off: every connection is proxied\n"
+"      --tls-ports LIST       ports never tagged, so on the kernel path when\n"
+"                             nothing else needs the proxy: 'none' or N and A-B\n"
+"                             joined by ','; with --tag off, every port; default\n"
+"                             " TLS_PORTS_DEFAULT "\n"
 "      --header-timeout SEC   a request header not complete after SEC seconds\n"
 "                             ends its connection (default 30; 0: never)\n"
 "      --header-budget KIB    memory for unfinished request headers, all\n"
@@ -132,6 +146,14 @@ static const char usage_text[] =
 "                             in place of the address (default on)\n"
 "      --sniff-timeout MS     wait at most MS ms for the client's first bytes,\n"
 "                             then go on by address (default 100)\n"
+"Hand-off (see README):\n"
+"      --to ADDR:PORT         hand captured TCP to the REDIRECT-style proxy\n"
+"                             listening there (redsocks, mitmproxy --mode\n"
+"                             transparent, a redir-port) instead of relaying it;\n"
+"                             its getsockopt(SO_ORIGINAL_DST) gets the answer.\n"
+"                             UDP and DNS stay here; FakeIP is off (real answers)\n"
+"      --proxy-cgroup CGROUP  the cgroup that proxy runs in (default: found from\n"
+"                             the process listening on --to); never the root\n"
 "Upstream proxies:\n"
 "      --upstream [NAME=]URL  an upstream proxy; repeatable.  URL is\n"
 "                             socks5://[USER:PASS@]HOST[:PORT] (socks5h:// too),\n"
@@ -185,7 +207,8 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_REATTACH, O_TAG, O_HDRTIMEOUT, O_HDRBUDGET, O_IDLETIMEOUT,
        O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
        O_UDPPERPROC, O_USER, O_CGPARENT, O_NETNS, O_PIN, O_CTLDIR, O_SNIFF,
-       O_SNIFFOVERRIDE, O_SNIFFTIMEOUT };
+       O_SNIFFOVERRIDE, O_SNIFFTIMEOUT, O_FASTPATH, O_TLSPORTS, O_TO,
+       O_PROXYCG };
 
 static const struct option long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -226,6 +249,10 @@ static const struct option long_opts[] = {
 	{ "sniff", required_argument, 0, O_SNIFF },
 	{ "sniff-override", required_argument, 0, O_SNIFFOVERRIDE },
 	{ "sniff-timeout", required_argument, 0, O_SNIFFTIMEOUT },
+	{ "fast-path", required_argument, 0, O_FASTPATH },
+	{ "tls-ports", required_argument, 0, O_TLSPORTS },
+	{ "to", required_argument, 0, O_TO },
+	{ "proxy-cgroup", required_argument, 0, O_PROXYCG },
 	{ "help", no_argument, 0, 'h' },
 	{ "version", no_argument, 0, 'V' },
 	{ 0, 0, 0, 0 },
@@ -492,8 +519,31 @@ static int apply(struct options *o, int c, const char *arg, char *err, size_t er
 			return usage_error(err, errlen,
 					   "--udp-over-http is 'reject' or 'direct', not '%s'", arg);
 		break;
+	case O_TO:
+		if (addr_parse(arg, 0, &o->handoff_to, msg, sizeof(msg)) < 0)
+			return usage_error(err, errlen, "--to: %s", msg);
+		break;
+	case O_PROXYCG:
+		if (!(o->proxy_cgroup = keep(o, arg)))
+			return usage_error(err, errlen, "out of memory");
+		break;
 	case O_CONFIG:
 		return apply_config(o, arg, err, errlen);
+	case O_FASTPATH:
+		if (strcmp(arg, "on") == 0)
+			o->fast_path_off = 0;
+		else if (strcmp(arg, "off") == 0)
+			o->fast_path_off = 1;
+		else
+			return usage_error(err, errlen, "--fast-path is 'on' or 'off', not '%s'",
+					   arg);
+		break;
+	case O_TLSPORTS:
+		if (tls_ports(o, arg) < 0)
+			return usage_error(err, errlen, "--tls-ports: '%s' is not 'none' or a "
+					   "list of ports and ranges A-B (1 to 65535) joined by "
+					   "',', at most 32", arg);
+		break;
 	case O_RULE: {
 		char rmsg[512];
 
@@ -592,6 +642,8 @@ int cli_finish(struct options *o, char *err, size_t errlen)
 	const char *names[64];
 	int n = upstream_names(o, names, 64);
 
+	if (o->proxy_cgroup && !o->handoff_to.ss_family)
+		return usage_error(err, errlen, "--proxy-cgroup goes with --to");
 	if (!o->rules && !(o->rules = rules_new()))
 		return usage_error(err, errlen, "out of memory");
 	return rules_compile(o->rules, names, n, err, errlen) < 0 ? -1 : 0;
@@ -610,8 +662,50 @@ static void print_err(const char *err, int hint)
 		fprintf(stderr, "Try 'sproxy-bpf --help'.\n");
 }
 
+/* "none", or "N,A-B,...": 0, or -1 (o unchanged) when it does not read. */
+static int tls_ports(struct options *o, const char *s)
+{
+	char buf[512], *save = NULL, *tok;
+	unsigned long lo, hi;
+	int n = 0;
+
+	if (strcmp(s, "none") == 0) {
+		o->n_tls_ports = 0;
+		return 0;
+	}
+	if (strlen(s) >= sizeof(buf))
+		return -1;
+	strcpy(buf, s);
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *dash = strchr(tok, '-');
+
+		if (dash)
+			*dash = 0;
+		if (n == 32 || cli_number(tok, 0, 1, 65535, &lo) < 0 ||
+		    cli_number(dash ? dash + 1 : tok, 0, 1, 65535, &hi) < 0 || hi < lo)
+			return -1;
+		n++;
+	}
+	if (!n)
+		return -1;
+	strcpy(buf, s);
+	o->n_tls_ports = 0;
+	for (tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		char *dash = strchr(tok, '-');
+
+		if (dash)
+			*dash = 0;
+		cli_number(tok, 0, 1, 65535, &lo);
+		cli_number(dash ? dash + 1 : tok, 0, 1, 65535, &hi);
+		o->tls_ports[o->n_tls_ports].lo = (uint16_t)lo;
+		o->tls_ports[o->n_tls_ports++].hi = (uint16_t)hi;
+	}
+	return 0;
+}
+
 static void defaults(struct options *o)
 {
+	tls_ports(o, TLS_PORTS_DEFAULT);
 	o->udp_timeout = 60;
 	o->connect_timeout = 10;
 	o->map_size = 65536;
@@ -700,6 +794,11 @@ void cli_parse(int argc, char **argv, struct options *o)
 		exit(EXIT_USAGE);
 	}
 	o->tproxy = tproxy;
+	if (tproxy && (o->handoff_to.ss_family || o->proxy_cgroup)) {
+		fprintf(stderr, "sproxy-bpf: --to and --proxy-cgroup are options of attach "
+			"and run\nTry 'sproxy-bpf --help'.\n");
+		exit(EXIT_USAGE);
+	}
 	if (tproxy && o->pin_dir) {
 		fprintf(stderr, "sproxy-bpf: --pin is an option of attach (tproxy loads "
 			"no BPF)\nTry 'sproxy-bpf --help'.\n");

@@ -14,6 +14,7 @@ struct event_base;
 struct dns_server;
 struct udp_pool;
 struct rules;
+struct fastpath;
 struct netns_ctl;
 
 #define SPROXY_MARK_DEFAULT 0x5350  /* "SP" */
@@ -66,8 +67,13 @@ struct options {
 	const char *run_user;         /* run --user: NAME or uid */
 	const char *run_parent;       /* run --cgroup-parent */
 	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
+	int fast_path_off;            /* --fast-path off: every connection proxied */
+	struct { uint16_t lo, hi; } tls_ports[32];  /* --tls-ports: never tagged */
+	int n_tls_ports;
 	int netns_current;            /* --netns current: only the daemon's namespace */
 	const char *pin_dir;          /* --pin: on a BPF filesystem; NULL = fail-open */
+	struct sockaddr_storage handoff_to;  /* --to; family 0: not given */
+	const char *proxy_cgroup;     /* --proxy-cgroup: where the --to proxy runs */
 };
 
 struct daemon {
@@ -88,6 +94,7 @@ struct daemon {
 	/* The rules in use.  SIGHUP swaps in a new set; a decision that waits
 	 * (on DNS) holds a reference (rules_ref) to the set it started with. */
 	struct rules *rules;
+	struct fastpath *fast;        /* the kernel fast path's user side */
 	int argc;                     /* the command line, read again on SIGHUP */
 	char **argv;
 };

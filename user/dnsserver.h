@@ -149,6 +149,11 @@ struct dns_resolving *dns_server_resolve(struct dns_server *srv,
 /* Only before cb ran; cb will not be called. */
 void dns_resolving_cancel(struct dns_resolving *r);
 
+/* cb(arg, name, fake) after each fake A/AAAA answer is built, for the
+ * kernel fast path to learn the name's real address; NULL: none. */
+typedef void (*dns_fake_cb)(void *arg, const char *name, const struct sockaddr *fake);
+void dns_server_on_fake(struct dns_server *srv, dns_fake_cb cb, void *arg);
+
 /* Reads "nameserver" lines of a resolv.conf (path NULL = /etc/resolv.conf)
  * into out (port 53).  Returns how many, 0 when none or unreadable. */
 size_t dns_resolv_conf(const char *path, struct sockaddr_storage *out,

@@ -10,6 +10,8 @@
 #include "cli.h"
 #include "daemon.h"
 #include "events.h"
+#include "fastpath.h"
+#include "handoff.h"
 #include "log.h"
 #include "netns.h"
 #include "proxy.h"
@@ -59,8 +61,14 @@ static int on_bpf_event(void *ctx, void *data, size_t size)
 				comm, e->proc.tgid, d->opt->map_size);
 		last_full = time(NULL);
 		break;
+	case SPROXY_EV_FAST:
+		fastpath_event(d->fast, data, size);
+		break;
 	case SPROXY_EV_SOCKOPT:      /* cookie: the application socket's */
 		proxy_sockopts_changed(d, e->cookie);
+		break;
+	case SPROXY_EV_HANDOFF:
+		handoff_log(d, data, size);
 		break;
 	case SPROXY_EV_MAP_HIGH:     /* cookie: the count */
 		log_warn("the record map is 80%% full: %llu of %u captured connections "
@@ -119,6 +127,7 @@ static void reload_rules(struct daemon *d)
 	}
 	d->rules = rules_ref(n.rules);
 	rules_unref(old);
+	fastpath_reload(d->fast);
 	cli_options_free(&n);
 	log_info("SIGHUP: %d rules in use (other options change on a restart only)",
 		 rules_count(d->rules));
@@ -172,6 +181,12 @@ fail_events:
 fail:
 	events_free(e);
 	return NULL;
+}
+
+void events_drain(struct events *e)
+{
+	if (e && e->rb)
+		ring_buffer__consume(e->rb);
 }
 
 void events_free(struct events *e)

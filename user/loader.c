@@ -11,6 +11,7 @@
 #include <bpf/libbpf.h>
 
 #include "addr.h"
+#include "handoff.h"
 #include "loader.h"
 #include "log.h"
 #include "pin.h"
@@ -238,6 +239,9 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 	l->skel = s;
 	s->rodata->daemon_tgid = cfg->tgid;
 	set_pidns(s);
+	/* A REJECT decided in the hook then fails with ECONNREFUSED, not EPERM. */
+	s->rodata->refuse_errno = libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+							  BPF_FUNC_set_retval, NULL) == 1;
 	s->rodata->sock_mark = cfg->mark;
 	s->rodata->netns_cookie = cfg->netns;
 	if (cfg->listen4) {
@@ -256,6 +260,7 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 		s->rodata->udp6_ip[i] = lo6w[i];
 	s->rodata->capture_udp = cfg->capture_udp;
 	s->rodata->netns_all = cfg->netns_all;
+	handoff_rodata(s, cfg->handoff);
 
 	/* Room for map_size connections; see the tuples map for the 2x. */
 	bpf_map__set_max_entries(s->maps.conns, cfg->map_size);
@@ -263,6 +268,8 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 	s->rodata->map_capacity = cfg->map_size;
 	s->rodata->map_warn = (uint64_t)cfg->map_size * 4 / 5;
 	bpf_map__set_max_entries(s->maps.flows, cfg->map_size);
+	bpf_map__set_max_entries(s->maps.fp_conns, cfg->map_size);
+	bpf_map__set_max_entries(s->maps.fp_flows, cfg->map_size);
 	bpf_map__set_max_entries(s->maps.udp_socks, cfg->map_size);
 	bpf_map__set_max_entries(s->maps.pool4, cfg->pool_size);
 	bpf_map__set_max_entries(s->maps.pool6, cfg->pool_size);
@@ -345,6 +352,7 @@ int loader_attach_target(struct loader *l, const char *target, char *err, size_t
 		s->progs.sproxy_getpeername4, s->progs.sproxy_getpeername6,
 		s->progs.sproxy_sockops, s->progs.sproxy_sock_release,
 		s->progs.sproxy_setsockopt, s->progs.sproxy_sockops_opts,
+		s->progs.sproxy_sockops_handoff,
 	};
 	size_t n = sizeof(app) / sizeof(app[0]), i;
 	int tfd, rc = 0;
@@ -388,6 +396,23 @@ int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
 		return -1;
 	l->n_proxy = l->n_links;
 	return loader_attach_target(l, target, err, errlen);
+}
+
+int loader_attach_proxy(struct loader *l, const char *cg, int with_sockops,
+			char *err, size_t errlen)
+{
+	int fd = open(cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open cgroup %s: %s", cg, strerror(errno));
+		return -1;
+	}
+	rc = attach_one(l, l->skel->progs.sproxy_getsockopt, fd, cg, 0, err, errlen);
+	if (rc == 0 && with_sockops)
+		rc = attach_one(l, l->skel->progs.sproxy_sockops, fd, cg, 0, err, errlen);
+	close(fd);
+	l->n_proxy = l->n_links;
+	return rc;
 }
 
 int loader_attach_self(struct loader *l, const char *proxy_cg, char *err, size_t errlen)

@@ -12,6 +12,7 @@
 
 struct sproxy_bpf;
 struct pin;
+struct handoff;
 
 struct loader_config {
 	uint32_t tgid;                    /* getpid(): in the daemon's PID namespace */
@@ -26,9 +27,10 @@ struct loader_config {
 	const struct bypass_entry *bypass;
 	size_t n_bypass;
 	const struct pin *pin;            /* NULL: nothing pinned */
+	const struct handoff *handoff;    /* --to; NULL: none */
 };
 
-#define LOADER_MAX_LINKS 16     /* the proxy's programs and the target's */
+#define LOADER_MAX_LINKS 24     /* the proxy's programs and the target's */
 
 struct loader {
 	struct sproxy_bpf *skel;
@@ -48,6 +50,10 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 /* The program that marks the daemon's own sockets, on the cgroup it runs
  * in: first, so that sockets made from then on (evdns's) are marked. */
 int loader_attach_self(struct loader *l, const char *proxy_cg, char *err, size_t errlen);
+/* The getsockopt hook (and sockops, with_sockops) on the cgroup of another
+ * proxy (--to): plain links, gone with the daemon; before loader_attach. */
+int loader_attach_proxy(struct loader *l, const char *cg, int with_sockops,
+			char *err, size_t errlen);
 /* Programs that serve the application go to target; the getsockopt hook,
  * and sockops for the proxy's accepted sockets, to the cgroup the proxy
  * itself runs in. */

@@ -315,6 +315,7 @@ void connlog_write(const struct conn_log *c)
 	}
 	if (c->via)
 		field_str(fp, &first, "via", c->via);
+	field_str(fp, &first, "path", c->path ? c->path : "proxy");
 	field_num(fp, &first, "up", c->up);
 	field_num(fp, &first, "down", c->down);
 	snprintf(dur, sizeof(dur), "%.3f", c->duration);

@@ -33,14 +33,16 @@ struct conn_log {
 	const char *host;                  /* name behind a fake address, or sniffed */
 	const char *sniffed;               /* "tls", "http": how host was found */
 	int rule;                          /* 1-based rule that matched; 0: none */
-	const char *route;                 /* "DIRECT", "REJECT", an upstream's name;
-	                                    * NULL: not decided (no rule=, route=) */
+	const char *route;                 /* "DIRECT", "REJECT", an upstream's name,
+	                                    * "to:ADDR:PORT" (--to); NULL: not decided
+	                                    * (no rule=, route=) */
 	const char *via;                   /* the upstream taken; NULL: none */
 	uint64_t up, down;                 /* bytes app->server, server->app */
 	double duration;                   /* seconds */
 	const char *result;                /* "ok", "error", "refused", "rejected" */
 	const char *error;                 /* NULL when none */
 	const char *capture;               /* "tproxy": from another host, no process */
+	const char *path;                  /* "kernel": the fast path; NULL: "proxy" */
 	uint64_t netns;                    /* another network namespace's inode; 0: ours */
 };
 

@@ -22,6 +22,7 @@
 #include "cgwatch.h"
 #include "events.h"
 #include "fakeip.h"
+#include "handoff.h"
 #include "log.h"
 #include "netns.h"
 #include "notify.h"
@@ -30,6 +31,7 @@
 #include "preflight.h"
 #include "proxy.h"
 #include "resolvconf.h"
+#include "fastpath.h"
 #include "rules.h"
 #include "run.h"
 #include "sproxy.skel.h"
@@ -90,6 +92,7 @@ struct run {
 	char self_cg[PATH_MAX], own_cg[PATH_MAX];
 	const char *proxy_cg;
 	struct pin pin;          /* with --pin */
+	struct handoff handoff;  /* with --to */
 	uint64_t target_id;
 	struct runcmd *cmd;      /* run: the command, started once ready */
 	char err[512];
@@ -223,6 +226,12 @@ static void log_stats(struct loader *l)
 		 (unsigned long long)st[SPROXY_STAT_MAP_FULL],
 		 (unsigned long long)st[SPROXY_STAT_UDP_PROC_LIMIT],
 		 (unsigned long long)st[SPROXY_STAT_UDP_EVENTS_QUIET]);
+	log_info("kernel fast path: %llu TCP, %llu UDP flows, %llu refused by rules, "
+		 "%llu proxied for want of room",
+		 (unsigned long long)st[SPROXY_STAT_FAST_TCP],
+		 (unsigned long long)st[SPROXY_STAT_FAST_UDP],
+		 (unsigned long long)st[SPROXY_STAT_FAST_REJECT],
+		 (unsigned long long)st[SPROXY_STAT_FAST_FULL]);
 }
 
 /* With --pin the target's links stay (fail-closed, until a daemon takes
@@ -263,6 +272,9 @@ static void teardown(struct run *r)
 		d->bpf.n_links = 0;
 	}
 	pin_leave(r);
+	events_drain(r->ev);         /* kernel-path closes already reported */
+	fastpath_free(d->fast);
+	d->fast = NULL;
 	udp_pool_free(d->udp);
 	netns_stop(d->nsctl);
 	upstream_shutdown();
@@ -428,6 +440,9 @@ static int serve(struct run *r, struct options *o)
 	/* Until the loop handles it (reopening the log), a SIGHUP must not
 	 * kill us half set up, our cgroup left behind. */
 	signal(SIGHUP, SIG_IGN);
+	rc = handoff_prepare(&r->handoff, o, d->cg_mount, d->target);
+	if (rc)
+		return rc;
 	if (enter_proxy_cgroup(r) < 0)
 		return EXIT_RUNTIME;
 	signal(SIGPIPE, SIG_IGN);
@@ -452,6 +467,7 @@ static int serve(struct run *r, struct options *o)
 	lc->pool_size = o->udp_flows;
 	lc->capture_udp = 1;
 	lc->netns_all = !o->netns_current;
+	lc->handoff = &r->handoff;
 	rc = pin_meta(r, 0);
 	if (rc)
 		return rc;
@@ -473,6 +489,7 @@ static int serve(struct run *r, struct options *o)
 	/* Before the pool binds: an earlier daemon's containers' ports are
 	 * not this pool's to take over. */
 	netns_forget(d);
+	d->fast = fastpath_start(d);
 	d->udp = udp_pool_new(d, o->udp_flows, r->err, sizeof(r->err));
 	if (!d->udp) {
 		log_err("%s", r->err);
@@ -487,7 +504,9 @@ static int serve(struct run *r, struct options *o)
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
-	if (loader_attach(&d->bpf, d->target, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
+	if (handoff_attach(&r->handoff, &d->bpf, d->target, r->proxy_cg, r->err,
+			   sizeof(r->err)) < 0 ||
+	    loader_attach(&d->bpf, d->target, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}

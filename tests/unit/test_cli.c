@@ -59,6 +59,17 @@ static const struct row rows[] = {
 	{ { "attach", "cg", "--reattach" }, -1, NULL, "reattach", 1 },
 	{ { "attach", "cg", "--listen", "127.0.0.1:70000" }, 2, "--listen", NULL, 0 },
 	{ { "attach", "cg", "--relay", "zero" }, 2, "--relay", NULL, 0 },
+	/* The kernel fast path. */
+	{ { "attach", "cg" }, -1, NULL, "fast_path_off", 0 },
+	{ { "attach", "cg", "--fast-path", "off" }, -1, NULL, "fast_path_off", 1 },
+	{ { "attach", "cg", "--fast-path", "maybe" }, 2, "--fast-path", NULL, 0 },
+	{ { "attach", "cg" }, -1, NULL, "n_tls_ports", 9 },
+	{ { "attach", "cg", "--tls-ports", "443,8000-8100" }, -1, NULL, "tls_ports_1", 8100 },
+	{ { "attach", "cg", "--tls-ports", "none" }, -1, NULL, "n_tls_ports", 0 },
+	{ { "attach", "cg", "--tls-ports", "0" }, 2, "--tls-ports", NULL, 0 },
+	{ { "attach", "cg", "--tls-ports", "9-8" }, 2, "--tls-ports", NULL, 0 },
+	{ { "attach", "cg", "--tls-ports", "443," }, -1, NULL, "n_tls_ports", 1 },
+	{ { "attach", "cg", "--tls-ports", "4x3" }, 2, "--tls-ports", NULL, 0 },
 	{ { "attach", "cg", "--no-such" }, 2, "no-such", NULL, 0 },
 	{ { "attach" }, 2, "needs a CGROUP", NULL, 0 },
 	{ { "attach", "cg", "more" }, 2, "unexpected argument 'more'", NULL, 0 },
@@ -99,6 +110,9 @@ static unsigned long field(const struct options *o, const char *name)
 	if (!strcmp(name, "sniff")) return (unsigned long)o->sniff;
 	if (!strcmp(name, "sniff_override")) return (unsigned long)o->sniff_override;
 	if (!strcmp(name, "sniff_timeout")) return o->sniff_timeout;
+	if (!strcmp(name, "fast_path_off")) return (unsigned long)o->fast_path_off;
+	if (!strcmp(name, "n_tls_ports")) return (unsigned long)o->n_tls_ports;
+	if (!strcmp(name, "tls_ports_1")) return o->tls_ports[1].hi;
 	return (unsigned long)-1;
 }
 

@@ -65,7 +65,7 @@ static void route_fields(void)
 			CHECK(strstr(out, "\"host\":\"tls.test\",\"sniffed\":\"tls\",\"rule\":9,"
 				     "\"route\":\"REJECT\",") != NULL);
 		else
-			CHECK(strstr(out, " host=tls.test sniffed=tls rule=9 route=REJECT up=0 ") !=
+			CHECK(strstr(out, " host=tls.test sniffed=tls rule=9 route=REJECT path=proxy up=0 ") !=
 			      NULL);
 		CHECK(strstr(strchr(out, '\n'), "rule") == NULL);
 		if (check_failed_now)
