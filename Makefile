@@ -35,8 +35,8 @@ endif
 CFLAGS   ?= -g -O2
 XCFLAGS  := -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE \
 	-DSPROXY_VERSION='"$(VERSION)"' -Iuser -Ibpf -I$(OUTPUT)
-LDLIBS   := $(shell $(PKG_CONFIG) --libs libbpf libevent inih libcrypto libcap-ng 2>/dev/null || \
-	echo -lbpf -levent -linih -lcrypto -lcap-ng) -lelf -lz
+LDLIBS   := $(shell $(PKG_CONFIG) --libs libbpf libevent inih libcap-ng 2>/dev/null || \
+	echo -lbpf -levent -linih -lcap-ng) -lelf -lz
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(dir $(VMLINUX)) -Ibpf
@@ -58,7 +58,7 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
 
 # Debian packages: to build, to test, to benchmark.
 DEPS_BUILD := gcc make clang llvm pkg-config libbpf-dev bpftool libelf-dev \
-	zlib1g-dev libevent-dev libinih-dev libssl-dev libcap-ng-dev scdoc
+	zlib1g-dev libevent-dev libinih-dev libcap-ng-dev scdoc
 DEPS_TEST  := iproute2 procps psmisc curl dnsutils busybox-static redsocks mitmproxy \
 	dnsmasq-base libclang-rt-14-dev jq socat microsocks dante-server tinyproxy \
 	openssl nftables iptables
@@ -87,7 +87,7 @@ deps-deb: deps
 
 # A missing tool or library: one message that says what to do, not a
 # compiler error.  Order-only, so it never causes a rebuild.
-BUILD_LIBS := libbpf libevent inih libcrypto libcap-ng
+BUILD_LIBS := libbpf libevent inih libcap-ng
 build-deps:
 	$(Q)missing=""; \
 	for t in $(CC) $(CLANG) $(BPFTOOL) $(PKG_CONFIG) scdoc; do \

@@ -33,7 +33,7 @@ int sniff_host(const uint8_t *buf, size_t len, char *host, size_t hostlen,
 int sniff_quic(const uint8_t *dgram, size_t len, char *host, size_t hostlen,
 	       enum sniff_kind *kind);
 /* The client's Initial keys for a destination connection ID (RFC 9001
- * 5.2).  0, or -1 when the crypto library fails. */
+ * 5.2).  0, or -1 when a label does not fit (never for these). */
 int sniff_quic_keys(const uint8_t *dcid, size_t dcidlen, uint8_t key[16], uint8_t iv[12],
 		    uint8_t hp[16]);
 

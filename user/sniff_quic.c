@@ -5,9 +5,8 @@
  * every read, and the AEAD tag must verify before a byte of plaintext is
  * looked at. */
 #include <string.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
+#include "quiccrypto.h"
 #include "sniff.h"
 
 #define QUIC_V1 0x00000001u
@@ -19,47 +18,16 @@ static const uint8_t salt_v1[20] = {
 	0x9a, 0xe6, 0xa4, 0xc8, 0x0c, 0xad, 0xcc, 0xbb, 0x7f, 0x0a,
 };
 
-static int hmac256(const uint8_t *key, size_t klen, const uint8_t *d, size_t dlen,
-		   uint8_t out[32])
-{
-	unsigned int n = 32;
-
-	return HMAC(EVP_sha256(), key, (int)klen, d, dlen, out, &n) ? 0 : -1;
-}
-
-/* TLS 1.3's HKDF-Expand-Label with an empty context, for outputs of at
- * most one SHA-256 block (all QUIC needs here). */
-static int expand_label(const uint8_t secret[32], const char *label, uint8_t *out,
-			size_t outlen)
-{
-	uint8_t info[2 + 1 + 6 + 32 + 1 + 1], t[32];
-	size_t ll = strlen(label), n = 0;
-
-	info[n++] = 0;
-	info[n++] = (uint8_t)outlen;
-	info[n++] = (uint8_t)(6 + ll);
-	memcpy(info + n, "tls13 ", 6);
-	n += 6;
-	memcpy(info + n, label, ll);
-	n += ll;
-	info[n++] = 0;           /* context: empty */
-	info[n++] = 1;           /* T(1) */
-	if (hmac256(secret, 32, info, n, t) < 0)
-		return -1;
-	memcpy(out, t, outlen);
-	return 0;
-}
-
 int sniff_quic_keys(const uint8_t *dcid, size_t dcidlen, uint8_t key[16], uint8_t iv[12],
 		    uint8_t hp[16])
 {
 	uint8_t initial[32], client[32];
 
-	if (hmac256(salt_v1, sizeof(salt_v1), dcid, dcidlen, initial) < 0 ||
-	    expand_label(initial, "client in", client, 32) < 0 ||
-	    expand_label(client, "quic key", key, 16) < 0 ||
-	    expand_label(client, "quic iv", iv, 12) < 0 ||
-	    expand_label(client, "quic hp", hp, 16) < 0)
+	hkdf_extract(salt_v1, sizeof(salt_v1), dcid, dcidlen, initial);
+	if (hkdf_expand_label(initial, "client in", client, 32) < 0 ||
+	    hkdf_expand_label(client, "quic key", key, 16) < 0 ||
+	    hkdf_expand_label(client, "quic iv", iv, 12) < 0 ||
+	    hkdf_expand_label(client, "quic hp", hp, 16) < 0)
 		return -1;
 	return 0;
 }
@@ -81,37 +49,6 @@ static int varint(const uint8_t *b, size_t len, size_t *p, uint64_t *v)
 	*p += n;
 	*v = x;
 	return 0;
-}
-
-static int aes_ecb(const uint8_t key[16], const uint8_t in[16], uint8_t out[16])
-{
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	int n = 0, ok;
-
-	ok = c && EVP_EncryptInit_ex(c, EVP_aes_128_ecb(), NULL, key, NULL) == 1 &&
-	     EVP_CIPHER_CTX_set_padding(c, 0) == 1 &&
-	     EVP_EncryptUpdate(c, out, &n, in, 16) == 1 && n == 16;
-	EVP_CIPHER_CTX_free(c);
-	return ok ? 0 : -1;
-}
-
-/* AES-128-GCM open: 0 when the tag verifies. */
-static int aead_open(const uint8_t key[16], const uint8_t nonce[12], const uint8_t *aad,
-		     size_t aadlen, const uint8_t *ct, size_t ctlen, const uint8_t tag[16],
-		     uint8_t *out)
-{
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	int n = 0, ok;
-
-	ok = c && EVP_DecryptInit_ex(c, EVP_aes_128_gcm(), NULL, NULL, NULL) == 1 &&
-	     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, 12, NULL) == 1 &&
-	     EVP_DecryptInit_ex(c, NULL, NULL, key, nonce) == 1 &&
-	     EVP_DecryptUpdate(c, NULL, &n, aad, (int)aadlen) == 1 &&
-	     EVP_DecryptUpdate(c, out, &n, ct, (int)ctlen) == 1 &&
-	     EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, 16, (void *)tag) == 1 &&
-	     EVP_DecryptFinal_ex(c, out + n, &n) == 1;
-	EVP_CIPHER_CTX_free(c);
-	return ok ? 0 : -1;
 }
 
 static uint8_t plain[65536];
@@ -175,6 +112,7 @@ int sniff_quic(const uint8_t *b, size_t len, char *host, size_t hostlen,
 	uint8_t key[16], iv[12], hp[16], mask[16], first;
 	size_t p = 5, dcidlen, pn_off, pnl, end, ctlen, n;
 	const uint8_t *dcid;
+	struct aes128 aes;
 	uint64_t tok, length, pn = 0, hs;
 
 	*kind = SNIFF_NONE;
@@ -200,9 +138,10 @@ int sniff_quic(const uint8_t *b, size_t len, char *host, size_t hostlen,
 		return SNIFF_NO;
 	pn_off = p;
 	end = pn_off + length;
-	if (sniff_quic_keys(dcid, dcidlen, key, iv, hp) < 0 ||
-	    aes_ecb(hp, b + pn_off + 4, mask) < 0)   /* the sample: 4 bytes past */
+	if (sniff_quic_keys(dcid, dcidlen, key, iv, hp) < 0)
 		return SNIFF_NO;
+	aes128_init(&aes, hp);
+	aes128_encrypt(&aes, b + pn_off + 4, mask);  /* the sample: 4 bytes past */
 	first = b[0] ^ (mask[0] & 0x0f);
 	pnl = (first & 0x03) + 1;
 	memcpy(hdr, b, pn_off);
@@ -215,8 +154,8 @@ int sniff_quic(const uint8_t *b, size_t len, char *host, size_t hostlen,
 		iv[11 - i] ^= (uint8_t)(pn >> (8 * i));
 	ctlen = end - pn_off - pnl;
 	if (ctlen < 16 ||
-	    aead_open(key, iv, hdr, pn_off + pnl, b + pn_off + pnl, ctlen - 16,
-		      b + end - 16, plain) < 0)
+	    aes128_gcm_open(key, iv, hdr, pn_off + pnl, b + pn_off + pnl, ctlen - 16,
+			    b + end - 16, plain) < 0)
 		return SNIFF_NO;
 	n = crypto_prefix(plain, ctlen - 16);
 	if (n < 4 || rec[5] != 1)                    /* a ClientHello */
