@@ -140,6 +140,7 @@ static __always_inline void fp_emit(const struct sproxy_fp_conn *c, __u64 cookie
 	e->dst = c->dst;
 	e->result = result;
 	e->proto = proto;
+	e->rule = c->rule;
 	e->duration_ns = bpf_ktime_get_ns() - c->start_ns;
 	if (skops) {
 		/* SYN and FIN take a sequence number each, which the
@@ -182,7 +183,7 @@ static __always_inline void fp_emit(const struct sproxy_fp_conn *c, __u64 cookie
 static __always_inline int fp_decide(struct bpf_sock_addr *ctx,
 				     const struct sproxy_addr *dst, bool tcp,
 				     struct sproxy_addr *real, bool *fake,
-				     struct sproxy_proc *proc)
+				     struct sproxy_proc *proc, __u32 *rule)
 {
 	struct sproxy_fp_hit best = { .idx = SPROXY_FP_NONE };
 	struct sproxy_bypass_key k;
@@ -230,6 +231,7 @@ static __always_inline int fp_decide(struct bpf_sock_addr *ctx,
 	fp_min(&best, bpf_map_lookup_elem(&fp_uids, &proc->uid));
 	fp_min(&best, bpf_map_lookup_elem(&fp_comms, proc->comm));
 	verdict = best.idx == SPROXY_FP_NONE ? cf->default_verdict : best.verdict;
+	*rule = best.idx == SPROXY_FP_NONE ? 0 : best.idx;
 	/* Tagging rewrites bytes: only the proxy can. */
 	if (verdict == SPROXY_FP_DIRECT && pp && pp->tag)
 		verdict = SPROXY_FP_PROXY;
@@ -273,7 +275,7 @@ static __always_inline int fast_path(struct bpf_sock_addr *ctx,
 			return old->flags & SPROXY_FPF_REJECTED ? fp_refuse() : 1;
 		}
 	}
-	rc = fp_decide(ctx, dst, tcp, &c.real, &fake, &c.proc);
+	rc = fp_decide(ctx, dst, tcp, &c.real, &fake, &c.proc, &c.rule);
 	if (rc < 0)
 		return -1;
 	c.dst = *dst;
@@ -295,6 +297,7 @@ static __always_inline int fast_path(struct bpf_sock_addr *ctx,
 		f.first_ns = c.start_ns;
 		f.last_ns = c.start_ns;
 		f.family = c.family;
+		f.rule = c.rule;
 		f.flags = (connected ? SPROXY_FPF_CONNECTED : 0) |
 			  (rc == 0 ? SPROXY_FPF_REJECTED : 0);
 		bpf_map_update_elem(&fp_flows, &fk, &f, BPF_ANY);

@@ -224,6 +224,8 @@ struct sproxy_fp_conn {
 	__u64 start_ns;
 	__u32 family;
 	__u32 flags;                        /* SPROXY_FPC_* */
+	__u32 rule;                         /* the rule that decided (1-based); 0: none */
+	__u32 pad;
 };
 
 /* A UDP flow on the kernel path: (socket, destination), first and last
@@ -234,6 +236,8 @@ struct sproxy_fp_flow {
 	__u64 last_ns;
 	__u32 family;
 	__u32 flags;                        /* SPROXY_FPF_* */
+	__u32 rule;                         /* the rule that decided (1-based); 0: none */
+	__u32 pad;
 };
 
 #define SPROXY_FPF_CONNECTED 1          /* made by connect() */
@@ -258,6 +262,8 @@ struct sproxy_fp_event {
 	__u64 duration_ns;
 	__u32 result;                       /* SPROXY_FPR_* */
 	__u32 proto;                        /* IPPROTO_TCP or IPPROTO_UDP */
+	__u32 rule;                         /* the rule that decided (1-based); 0: none */
+	__u32 pad;
 };
 
 /* --to: a connection handed to another proxy ended.  Sent by the

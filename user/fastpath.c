@@ -288,7 +288,7 @@ static const char *result_str(uint32_t r, const char **err)
 		return "error";
 	case SPROXY_FPR_REJECTED:
 		*err = "REJECT rule (decided in the kernel)";
-		return "refused";
+		return "rejected";
 	case SPROXY_FPR_OPEN:
 		*err = "open when the daemon stopped; it goes on, unseen";
 		return "shutdown";
@@ -300,7 +300,8 @@ static const char *result_str(uint32_t r, const char **err)
 
 static void log_line(struct fastpath *fp, const char *proto, struct sproxy_proc *proc,
 		     const struct sproxy_addr *src, const struct sproxy_addr *dst,
-		     uint64_t up, uint64_t down, double duration, uint32_t result)
+		     uint64_t up, uint64_t down, double duration, uint32_t result,
+		     uint32_t rule)
 {
 	struct sockaddr_storage s, t;
 	const char *err, *host = NULL;
@@ -317,6 +318,10 @@ static void log_line(struct fastpath *fp, const char *proto, struct sproxy_proc 
 
 	daemon_process_comm(proc);
 	c.result = result_str(result, &err);
+	/* The hooks decide DIRECT or REJECT only: anything else went to the
+	 * proxy, which logs it itself. */
+	c.rule = (int)rule;
+	c.route = result == SPROXY_FPR_REJECTED ? "REJECT" : "DIRECT";
 	c.error = err;
 	if (src && src->port) {
 		addr_from_sproxy(src, &s);
@@ -341,7 +346,7 @@ void fastpath_event(struct fastpath *fp, const void *data, size_t size)
 		return;
 	memcpy(&e, data, sizeof(e));
 	log_line(fp, e.proto == IPPROTO_UDP ? "udp" : "tcp", &e.proc, &e.src, &e.dst,
-		 e.up, e.down, (double)e.duration_ns / 1e9, e.result);
+		 e.up, e.down, (double)e.duration_ns / 1e9, e.result, e.rule);
 }
 
 /* UDP flows on the kernel path end when idle for --udp-timeout (all = 1:
@@ -366,7 +371,7 @@ static void sweep_flows(struct fastpath *fp, int all)
 			continue;
 		}
 		log_line(fp, "udp", &f.proc, NULL, &k.dst, 0, 0,
-			 (double)(f.last_ns - f.first_ns) / 1e9, SPROXY_FPR_OK);
+			 (double)(f.last_ns - f.first_ns) / 1e9, SPROXY_FPR_OK, f.rule);
 		bpf_map_delete_elem(fp->fd_flows, &k);
 	}
 }
@@ -387,7 +392,7 @@ static void log_open(struct fastpath *fp)
 		    !(c.flags & SPROXY_FPC_CONNECTING))
 			continue;
 		log_line(fp, "tcp", &c.proc, NULL, &c.dst, 0, 0,
-			 (double)(now - c.start_ns) / 1e9, SPROXY_FPR_OPEN);
+			 (double)(now - c.start_ns) / 1e9, SPROXY_FPR_OPEN, c.rule);
 	}
 }
 

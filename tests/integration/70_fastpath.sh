@@ -161,20 +161,20 @@ t_reject_cidr() {
 		--rule 'DOMAIN-SUFFIX,name.test,REJECT' || return 1
 	: >"$TMP/echo.log"
 	fails_eperm r1 "$TOOLS/netclient" tcp -t 3 203.0.113.11:443 || return 1
-	one_line "$RUN_PID" "dst=203.0.113.11:443 " "path=kernel " "result=refused" || return 1
+	one_line "$RUN_PID" "dst=203.0.113.11:443 " "path=kernel " "route=REJECT " "result=rejected" || return 1
 	expect "the server saw the rejected connection" \
 		eval '! grep -q "local=203.0.113.11:443" "$TMP/echo.log"'
 }
 
 t_reject_port() {
 	fails_eperm r2 "$TOOLS/netclient" tcp -t 3 $V4:4444 || return 1
-	one_line "$RUN_PID" "dst=$V4:4444 " "result=refused"
+	one_line "$RUN_PID" "dst=$V4:4444 " "route=REJECT " "result=rejected"
 }
 
 t_reject_uid() {
 	fails_eperm r3 setpriv --reuid=65534 --regid=65534 --clear-groups \
 		"$TOOLS/netclient" tcp -t 3 $V4:443 || return 1
-	one_line "$RUN_PID" "uid=65534 " "result=refused" || return 1
+	one_line "$RUN_PID" "uid=65534 " "route=REJECT " "result=rejected" || return 1
 	# Another uid still gets through.
 	ran app_run r4 "$TOOLS/netclient" tcp $V4:443 || return 1
 	one_line "$RUN_PID" "path=kernel " "result=ok"
@@ -187,7 +187,7 @@ t_reject_udp() {
 	expect "netclient sent ($RUN_RC): $(cat "$TMP/ru1.out")" [ "$RUN_RC" = 2 ] || return 1
 	expect "sendto failed, but not with ECONNREFUSED: $(cat "$TMP/ru1.out")" \
 		grep -qi "connection refused" "$TMP/ru1.out" || return 1
-	one_line "$RUN_PID" " udp " "dst=203.0.113.11:443 " "result=refused" || return 1
+	one_line "$RUN_PID" " udp " "dst=203.0.113.11:443 " "route=REJECT " "result=rejected" || return 1
 	app_run ru2 python3 -c 'import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 n = 0
@@ -198,7 +198,7 @@ for i in range(5):
         n += 1
 print("refused", n)'
 	expect "python: $(cat "$TMP/ru2.out" "$TMP/ru2.err")" grep -q "refused 5" "$TMP/ru2.out" || return 1
-	one_line "$RUN_PID" " udp " "dst=203.0.113.11:443 " "result=refused"
+	one_line "$RUN_PID" " udp " "dst=203.0.113.11:443 " "route=REJECT " "result=rejected"
 }
 
 # A domain rule on a FakeIP name, decided in the kernel once the name's
@@ -210,7 +210,7 @@ t_reject_name() {
 	expect "no fake answer for name.test: '$fake'" eval '[[ $fake == 198.18.* ]]' || return 1
 	sleep 1
 	fails_eperm n1 "$TOOLS/netclient" tcp -t 3 "$fake:443" || return 1
-	one_line "$RUN_PID" "host=name.test " "path=kernel " "result=refused"
+	one_line "$RUN_PID" "host=name.test " "path=kernel " "route=REJECT " "result=rejected"
 }
 
 # A rule the kernel cannot evaluate (PROCESS-PATH) comes first: the proxy
@@ -269,7 +269,7 @@ t_reload() {
 	kill -HUP "$DAEMON_PID"
 	expect "no reload line" wait_for 5 grep -q "SIGHUP: 1 rules in use" "$TMP/daemon.err" || return 1
 	fails_eperm l2 "$TOOLS/netclient" tcp -t 3 $V4:4444 || return 1
-	one_line "$RUN_PID" "dst=$V4:4444 " "result=refused"
+	one_line "$RUN_PID" "dst=$V4:4444 " "route=REJECT " "result=rejected"
 }
 
 # A kernel-path connection still open when the daemon stops: one line,
