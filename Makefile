@@ -139,9 +139,9 @@ test: deps-bench
 unit: $(UNIT_BINS)
 	$(Q)tests/run --only unit
 
+# Each harness for FUZZ_RUNS executions (default 10 million); a table.
 fuzz-long: $(FUZZ_BINS)
-	$(Q)for f in $(FUZZ_BINS); do $$f -max_total_time=$${FUZZ_SECONDS:-300} \
-		-artifact_prefix=$(OUTPUT)/fuzz/ tests/fuzz/corpus/$$(basename $$f) || exit 1; done
+	$(Q)tests/fuzz/long.sh $(FUZZ_BINS)
 
 demo: deps-test
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(TOOL_BINS)

@@ -49,7 +49,7 @@ static void shape_of(uint8_t ctl, struct shape *s)
 		s->v6 = NULL;
 		s->base4 = 0xc6120000;  /* 198.18.0.0 */
 		inet_pton(AF_INET6, "fd73:7072:6f78:7900::", &s->base6);
-		s->max = 300;
+		s->max = 260;
 	} else {
 		s->v4 = "198.18.0.0/24";
 		s->v6 = "fd73:7072:6f78:7900::/120";
@@ -96,7 +96,10 @@ static size_t walk(struct fakeip_pool *p, const struct shape *s, char *out,
 		addr_at(s, i, &a4, &a6);
 		n = fakeip_lookup4(p, &a4);
 		if (!n) {
-			ASSERT(!fakeip_lookup6(p, &a6));
+			/* the IPv6 side too, at the edges (all of them would
+			 * cost most of the run) */
+			if (i == 0 || i >= cap_n)
+				ASSERT(!fakeip_lookup6(p, &a6));
 			continue;
 		}
 		ASSERT(i >= 1 && i <= cap_n);
