@@ -32,7 +32,7 @@ for f in "$@"; do
 	execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | awk '{print $2}')
 	execs=${execs:-0}
 	secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.1f", b - a }')
-	rate=$(awk -v e="$execs" -v s="$secs" 'BEGIN { printf "%.0f", s > 0 ? e / s : 0 }')
+	rate=$(awk -v e="$execs" -v s="$secs" 'BEGIN { printf "%.0f", (s > 0 ? e / s : 0) }')
 	# Only a clean exit after all the runs is a pass: a report from a
 	# sanitizer, a crash, a leak or the time limit is not.
 	if [ $rc -eq 0 ] && [ "$execs" -ge "$RUNS" ] &&
