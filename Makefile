@@ -58,7 +58,7 @@ DEPS_BENCH := iperf3 wrk apache2-utils dnsperf redsocks proxychains4 \
 	microsocks gnuplot-nox iptables
 
 .PHONY: all deps deps-test deps-bench test unit fuzz fuzz-long integration \
-	sanitize demo bench bench-smoke install uninstall clean vmlinux tools
+	sanitize demo bench bench-smoke soak install uninstall clean vmlinux tools
 
 all: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
@@ -142,6 +142,11 @@ unit: $(UNIT_BINS)
 # Each harness for FUZZ_RUNS executions (default 10 million); a table.
 fuzz-long: $(FUZZ_BINS)
 	$(Q)tests/fuzz/long.sh $(FUZZ_BINS)
+
+# Long mixed load against the ASan daemon; SOAK_SECONDS (default 3600).
+soak: deps-test
+	$(Q)$(MAKE) --no-print-directory $(OUTPUT)/asan/$(BIN) $(TOOL_BINS)
+	$(Q)bash tests/soak/soak.sh
 
 demo: deps-test
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(TOOL_BINS)
