@@ -106,9 +106,12 @@ int cidr_parse(const char *s, struct sproxy_bypass_key *key, uint16_t *port,
 		char *end;
 
 		*slash++ = 0;
-		bits = strtol(slash, &end, 10);
-		if (!*slash || *end)
+		/* Digits only: strtol would take "-1" (then read as no prefix)
+		 * and "+8". */
+		if (!*slash || strspn(slash, "0123456789") != strlen(slash) ||
+		    strlen(slash) > 3)
 			goto bad;
+		bits = strtol(slash, &end, 10);
 	}
 	if (inet_pton(AF_INET, buf, &a4) == 1) {
 		if (bits < 0)

@@ -1,12 +1,12 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include <linux/magic.h>
 #include <sys/stat.h>
@@ -48,6 +48,7 @@ int cg_resolve(const char *mount, const char *arg, int allow_root,
 {
 	char joined[PATH_MAX], real[PATH_MAX], realmount[PATH_MAX];
 	struct statfs fs;
+	struct stat st;
 
 	if (arg[0] == '/')
 		snprintf(joined, sizeof(joined), "%s", arg);
@@ -59,8 +60,8 @@ int cg_resolve(const char *mount, const char *arg, int allow_root,
 	}
 	if (!realpath(mount, realmount))
 		snprintf(realmount, sizeof(realmount), "%s", mount);
-	if (statfs(real, &fs) < 0 || fs.f_type != CGROUP2_SUPER_MAGIC ||
-	    !cg_within(real, realmount)) {
+	if (stat(real, &st) < 0 || !S_ISDIR(st.st_mode) || statfs(real, &fs) < 0 ||
+	    fs.f_type != CGROUP2_SUPER_MAGIC || !cg_within(real, realmount)) {
 		snprintf(err, errlen, "'%s' is not a cgroup v2 directory "
 			 "(the cgroup v2 hierarchy is mounted at %s)", real, mount);
 		return -1;
@@ -111,37 +112,75 @@ int cg_move_self(const char *path)
 	return rc;
 }
 
-static uint64_t find_id;
-static char found[PATH_MAX];
+/* A cgroup's id is its inode number on the cgroup2 mount, and the kernel
+ * opens a cgroup by id as a file handle (kernfs, 8 bytes): a lookup costs
+ * three syscalls, not a walk of the tree.  Answers are cached in a bounded
+ * table, misses too (a process's cgroup removed since), each for a while. */
+#define CG_NAME_SLOTS 1024
+#define CG_NAME_TTL 60          /* seconds: a cgroup may be renamed */
+#define CG_NAME_MISS_TTL 1      /* seconds: a new cgroup appears */
+#define FILEID_KERNFS 0xfe
 
-static int match_id(const char *p, const struct stat *st, int flag, struct FTW *f)
+static struct cg_name_entry {
+	uint64_t id;
+	time_t at;
+	char *path;             /* NULL: a miss */
+} cg_names[CG_NAME_SLOTS];
+
+static int cg_open_by_id(const char *mount, uint64_t id)
 {
-	(void)f;
-	if (flag == FTW_D && (uint64_t)st->st_ino == find_id) {
-		snprintf(found, sizeof(found), "%s", p);
-		return 1;
-	}
-	return 0;
+	static int mount_fd = -1, warned;
+	struct { struct file_handle fh; uint64_t id; } h;
+	int fd;
+
+	if (mount_fd < 0)
+		mount_fd = open(mount, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (mount_fd < 0)
+		return -1;
+	h.fh.handle_bytes = sizeof(h.id);
+	h.fh.handle_type = FILEID_KERNFS;
+	h.id = id;
+	fd = open_by_handle_at(mount_fd, &h.fh, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 && errno != ESTALE && errno != ENOENT && !warned++)
+		log_warn("cannot name cgroups by id under %s: %s; the log shows "
+			 "cgroup=? (needs CAP_DAC_READ_SEARCH)", mount, strerror(errno));
+	return fd;
 }
 
-const char *cg_name(const char *mount, const char *root, uint64_t id)
+static char *cg_lookup(const char *mount, uint64_t id)
 {
-	static struct { uint64_t id; char path[PATH_MAX]; } cache[16];
-	static unsigned next;
+	char link[64], path[PATH_MAX];
 	size_t n = strlen(mount);
-	unsigned i;
+	ssize_t len;
+	int fd = cg_open_by_id(mount, id);
 
-	for (i = 0; i < 16; i++)
-		if (cache[i].id == id && id)
-			return cache[i].path;
-	found[0] = 0;
-	find_id = id;
-	if (nftw(root, match_id, 16, FTW_PHYS) != 1 || strncmp(found, mount, n))
+	if (fd < 0)
+		return NULL;
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	len = readlink(link, path, sizeof(path) - 1);
+	close(fd);
+	if (len <= 0)
+		return NULL;
+	path[len] = 0;
+	if (strncmp(path, mount, n) || (path[n] && path[n] != '/'))
+		return NULL;
+	return strdup(path[n] ? path + n : "/");
+}
+
+const char *cg_name(const char *mount, uint64_t id)
+{
+	struct cg_name_entry *e = &cg_names[id % CG_NAME_SLOTS];
+	time_t now = time(NULL);
+
+	if (!id)
 		return "?";
-	i = next++ % 16;
-	cache[i].id = id;
-	snprintf(cache[i].path, sizeof(cache[i].path), "%s", found[n] ? found + n : "/");
-	return cache[i].path;
+	if (e->id == id && now - e->at < (e->path ? CG_NAME_TTL : CG_NAME_MISS_TTL))
+		return e->path ? e->path : "?";
+	free(e->path);
+	e->id = id;
+	e->at = now;
+	e->path = cg_lookup(mount, id);
+	return e->path ? e->path : "?";
 }
 
 static void remove_stale(const char *base)

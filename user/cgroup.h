@@ -9,7 +9,7 @@
 int cg_mount(char *buf, size_t len);
 
 /* Resolves arg (absolute, or relative to the mount) to an absolute path and
- * checks it is a cgroup v2 directory; refuses the root unless allow_root.
+ * checks it is a cgroup v2 directory (not a file in one); refuses the root unless allow_root.
  * 0, or -1 with err saying which and why. */
 int cg_resolve(const char *mount, const char *arg, int allow_root,
 	       char *path, size_t len, char *err, size_t errlen);
@@ -22,9 +22,10 @@ int cg_within(const char *path, const char *dir);
 
 int cg_move_self(const char *path);
 
-/* The path of a cgroup id below the mount ("/a/b"), searched under root
- * (a directory to walk first, usually the target); "?" when not found. */
-const char *cg_name(const char *mount, const char *root, uint64_t id);
+/* The path of a cgroup id below the mount ("/a/b"); "?" when there is no
+ * such cgroup (any more).  Cheap: cached, and never walks the tree.  The
+ * string lives until the next call. */
+const char *cg_name(const char *mount, uint64_t id);
 
 /* The daemon's own cgroup <mount>/sproxy-bpf/<pid>: created empty.  Empty
  * leftovers of daemons that were killed are removed first. */

@@ -10,6 +10,7 @@
 #include "addr.h"
 #include "cli.h"
 #include "daemon.h"
+#include "preflight.h"
 
 static const char usage_text[] =
 "Usage: sproxy-bpf attach CGROUP [OPTION]...\n"
@@ -20,18 +21,22 @@ static const char usage_text[] =
 "mount) through this proxy, which relays it to its original destination,\n"
 "appends the process to HTTP User-Agents, answers DNS with FakeIP addresses,\n"
 "and logs one line per connection with the process that made it.\n"
-"Runs in the foreground until SIGINT or SIGTERM; prints a line with 'ready'\n"
-"to stderr (and READY=1 to $NOTIFY_SOCKET) once traffic is captured.\n"
-"Captures the cgroup's processes in the daemon's own network namespace.\n"
+"Runs in the foreground until SIGINT or SIGTERM.  Once traffic is captured it\n"
+"prints one line that starts with 'sproxy-bpf: ready: ' to stderr, and\n"
+"READY=1 to $NOTIFY_SOCKET when set (systemd Type=notify).  SIGHUP reopens the\n"
+"--log file.  Captures the cgroup's processes in the daemon's own network\n"
+"namespace.  Needs Linux 5.18 or later.\n"
 "\n"
 "Options:\n"
 "  -l, --listen ADDR:PORT     TCP listener; repeatable (default 127.0.0.1:3333\n"
-"                             and [::1]:3333)\n"
+"                             and [::1]:3333).  A family with no listener\n"
+"                             gets one on its loopback address, same port\n"
 "  -b, --bypass CIDR[:PORT]   send this destination direct; repeatable\n"
 "                             (e.g. 10.0.0.0/8, 10.1.2.3:443, [2001:db8::/32]:80).\n"
 "                             Loopback, link-local, multicast and broadcast always\n"
 "                             go direct, except DNS (port 53)\n"
-"      --log FILE             connection log, appended (default: stderr)\n"
+"      --log FILE             connection log, appended (default: stderr); a new\n"
+"                             file is made mode 0600; SIGHUP reopens it\n"
 "      --json                 connection log as JSON lines\n"
 "  -v, --verbose              debug messages (libbpf, dropped datagrams, DNS)\n"
 "      --all                  allow CGROUP to be the cgroup v2 root: captures\n"
@@ -43,21 +48,29 @@ static const char usage_text[] =
 "      --relay MODE           splice (default: bulk bytes that need no rewriting\n"
 "                             stay in the kernel) or copy (always through a buffer)\n"
 "      --mark N               SO_MARK of the daemon's own sockets, which are never\n"
-"                             captured (default 0x5350)\n"
+"                             captured; decimal or 0x hex (default 0x5350)\n"
+"      --reattach             when CGROUP is removed, wait for its path to come\n"
+"                             back and capture it again (default: exit, status 3)\n"
 "DNS:\n"
 "      --resolver ADDR[:PORT] real resolver; repeatable (default: the nameservers\n"
 "                             of /etc/resolv.conf)\n"
 "      --disable-fakeip       answer every query with the real answer\n"
 "      --fakeip-range CIDR    FakeIP pool; once for IPv4, once for IPv6 (default\n"
-"                             198.18.0.0/15 and fd73:7072:6f78:7900::/64)\n"
+"                             198.18.0.0/15 and fd73:7072:6f78:7900::/64); must\n"
+"                             not overlap loopback, link-local, multicast or\n"
+"                             this machine's own subnets\n"
 "      --fakeip-store FILE    keep the name <-> address mapping across restarts\n"
 "      --fakeip-exclude SUFFIX  names that always get real answers; repeatable\n"
 "      --fakeip-ttl SEC       TTL of FakeIP answers (default 1)\n"
 "  -h, --help                 this text\n"
 "  -V, --version              the version\n"
 "\n"
+"N and SEC are decimal numbers; --mark also takes 0x hex.\n"
+"\n"
 "Exit status: 0 stopped by SIGINT/SIGTERM (everything detached); 1 a runtime\n"
-"failure (BPF load or attach, listening); 2 a usage error or a refused CGROUP.\n";
+"failure (kernel too old, BPF load or attach, listening); 2 a usage error or a\n"
+"bad value (named in the message; nothing was loaded); 3 CGROUP was removed\n"
+"while captured (without --reattach).\n";
 
 static void usage_error(const char *fmt, const char *arg)
 {
@@ -67,27 +80,55 @@ static void usage_error(const char *fmt, const char *arg)
 	exit(EXIT_USAGE);
 }
 
-static unsigned long number(const char *s, const char *opt, unsigned long min,
-			    unsigned long max)
+/* Decimal digits only: no sign, no blanks, no octal for a leading zero;
+ * "0x" hex only where hex_ok (options documented as taking it). */
+int cli_number(const char *s, int hex_ok, unsigned long min, unsigned long max,
+	       unsigned long *out)
 {
+	int base = 10;
+	const char *p = s;
 	char *end;
 	unsigned long v;
 
+	if (hex_ok && (strncmp(s, "0x", 2) == 0 || strncmp(s, "0X", 2) == 0)) {
+		base = 16;
+		p = s + 2;
+	}
+	if (!*p || strspn(p, base == 16 ? "0123456789abcdefABCDEF" : "0123456789") != strlen(p))
+		return -1;
 	errno = 0;
-	v = strtoul(s, &end, 0);
-	if (errno || !*s || *end || v < min || v > max) {
-		fprintf(stderr, "sproxy-bpf: %s wants a number from %lu to %lu, not '%s'\n",
-			opt, min, max, s);
+	v = strtoul(p, &end, base);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static unsigned long number_base(const char *s, const char *opt, int hex_ok,
+				 unsigned long min, unsigned long max)
+{
+	unsigned long v;
+
+	if (cli_number(s, hex_ok, min, max, &v) < 0) {
+		fprintf(stderr, "sproxy-bpf: %s wants a %snumber from %lu to %lu, not '%s'\n",
+			opt, hex_ok ? "" : "decimal ", min, max, s);
 		exit(EXIT_USAGE);
 	}
 	return v;
+}
+
+static unsigned long number(const char *s, const char *opt, unsigned long min,
+			    unsigned long max)
+{
+	return number_base(s, opt, 0, min, max);
 }
 
 static void parse(int argc, char **argv, struct options *o)
 {
 	enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
 	       O_CONNTIMEOUT, O_RELAY, O_MARK, O_RESOLVER, O_NOFAKE, O_FRANGE,
-	       O_FSTORE, O_FEXCL, O_FTTL };
+	       O_FSTORE, O_FEXCL, O_FTTL,
+	       O_REATTACH };
 	static const struct option lo[] = {
 		{ "listen", required_argument, 0, 'l' },
 		{ "bypass", required_argument, 0, 'b' },
@@ -107,6 +148,7 @@ static void parse(int argc, char **argv, struct options *o)
 		{ "fakeip-store", required_argument, 0, O_FSTORE },
 		{ "fakeip-exclude", required_argument, 0, O_FEXCL },
 		{ "fakeip-ttl", required_argument, 0, O_FTTL },
+		{ "reattach", no_argument, 0, O_REATTACH },
 		{ "help", no_argument, 0, 'h' },
 		{ "version", no_argument, 0, 'V' },
 		{ 0, 0, 0, 0 },
@@ -162,7 +204,7 @@ static void parse(int argc, char **argv, struct options *o)
 				usage_error("--relay is 'splice' or 'copy', not '%s'", optarg);
 			break;
 		case O_MARK:
-			o->mark = (uint32_t)number(optarg, "--mark", 1, 0xffffffffu);
+			o->mark = (uint32_t)number_base(optarg, "--mark", 1, 1, 0xffffffffu);
 			break;
 		case O_RESOLVER:
 			if (o->n_resolvers == 8)
@@ -174,6 +216,8 @@ static void parse(int argc, char **argv, struct options *o)
 			break;
 		case O_NOFAKE: o->disable_fakeip = 1; break;
 		case O_FRANGE:
+			if (fakeip_range_check(optarg, err, sizeof(err)) < 0)
+				usage_error("--fakeip-range %s", err);
 			o->fakeip_range[strchr(optarg, ':') ? 1 : 0] = optarg;
 			break;
 		case O_FSTORE: o->fakeip_store = optarg; break;
@@ -185,6 +229,7 @@ static void parse(int argc, char **argv, struct options *o)
 		case O_FTTL:
 			o->fakeip_ttl = (unsigned)number(optarg, "--fakeip-ttl", 0, 86400);
 			break;
+		case O_REATTACH: o->reattach = 1; break;
 		case 'h':
 			fputs(usage_text, stdout);
 			exit(0);

@@ -20,7 +20,7 @@ void daemon_mark(const struct daemon *d, int fd)
 
 const char *daemon_cgroup_name(const struct daemon *d, uint64_t id)
 {
-	return cg_name(d->cg_mount, d->target, id);
+	return cg_name(d->cg_mount, id);
 }
 
 /* The kernel gives the hooks the calling thread's name (dig's resolver

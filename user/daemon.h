@@ -15,7 +15,7 @@ struct udp_pool;
 
 struct options {
 	const char *cgroup;
-	struct sockaddr_storage listen[8];
+	struct sockaddr_storage listen[9];  /* 8 given, and one for a missing family */
 	int n_listen;
 	struct bypass_entry bypass[256];
 	int n_bypass;
@@ -37,6 +37,7 @@ struct options {
 	struct sockaddr_storage resolvers[8];
 	int n_resolvers;
 	unsigned fakeip_ttl;
+	int reattach;                 /* 1: wait for a removed CGROUP to come back */
 };
 
 struct daemon {

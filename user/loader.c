@@ -127,7 +127,7 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 	if (rc) {
 		snprintf(err, errlen, "cannot load the BPF programs: %s (run with -v "
 			 "for the verifier log; the kernel needs BTF and cgroup BPF, "
-			 "5.15 or later)", strerror(-rc));
+			 "5.18 or later)", strerror(-rc));
 		return -1;
 	}
 	fd = bpf_map__fd(s->maps.bypass);
@@ -166,8 +166,9 @@ static int attach_one(struct loader *l, struct bpf_program *p, int cgfd,
 	return 0;
 }
 
-int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
-		  char *err, size_t errlen)
+/* The programs that serve the application, on target; after the proxy's
+ * hook (links[0]). */
+int loader_attach_target(struct loader *l, const char *target, char *err, size_t errlen)
 {
 	struct sproxy_bpf *s = l->skel;
 	struct bpf_program *app[] = {
@@ -178,36 +179,47 @@ int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
 		s->progs.sproxy_sockops, s->progs.sproxy_sock_release,
 	};
 	size_t n = sizeof(app) / sizeof(app[0]), i;
-	int tfd, pfd = -1, rc = -1;
+	int tfd, rc = 0;
 
-	l->links = calloc(n + 1, sizeof(*l->links));
-	if (!l->links) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
 	tfd = open(target, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (tfd < 0) {
 		snprintf(err, errlen, "cannot open cgroup %s: %s", target, strerror(errno));
 		return -1;
 	}
+	for (i = 0; i < n && rc == 0; i++)
+		rc = attach_one(l, app[i], tfd, target, err, errlen);
+	close(tfd);
+	return rc;
+}
+
+void loader_detach_target(struct loader *l)
+{
+	while (l->n_links > 1)
+		bpf_link__destroy(l->links[--l->n_links]);
+}
+
+int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
+		  char *err, size_t errlen)
+{
+	int pfd, rc;
+
+	l->links = calloc(LOADER_MAX_LINKS, sizeof(*l->links));
+	if (!l->links) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	pfd = open(proxy_cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (pfd < 0) {
 		snprintf(err, errlen, "cannot open cgroup %s: %s", proxy_cg, strerror(errno));
-		goto out;
+		return -1;
 	}
 	/* The hook the proxy asks first, so no captured connection finds it
 	 * missing. */
-	if (attach_one(l, s->progs.sproxy_getsockopt, pfd, proxy_cg, err, errlen) < 0)
-		goto out;
-	for (i = 0; i < n; i++)
-		if (attach_one(l, app[i], tfd, target, err, errlen) < 0)
-			goto out;
-	rc = 0;
-out:
-	close(tfd);
-	if (pfd >= 0)
-		close(pfd);
-	return rc;
+	rc = attach_one(l, l->skel->progs.sproxy_getsockopt, pfd, proxy_cg, err, errlen);
+	close(pfd);
+	if (rc < 0)
+		return -1;
+	return loader_attach_target(l, target, err, errlen);
 }
 
 int loader_stats(struct loader *l, uint64_t out[SPROXY_STAT__MAX])

@@ -28,6 +28,8 @@ struct loader_config {
 	size_t n_bypass;
 };
 
+#define LOADER_MAX_LINKS 16     /* the proxy's hook and the target's programs */
+
 struct loader {
 	struct sproxy_bpf *skel;
 	struct bpf_link **links;
@@ -40,6 +42,10 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
  * goes to the cgroup the proxy itself runs in. */
 int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
 		  char *err, size_t errlen);
+/* The target's programs only: off a removed cgroup, onto its successor
+ * (the proxy's hook stays). */
+void loader_detach_target(struct loader *l);
+int loader_attach_target(struct loader *l, const char *target, char *err, size_t errlen);
 int loader_push_port(struct loader *l, int family, uint32_t port);
 int loader_stats(struct loader *l, uint64_t out[SPROXY_STAT__MAX]);
 void loader_free(struct loader *l);

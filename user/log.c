@@ -1,8 +1,10 @@
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <sys/time.h>
 
 #include "addr.h"
@@ -12,6 +14,8 @@
 int slog_level = SLOG_INFO;
 static FILE *connlog_fp;
 static int connlog_json;
+static const char *connlog_path;    /* NULL: stderr */
+static int connlog_failing;         /* the last write failed (said once) */
 
 void slog(int level, const char *fmt, ...)
 {
@@ -27,17 +31,55 @@ void slog(int level, const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+/* A new file is private: the log names every process and destination. */
+static FILE *open_append(const char *path)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	FILE *fp;
+
+	if (fd < 0)
+		return NULL;
+	fp = fdopen(fd, "a");
+	if (!fp) {
+		close(fd);
+		return NULL;
+	}
+	setvbuf(fp, NULL, _IOLBF, 0);
+	return fp;
+}
+
 int connlog_open(const char *path, int json)
 {
 	connlog_json = json;
+	connlog_path = path;
+	connlog_failing = 0;
 	if (!path) {
 		connlog_fp = stderr;
 		return 0;
 	}
-	connlog_fp = fopen(path, "ae");
-	if (!connlog_fp)
-		return -errno;
-	setvbuf(connlog_fp, NULL, _IOLBF, 0);
+	connlog_fp = open_append(path);
+	return connlog_fp ? 0 : -errno;
+}
+
+int connlog_reopen(void)
+{
+	FILE *fp;
+
+	if (!connlog_path)
+		return 0;
+	fp = open_append(connlog_path);
+	if (!fp) {
+		int e = errno;
+
+		log_err("cannot reopen the connection log %s: %s; still writing to "
+			"the file open before", connlog_path, strerror(e));
+		return -e;
+	}
+	if (connlog_fp && connlog_fp != stderr)
+		fclose(connlog_fp);
+	connlog_fp = fp;
+	connlog_failing = 0;
+	log_info("reopened the connection log %s", connlog_path);
 	return 0;
 }
 
@@ -46,6 +88,23 @@ void connlog_close(void)
 	if (connlog_fp && connlog_fp != stderr)
 		fclose(connlog_fp);
 	connlog_fp = NULL;
+}
+
+/* A failed write (a full disk) is said once, and its end once. */
+static void check_written(FILE *fp)
+{
+	int bad = fflush(fp) == EOF || ferror(fp);
+	int e = errno;
+
+	if (fp == stderr)
+		return;
+	if (bad && !connlog_failing)
+		log_err("cannot write the connection log %s: %s; lines are lost until "
+			"it can be written again", connlog_path, strerror(e));
+	else if (!bad && connlog_failing)
+		log_info("the connection log %s is written again", connlog_path);
+	connlog_failing = bad;
+	clearerr(fp);
 }
 
 static void iso_time(char buf[64], size_t len)
@@ -60,22 +119,105 @@ static void iso_time(char buf[64], size_t len)
 		 tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
 }
 
+/* The length of the valid UTF-8 sequence at s (at most n bytes), or 0.
+ * Overlong forms, surrogates and code points past U+10FFFF are invalid. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t len, i;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] <= 0xdf)
+		len = 2;
+	else if (s[0] >= 0xe0 && s[0] <= 0xef)
+		len = 3;
+	else if (s[0] >= 0xf0 && s[0] <= 0xf4)
+		len = 4;
+	else
+		return 0;
+	if (s[0] == 0xe0)
+		lo = 0xa0;
+	else if (s[0] == 0xed)
+		hi = 0x9f;
+	else if (s[0] == 0xf0)
+		lo = 0x90;
+	else if (s[0] == 0xf4)
+		hi = 0x8f;
+	if (n < len || s[1] < lo || s[1] > hi)
+		return 0;
+	for (i = 2; i < len; i++)
+		if (s[i] < 0x80 || s[i] > 0xbf)
+			return 0;
+	return len;
+}
+
+/* One piece of s in printable form, into out (at least 8 bytes): valid
+ * UTF-8 as it is; control characters (C0, DEL, C1) escaped; a byte that is
+ * not UTF-8 as \xNN in text and U+FFFD in JSON (which cannot carry raw
+ * bytes).  Returns how many bytes of s it used. */
+static size_t escape_one(const unsigned char *s, size_t n, int json, char out[8])
+{
+	size_t len = utf8_len(s, n);
+	unsigned cp = s[0];
+
+	if (len == 2 && s[0] == 0xc2 && s[1] < 0xa0)
+		cp = s[1];               /* a C1 control character */
+	else if (len > 1) {
+		memcpy(out, s, len);
+		out[len] = 0;
+		return len;
+	}
+	if (len == 0) {
+		if (json)
+			snprintf(out, 8, "\\ufffd");
+		else
+			snprintf(out, 8, "\\x%02x", s[0]);
+		return 1;
+	}
+	if (cp == '"' || cp == '\\')
+		snprintf(out, 8, "\\%c", (char)cp);
+	else if (cp < 0x20 || (cp >= 0x7f && cp < 0xa0))
+		snprintf(out, 8, json ? "\\u%04x" : "\\x%02x", cp);
+	else
+		snprintf(out, 8, "%c", (char)cp);
+	return len;
+}
+
+char *log_escape(char *out, size_t outlen, const char *s, size_t n)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t used = 0, i = 0;
+	char piece[8];
+
+	if (!outlen)
+		return out;
+	while (i < n && u[i]) {
+		size_t step = escape_one(u + i, strnlen(s + i, n - i), 0, piece);
+		size_t plen = strlen(piece);
+
+		if (used + plen >= outlen)
+			break;
+		memcpy(out + used, piece, plen);
+		used += plen;
+		i += step;
+	}
+	out[used] = 0;
+	return out;
+}
+
 /* A string value: JSON-escaped, or in text quoted when it has spaces. */
 static void put_str(FILE *fp, const char *s, int json)
 {
 	int quote = json || strpbrk(s, " \t\"=") || !*s;
+	size_t n = strlen(s), i = 0;
+	char piece[8];
 
 	if (quote)
 		fputc('"', fp);
-	for (; *s; s++) {
-		unsigned char ch = (unsigned char)*s;
-
-		if (ch == '"' || ch == '\\')
-			fprintf(fp, "\\%c", ch);
-		else if (ch < 0x20 || ch >= 0x7f)
-			fprintf(fp, "\\u%04x", ch);
-		else
-			fputc(ch, fp);
+	while (i < n) {
+		i += escape_one((const unsigned char *)s + i, n - i, json, piece);
+		fputs(piece, fp);
 	}
 	if (quote)
 		fputc('"', fp);
@@ -147,5 +289,5 @@ void connlog_write(const struct conn_log *c)
 	if (c->error)
 		field_str(fp, &first, "error", c->error);
 	fputs(connlog_json ? "}\n" : "\n", fp);
-	fflush(fp);
+	check_written(fp);
 }

@@ -15,6 +15,11 @@ void slog(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)))
 
 struct sproxy_proc;
 
+/* s (up to n bytes or its NUL) made safe for a terminal: valid UTF-8 kept,
+ * control characters and bytes that are not UTF-8 as \xNN.  For names
+ * that come from processes (comm).  Returns out. */
+char *log_escape(char *out, size_t outlen, const char *s, size_t n);
+
 /* One finished connection or flow. */
 struct conn_log {
 	const char *proto;                 /* "tcp", "udp", "dns" */
@@ -29,8 +34,11 @@ struct conn_log {
 	const char *error;                 /* NULL when none */
 };
 
-/* path NULL: stderr.  Returns 0 or -errno. */
+/* path NULL: stderr.  A new file is made mode 0600.  Returns 0 or -errno. */
 int connlog_open(const char *path, int json);
+/* Opens the file again (after logrotate moved it); on failure, logged, the
+ * old one stays.  0 or -errno. */
+int connlog_reopen(void);
 void connlog_close(void);
 void connlog_write(const struct conn_log *c);
 

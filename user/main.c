@@ -1,16 +1,13 @@
-/* sproxy-bpf: the command line and the daemon's life: attach, serve,
- * detach. */
+/* sproxy-bpf: the daemon's life: check, listen, load, attach, serve,
+ * detach.  The command line is cli.c's; the rest has a file per job. */
 #include <errno.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <bpf/libbpf.h>
 #include <event2/event.h>
 
@@ -19,183 +16,59 @@
 #include "cli.h"
 #include "daemon.h"
 #include "dnsserver.h"
+#include "cgwatch.h"
+#include "events.h"
+#include "fakeip.h"
 #include "log.h"
+#include "notify.h"
+#include "preflight.h"
 #include "proxy.h"
+#include "resolvconf.h"
 #include "sproxy.skel.h"
+#include "sysenv.h"
 #include "udp.h"
 
-#ifndef SO_NETNS_COOKIE
-#define SO_NETNS_COOKIE 71
-#endif
-
-/* Nameservers of /etc/resolv.conf, unless one is our own listener. */
-static void default_resolvers(struct options *o)
+/* The defaults, or what the user gave plus a loopback listener on the same
+ * port for a family given none: a family without a listener would go
+ * uncaptured, silently.  Returns how many were given. */
+static int setup_listeners(struct options *o)
 {
-	FILE *fp = fopen("/etc/resolv.conf", "re");
-	char line[512], ns[256], err[128];
+	int given = o->n_listen, has4 = 0, has6 = 0;
+	uint16_t port;
+	char spec[32];
 
-	if (!fp) {
-		log_warn("no --resolver and /etc/resolv.conf: %s; names that are "
-			 "not FakeIP answers will fail", strerror(errno));
-		return;
-	}
-	while (o->n_resolvers < 8 && fgets(line, sizeof(line), fp)) {
-		struct sockaddr_storage *ss = &o->resolvers[o->n_resolvers];
-		int i, ours = 0;
-
-		if (sscanf(line, " nameserver %255s", ns) != 1 ||
-		    addr_parse(ns, 53, ss, err, sizeof(err)) < 0)
-			continue;
-		for (i = 0; i < o->n_listen; i++)
-			ours |= addr_equal((struct sockaddr *)ss, (struct sockaddr *)&o->listen[i]);
-		if (ours)
-			log_warn("resolver %s in /etc/resolv.conf is this proxy: skipped", ns);
-		else
-			o->n_resolvers++;
-	}
-	fclose(fp);
-	if (!o->n_resolvers)
-		log_warn("no usable resolver in /etc/resolv.conf; pass --resolver");
-}
-
-static uint64_t netns_cookie(void)
-{
-	uint64_t cookie = 0;
-	socklen_t len = sizeof(cookie);
-	int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-
-	if (fd >= 0) {
-		if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len) < 0)
-			cookie = 0;
-		close(fd);
-	}
-	return cookie;
-}
-
-static void raise_nofile(void)
-{
-	struct rlimit rl;
-
-	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
-		return;
-	if (rl.rlim_max < 1048576) {
-		struct rlimit more = { 1048576, 1048576 };
-
-		if (setrlimit(RLIMIT_NOFILE, &more) == 0)
-			return;
-	}
-	rl.rlim_cur = rl.rlim_max;
-	setrlimit(RLIMIT_NOFILE, &rl);
-}
-
-static void notify_ready(void)
-{
-	const char *path = getenv("NOTIFY_SOCKET");
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	socklen_t len;
-	int fd;
-
-	if (!path || !*path || strlen(path) >= sizeof(sun.sun_path))
-		return;
-	memcpy(sun.sun_path, path, strlen(path));
-	if (sun.sun_path[0] == '@')
-		sun.sun_path[0] = 0;
-	len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(path));
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	if (sendto(fd, "READY=1", 7, 0, (struct sockaddr *)&sun, len) < 0)
-		log_warn("NOTIFY_SOCKET %s: %s", path, strerror(errno));
-	close(fd);
-}
-
-static int on_bpf_event(void *ctx, void *data, size_t size)
-{
-	struct daemon *d = ctx;
-	const struct sproxy_event *e = data;
-	static time_t last_full;
-
-	if (size < sizeof(*e))
+	if (!given) {
+		addr_parse("127.0.0.1:3333", 0, &o->listen[0], NULL, 0);
+		addr_parse("[::1]:3333", 0, &o->listen[1], NULL, 0);
+		o->n_listen = 2;
 		return 0;
-	switch (e->type) {
-	case SPROXY_EV_UDP_RELEASE:
-		udp_pool_release(d->udp, e->cookie);
-		break;
-	case SPROXY_EV_POOL_EMPTY:
-		udp_pool_dry(d->udp, (int)e->family, e->proc.comm, e->proc.tgid);
-		break;
-	case SPROXY_EV_MAP_FULL:
-		if (time(NULL) != last_full)
-			log_warn("a BPF record map is full: a connection of %.16s (pid %u) "
-				 "went uncaptured; raise --map-size", e->proc.comm, e->proc.tgid);
-		last_full = time(NULL);
-		break;
 	}
-	return 0;
-}
-
-static void on_ringbuf(evutil_socket_t fd, short what, void *arg)
-{
-	(void)fd;
-	(void)what;
-	ring_buffer__consume(arg);
-}
-
-/* libevent's own messages (evdns: "nameserver ... has failed") go
- * through our log, with its prefix and levels. */
-static void on_libevent_log(int severity, const char *msg)
-{
-	int level = severity == EVENT_LOG_ERR ? SLOG_ERR :
-		    severity == EVENT_LOG_WARN ? SLOG_WARN :
-		    severity == EVENT_LOG_MSG ? SLOG_INFO : SLOG_DEBUG;
-
-	slog(level, "libevent: %s", msg);
-}
-
-/* The store is written long after start: say now if it cannot be. */
-static int check_store(const char *path)
-{
-	char copy[PATH_MAX];
-	const char *dir;
-
-	snprintf(copy, sizeof(copy), "%s", path);
-	dir = dirname(copy);
-	if (access(dir, W_OK | X_OK) < 0) {
-		log_err("--fakeip-store %s: directory %s: %s", path, dir, strerror(errno));
-		return -1;
+	for (int i = 0; i < given; i++) {
+		has4 |= o->listen[i].ss_family == AF_INET;
+		has6 |= o->listen[i].ss_family == AF_INET6;
 	}
-	if (access(path, F_OK) == 0 && access(path, R_OK | W_OK) < 0) {
-		log_err("--fakeip-store %s: %s", path, strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static void on_signal(evutil_socket_t sig, short what, void *arg)
-{
-	(void)what;
-	log_info("%s: detaching", strsignal((int)sig));
-	event_base_loopbreak(arg);
-}
-
-static void setup_listeners(struct options *o)
-{
-	if (o->n_listen)
-		return;
-	addr_parse("127.0.0.1:3333", 0, &o->listen[0], NULL, 0);
-	addr_parse("[::1]:3333", 0, &o->listen[1], NULL, 0);
-	o->n_listen = 2;
+	if (has4 && has6)
+		return given;
+	port = addr_port((struct sockaddr *)&o->listen[0]);
+	snprintf(spec, sizeof(spec), has4 ? "[::1]:%u" : "127.0.0.1:%u", port);
+	addr_parse(spec, 0, &o->listen[o->n_listen++], NULL, 0);
+	log_info("--listen gave no %s address: listening on %s too, so that %s "
+		 "connections are captured", has4 ? "IPv6" : "IPv4", spec,
+		 has4 ? "IPv6" : "IPv4");
+	return given;
 }
 
 /* Everything a running daemon made, so that one teardown undoes it. */
 struct run {
 	struct daemon d;
-	struct proxy_listener *lis[8];
+	struct proxy_listener *lis[9];   /* as many as options.listen */
 	int n_lis;
 	struct loader_config lc;
-	struct bypass_entry bypass[256 + 8];
-	struct ring_buffer *rb;
-	struct event *rbev, *sigs[2];
+	struct bypass_entry bypass[256 + 9];
+	struct events *ev;
+	struct cgwatch *watch;
+	int n_given;             /* listeners from --listen; the others are ours */
+	int rc;                  /* exit status once the loop ends */
 	char self_cg[PATH_MAX], own_cg[PATH_MAX];
 	const char *proxy_cg;
 	char err[512];
@@ -256,22 +129,29 @@ static int start_dns(struct run *r)
 	return 0;
 }
 
-/* Listen before attaching: a captured connection must find us.  Without
- * --listen, a machine with no IPv6 loopback still runs, IPv4 only. */
-static int open_listeners(struct run *r, struct options *o, int defaults)
+/* Listen before attaching: a captured connection must find us.  0, or an
+ * exit status: a given address that is not ours is a bad value.  A listener
+ * the user gave must work; one we added (the defaults, a missing family's)
+ * may fail for want of that family's loopback address (IPv6 disabled in
+ * this namespace): that family then goes uncaptured, with a warning, and
+ * the UDP pool is IPv4-only too.  Any other failure (in use) is fatal. */
+static int open_listeners(struct run *r, struct options *o)
 {
 	for (int i = 0; i < o->n_listen; i++) {
 		struct proxy_listener *l = proxy_listen(&r->d, &o->listen[i], r->err,
 							sizeof(r->err));
-		int fam = o->listen[i].ss_family;
+		int fam = o->listen[i].ss_family, absent = errno == EADDRNOTAVAIL ||
+							 errno == EAFNOSUPPORT;
 
 		if (!l) {
-			if (defaults && fam == AF_INET6) {
-				log_warn("%s; IPv6 connections will not be captured", r->err);
+			if (i >= r->n_given && absent) {
+				log_warn("%s; %s connections will not be captured", r->err,
+					 fam == AF_INET6 ? "IPv6" : "IPv4");
 				continue;
 			}
-			log_err("%s", r->err);
-			return -1;
+			log_err("%s%s", r->err, absent ? " (--listen wants an address of "
+				"this machine, in this network namespace)" : "");
+			return absent ? EXIT_USAGE : EXIT_RUNTIME;
 		}
 		r->lis[r->n_lis++] = l;
 		if (fam == AF_INET && !r->lc.listen4)
@@ -313,29 +193,6 @@ static void fill_bypass(struct run *r, struct options *o)
 	r->lc.bypass = r->bypass;
 }
 
-/* Ring buffer events from the BPF side, and the signals that stop us. */
-static int start_events(struct run *r)
-{
-	struct daemon *d = &r->d;
-
-	r->rb = ring_buffer__new(bpf_map__fd(d->bpf.skel->maps.events), on_bpf_event,
-				 d, NULL);
-	if (!r->rb) {
-		log_err("ring buffer: %s", strerror(errno));
-		return -1;
-	}
-	r->rbev = event_new(d->base, ring_buffer__epoll_fd(r->rb), EV_READ | EV_PERSIST,
-			    on_ringbuf, r->rb);
-	r->sigs[0] = evsignal_new(d->base, SIGINT, on_signal, d->base);
-	r->sigs[1] = evsignal_new(d->base, SIGTERM, on_signal, d->base);
-	if (!r->rbev || !r->sigs[0] || !r->sigs[1] || event_add(r->rbev, NULL) < 0 ||
-	    event_add(r->sigs[0], NULL) < 0 || event_add(r->sigs[1], NULL) < 0) {
-		log_err("cannot set up events");
-		return -1;
-	}
-	return 0;
-}
-
 static void log_stats(struct loader *l)
 {
 	uint64_t st[SPROXY_STAT__MAX];
@@ -369,16 +226,12 @@ static void teardown(struct run *r)
 	udp_pool_free(d->udp);
 	for (i = 0; i < r->n_lis; i++)
 		proxy_listener_free(r->lis[i]);
-	if (r->rbev)
-		event_free(r->rbev);
-	for (i = 0; i < 2; i++)
-		if (r->sigs[i])
-			event_free(r->sigs[i]);
-	ring_buffer__free(r->rb);
+	events_free(r->ev);
 	if (d->dns)
 		dns_server_free(d->dns);
 	if (d->bpf.skel)
 		loader_free(&d->bpf);
+	cgwatch_free(r->watch);
 	if (r->own_cg[0]) {
 		if (cg_move_self(r->self_cg) < 0)
 			log_warn("cannot move back to %s: %s", r->self_cg, strerror(errno));
@@ -397,6 +250,8 @@ static int check_args(struct run *r, struct options *o)
 	struct daemon *d = &r->d;
 
 	slog_level = o->verbose ? SLOG_DEBUG : SLOG_INFO;
+	if (preflight_kernel() < 0)
+		return EXIT_RUNTIME;
 	if (cg_mount(d->cg_mount, sizeof(d->cg_mount)) < 0) {
 		log_err("no cgroup v2 hierarchy in /proc/mounts: mount one (mount -t "
 			"cgroup2 none /sys/fs/cgroup) or boot with systemd.unified_cgroup_hierarchy=1");
@@ -410,39 +265,77 @@ static int check_args(struct run *r, struct options *o)
 	if (geteuid() != 0)
 		log_warn("not running as root: loading BPF programs needs CAP_BPF, "
 			 "CAP_NET_ADMIN and CAP_SYS_ADMIN");
-	if (o->fakeip_store && check_store(o->fakeip_store) < 0)
+	if (o->fakeip_store && preflight_store(o->fakeip_store) < 0)
+		return EXIT_USAGE;
+	if (!o->disable_fakeip &&
+	    (preflight_fakeip_local(o->fakeip_range[0] ? o->fakeip_range[0] : FAKEIP_DEFAULT_V4,
+				    o->fakeip_range[0] != NULL) < 0 ||
+	     preflight_fakeip_local(o->fakeip_range[1] ? o->fakeip_range[1] : FAKEIP_DEFAULT_V6,
+				    o->fakeip_range[1] != NULL) < 0))
 		return EXIT_USAGE;
 	if (connlog_open(o->log_path, o->json) < 0) {
-		log_err("cannot open log %s: %s", o->log_path, strerror(errno));
+		log_err("--log %s: cannot open it: %s", o->log_path, strerror(errno));
 		return EXIT_USAGE;
 	}
 	return 0;
+}
+
+/* The captured cgroup removed (a user's slice at logout): the links would
+ * hold a dead cgroup and capture would end in silence.  Exit, so that a
+ * supervisor sees it, or with --reattach wait for the path to come back. */
+static void on_target(void *arg, int present)
+{
+	struct run *r = arg;
+	struct daemon *d = &r->d;
+
+	if (r->rc)
+		return;          /* on the way out already */
+	if (!present && !d->opt->reattach) {
+		log_err("cgroup %s was removed: nothing left to capture; exiting "
+			"(--reattach waits for it to come back)", d->target);
+		r->rc = EXIT_CGROUP_GONE;
+		event_base_loopbreak(d->base);
+	} else if (!present) {
+		loader_detach_target(&d->bpf);
+		log_warn("cgroup %s was removed: capture paused until it comes back",
+			 d->target);
+	} else if (loader_attach_target(&d->bpf, d->target, r->err, sizeof(r->err)) < 0) {
+		log_err("cgroup %s is back but: %s; exiting", d->target, r->err);
+		r->rc = EXIT_RUNTIME;
+		event_base_loopbreak(d->base);
+	} else {
+		log_info("cgroup %s is back: attached again", d->target);
+	}
 }
 
 static int serve(struct run *r, struct options *o)
 {
 	struct daemon *d = &r->d;
 	struct loader_config *lc = &r->lc;
-	int defaults = !o->n_listen;
 	char a[ADDR_STRLEN], b[ADDR_STRLEN];
+	int rc;
 
+	/* Until the loop handles it (reopening the log), a SIGHUP must not
+	 * kill us half set up, our cgroup left behind. */
+	signal(SIGHUP, SIG_IGN);
 	if (enter_proxy_cgroup(r) < 0)
 		return EXIT_RUNTIME;
 	signal(SIGPIPE, SIG_IGN);
-	raise_nofile();
-	setup_listeners(o);
+	sysenv_raise_nofile();
+	r->n_given = setup_listeners(o);
 	if (!o->n_resolvers)
-		default_resolvers(o);
+		resolvconf_read("/etc/resolv.conf", o);
 	d->base = event_base_new();
 	if (!d->base) {
 		log_err("cannot create the event loop");
 		return EXIT_RUNTIME;
 	}
-	d->netns = netns_cookie();
+	d->netns = sysenv_netns_cookie();
 	if (start_dns(r) < 0)
 		return EXIT_USAGE;
-	if (open_listeners(r, o, defaults) < 0)
-		return EXIT_RUNTIME;
+	rc = open_listeners(r, o);
+	if (rc)
+		return rc;
 	fill_bypass(r, o);
 	lc->tgid = (uint32_t)getpid();
 	lc->mark = o->mark;
@@ -460,19 +353,24 @@ static int serve(struct run *r, struct options *o)
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
-	if (start_events(r) < 0)
+	r->ev = events_start(d);
+	if (!r->ev)
 		return EXIT_RUNTIME;
 	if (loader_attach(&d->bpf, d->target, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
-	log_info("ready: capturing %s (pid %d); listening on %s%s%s", d->target,
-		 (int)getpid(), lc->listen4 ? addr_str(lc->listen4, a, sizeof(a)) : "",
-		 lc->listen4 && lc->listen6 ? " and " : "",
-		 lc->listen6 ? addr_str(lc->listen6, b, sizeof(b)) : "");
-	notify_ready();
+	r->watch = cgwatch_new(d->base, d->target, on_target, r, r->err, sizeof(r->err));
+	if (!r->watch) {
+		log_err("%s", r->err);
+		return EXIT_RUNTIME;
+	}
+	notify_ready("capturing %s (pid %d); listening on %s%s%s", d->target,
+		     (int)getpid(), lc->listen4 ? addr_str(lc->listen4, a, sizeof(a)) : "",
+		     lc->listen4 && lc->listen6 ? " and " : "",
+		     lc->listen6 ? addr_str(lc->listen6, b, sizeof(b)) : "");
 	event_base_dispatch(d->base);
-	return 0;
+	return r->rc;
 }
 
 static int run(struct options *o)
@@ -485,7 +383,7 @@ static int run(struct options *o)
 	rc = check_args(&r, o);
 	if (rc)
 		return rc;
-	event_set_log_callback(on_libevent_log);
+	events_route_libevent_log();
 	rc = serve(&r, o);
 	teardown(&r);
 	return rc;

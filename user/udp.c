@@ -530,10 +530,21 @@ struct udp_pool *udp_pool_new(struct daemon *d, uint32_t per_family,
 		goto oom;
 	for (i = 0; i < p->n_slots; i++)
 		p->slots[i].fd = -1;
-	for (i = 0; i < p->n_slots; i++)
+	for (i = 0; i < p->n_slots; i++) {
 		if (slot_open(p, &p->slots[i], i < per_family ? AF_INET : AF_INET6,
-			      err, errlen) < 0)
-			goto fail;
+			      err, errlen) == 0)
+			continue;
+		/* No IPv6 loopback here (disable_ipv6): an IPv4-only pool. */
+		if (i == per_family && (errno == EADDRNOTAVAIL || errno == EAFNOSUPPORT)) {
+			log_warn("%s; IPv6 UDP will not be captured", err);
+			if (p->slots[i].fd >= 0)
+				close(p->slots[i].fd);
+			p->slots[i].fd = -1;
+			p->n_slots = per_family;
+			break;
+		}
+		goto fail;
+	}
 	p->last_orphan_scan = time(NULL);
 	p->sweep = event_new(d->base, -1, EV_PERSIST, on_sweep, p);
 	if (!p->sweep || event_add(p->sweep, &sec) < 0)
