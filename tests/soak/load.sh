@@ -63,8 +63,8 @@ dns() {
 	[ -n "$a" ]
 }
 
-# hostile: malformed datagrams, compression loops, a TCP pipeline of a
-# thousand queries (read back), the same pipeline to a reader that never
+# hostile: malformed datagrams, compression loops, a TCP pipeline of
+# 4000 queries (read back), the same pipeline to a reader that never
 # reads and leaves, cut and zero-length TCP messages.
 hostile() {
 	local hex
@@ -80,7 +80,10 @@ hostile() {
 		00; do
 		"$tools/netclient" udpsend -t 1 $DNS "$hex" >/dev/null 2>&1
 	done
-	timeout 20 socat -t 5 -T 10 - TCP:$DNS <"$data/pipeline.bin" >/dev/null || return 1
+	# every query answered: 4000 answers are well over 120 KB
+	local got
+	got=$(timeout 30 socat -t 5 -T 10 - TCP:$DNS <"$data/pipeline.bin" | wc -c)
+	[ "$got" -ge 120000 ] || { echo "pipeline: $got bytes of answers" >&2; return 1; }
 	# writes the pipeline, reads nothing, closes after a second
 	timeout 10 bash -c 'exec 3<>/dev/tcp/192.0.2.53/53 && cat "$1" >&3 && sleep 1' _ "$data/pipeline.bin" 2>/dev/null
 	for hex in '\xff\xff\x12\x34' \

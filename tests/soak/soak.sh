@@ -6,7 +6,7 @@
 # tests/lib.sh): TCP churn (v4, v6, refused, echo), keep-alive and pipelined
 # HTTP, HTTP to FakeIP names, UDP from fresh sockets to 40 peers, DNS (FakeIP,
 # forwarded, TCP, PTR) and hostile DNS (malformed datagrams, compression
-# loops, a pipeline of 1000 queries over TCP, a reader that never reads,
+# loops, a pipeline of 4000 queries over TCP, a reader that never reads,
 # cut messages).
 #
 # Samples of the daemon: RSS, open fds, the entry count of each of its BPF
@@ -70,21 +70,26 @@ fi
 printf 'nameserver 192.0.2.53\noptions timeout:3 attempts:1\n' >"$TMP/resolv.conf"
 RESOLV_CONF=$TMP/resolv.conf
 
-# The TCP pipeline: 1000 length-prefixed queries for the soak's names.
-dns_query_hex() { # ID NAME QTYPE
-	local hex l
-	hex=$(printf '%04x01000001000000000000' "$1")
-	for l in ${2//./ }; do
-		hex+=$(printf '%02x' "${#l}")$(printf '%s' "$l" | od -An -v -tx1 | tr -d ' \n')
-	done
-	printf '%s00%04x0001' "$hex" "$3"
-}
-pipe=""
-for i in $(seq 1000); do
-	q=$(dns_query_hex "$i" "n$((i % 300)).soak.test" $((i % 2 ? 1 : 28)))
-	pipe+=$(printf '%04x%s' $((${#q} / 2)) "$q")
-done
-printf '%b' "$(sed 's/../\\x&/g' <<<"$pipe")" >"$TMP/pipeline.bin"
+# The TCP pipeline: length-prefixed queries for the soak's names, A and
+# AAAA in turn (awk writes the bytes as \x escapes, printf makes them).
+awk 'BEGIN {
+	for (c = 33; c < 127; c++)
+		ord[sprintf("%c", c)] = c
+	for (i = 1; i <= 1000; i++) {
+		q = sprintf("%04x01000001000000000000", i)
+		n = split("n" (i % 300) ".soak.test", l, ".")
+		for (k = 1; k <= n; k++) {
+			q = q sprintf("%02x", length(l[k]))
+			for (c = 1; c <= length(l[k]); c++)
+				q = q sprintf("%02x", ord[substr(l[k], c, 1)])
+		}
+		q = q sprintf("00%04x0001", i % 2 ? 1 : 28)
+		printf "%04x%s", length(q) / 2, q
+	}
+}' | sed 's/../\\x&/g' >"$TMP/pipeline.hex"
+printf '%b' "$(cat "$TMP/pipeline.hex")" >"$TMP/pipeline1.bin"
+# four times over: 4000 queries, about 140 KB in one stream
+cat "$TMP/pipeline1.bin" "$TMP/pipeline1.bin" "$TMP/pipeline1.bin" "$TMP/pipeline1.bin" >"$TMP/pipeline.bin"
 
 # --- sampling ----------------------------------------------------------------
 
@@ -217,10 +222,9 @@ metrics
 sample idle
 
 # Warm-up: every FakeIP name of the set once, then the mixed load.
-for i in $(seq 0 299); do
-	in_app dig +time=3 +tries=1 +short "n$i.soak.test" A >/dev/null 2>&1
-	in_app dig +time=3 +tries=1 +short "n$i.soak.test" AAAA >/dev/null 2>&1
-done
+for i in $(seq 0 299); do printf 'n%d.soak.test A\nn%d.soak.test AAAA\n' "$i" "$i"; done >"$TMP/names"
+in_app dig +time=3 +tries=1 +short -f "$TMP/names" >"$TMP/warm.out" 2>&1
+note "warm-up: $(grep -c '^198\.1[89]\.' "$TMP/warm.out") A and $(grep -c '^fd73:' "$TMP/warm.out") AAAA FakeIP answers for 300 names"
 start_load "$WARMUP" || finish
 sleep "$WARMUP"
 stop_load
