@@ -29,7 +29,8 @@ endif
 CFLAGS   ?= -g -O2
 XCFLAGS  := -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE \
 	-DSPROXY_VERSION='"$(VERSION)"' -Iuser -Ibpf -I$(OUTPUT)
-LDLIBS   := $(shell $(PKG_CONFIG) --libs libbpf libevent 2>/dev/null || echo -lbpf -levent) -lelf -lz
+LDLIBS   := $(shell $(PKG_CONFIG) --libs libbpf libevent inih 2>/dev/null || \
+	echo -lbpf -levent -linih) -lelf -lz
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(dir $(VMLINUX)) -Ibpf
@@ -51,14 +52,15 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
 
 # Debian packages: to build, to test, to benchmark.
 DEPS_BUILD := gcc make clang llvm pkg-config libbpf-dev bpftool libelf-dev \
-	zlib1g-dev libevent-dev
+	zlib1g-dev libevent-dev libinih-dev
 DEPS_TEST  := iproute2 procps psmisc curl dnsutils busybox-static \
 	dnsmasq-base libclang-rt-14-dev jq socat
 DEPS_BENCH := iperf3 wrk apache2-utils dnsperf redsocks proxychains4 \
 	microsocks gnuplot-nox iptables
 
 .PHONY: all deps deps-test deps-bench test unit fuzz fuzz-long integration \
-	sanitize demo bench bench-smoke soak install uninstall clean vmlinux tools
+	sanitize demo bench bench-smoke bench-rules soak install uninstall clean \
+	vmlinux tools
 
 all: deps
 	$(Q)$(MAKE) --no-print-directory $(BIN)
@@ -70,7 +72,7 @@ deps-test: deps
 deps-bench: deps-test
 	$(Q)tests/deps.sh $(DEPS_BENCH)
 
-$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests $(OUTPUT)/tools $(OUTPUT)/fuzz $(OUTPUT)/asan:
+$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests $(OUTPUT)/tools $(OUTPUT)/fuzz $(OUTPUT)/asan $(OUTPUT)/bench:
 	$(Q)mkdir -p $@
 
 # vmlinux.h is checked in per architecture (see README); regenerate with
@@ -153,8 +155,15 @@ demo: deps-test
 	$(Q)tests/demo.sh
 
 bench: deps-bench
-	$(Q)$(MAKE) --no-print-directory $(BIN) $(TOOL_BINS)
+	$(Q)$(MAKE) --no-print-directory $(BIN) $(TOOL_BINS) bench-rules
 	$(Q)tests/bench/bench.sh
+
+# Time per rule decision at 10, 1,000 and 20,000 rules; no root, no network.
+$(OUTPUT)/bench/bench_rules: tests/bench/bench_rules.c $(LIB_OBJS) | $(OUTPUT)/bench
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(CFLAGS) $(XCFLAGS) -Iskel $< $(LIB_OBJS) $(LDLIBS) -o $@
+bench-rules: $(OUTPUT)/bench/bench_rules
+	$(Q)$(OUTPUT)/bench/bench_rules
 
 bench-smoke: deps-bench
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(TOOL_BINS)

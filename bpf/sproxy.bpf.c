@@ -5,14 +5,18 @@
  *              socket cookie, point the socket at the proxy listener.
  *              UDP (connected): as sendmsg.
  * sockops      once the 4-tuple exists, re-key the record by it: the
- *              proxy's accepted socket has another cookie.
+ *              proxy's accepted socket has another cookie.  The record
+ *              goes when the connection does (TCP state callbacks).
  * getsockopt   SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST on the proxy's
  *              accepted socket, answered as netfilter would.
  * sendmsg4|6   UDP: each (socket, destination) gets a port of the pool of
  *              sockets the proxy holds on loopback; the datagram goes there.
  * recvmsg4|6   replies from a pool port show the original peer.
  * getpeername4|6  the same for connected sockets.
+ * setsockopt   TCP keepalive and user timeout an application sets go
+ *              into its record, for the proxy to set on its leg out.
  * sock_release drops the records of a closing socket.
+ * sock_create  marks the daemon's own sockets (evdns's too).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -29,6 +33,8 @@
 #define ENOENT       2
 #define EINVAL       22
 #define DNS_PORT     53
+#define TCP_FIN_WAIT2 5
+#define TCP_CLOSE    7
 
 /* Set by the loader before load. */
 const volatile __u32 daemon_tgid;
@@ -42,16 +48,43 @@ const volatile __u32 udp4_ip;        /* where the IPv4 pool sockets are bound */
 const volatile __u32 udp6_ip[4];
 const volatile bool capture_udp;
 
+/* The daemon's PID namespace (st_dev, st_ino of /proc/self/ns/pid), where
+ * daemon_tgid is its getpid(): compared there, a daemon in a namespace of
+ * its own (unshare -p, systemd PrivatePIDs) still knows itself.  Without
+ * kernel support (use_pidns false) the tgid is compared as the init
+ * namespace sees it. */
+const volatile bool use_pidns;
+const volatile __u64 pidns_dev;
+const volatile __u64 pidns_ino;
+/* TCP records: connections refused beyond map_capacity; a warning event
+ * once map_warn are live. */
+const volatile __u64 map_capacity = 65536;
+const volatile __u64 map_warn = 52428;
+
+/* Live TCP records, counted here because a HASH map cannot say how full
+ * it is.  Read by user space for its messages. */
+__u64 live_conns;
+__u64 live_tuples;
+bool map_warned;
+
+/* TCP records are plain HASH maps, not LRU: an LRU evicts the record of a
+ * live connection without a word.  Every entry is deleted when its socket
+ * or connection goes (sock_release, TCP state callbacks), so a full map
+ * means that many live connections, and the next one is refused. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 65536);
 	__type(key, __u64);
 	__type(value, struct sproxy_conn);
 } conns SEC(".maps");
 
+/* Twice map_capacity (the loader sets it): connect() is refused once
+ * map_capacity tuples are live, so the at most map_capacity connections
+ * then still on their way always find room here. */
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 131072);
+	__uint(map_flags, BPF_F_NO_PREALLOC);   /* the reserve costs nothing idle */
 	__type(key, struct sproxy_tuple);
 	__type(value, struct sproxy_conn);
 } tuples SEC(".maps");
@@ -145,6 +178,27 @@ static __always_inline void emit(__u32 type, __u32 family, __u64 cookie,
 	bpf_ringbuf_submit(e, 0);
 }
 
+/* Live-record accounting.  Plain atomic adds (no fetch: that needs a newer
+ * BPF ISA); the 80% warning reads the count after, and the map_warned flag
+ * keeps a race from warning twice in a row.  It re-arms once both counts
+ * are below half. */
+static __always_inline void count_up(__u64 *n, const struct sproxy_proc *proc)
+{
+	__sync_fetch_and_add(n, 1);
+	if (*n >= map_warn && !map_warned) {
+		map_warned = true;
+		emit(SPROXY_EV_MAP_HIGH, 0, *n, proc);
+	}
+}
+
+static __always_inline void count_down(__u64 *n)
+{
+	__sync_fetch_and_sub(n, 1);
+	if (map_warned && live_conns < map_capacity / 2 &&
+	    live_tuples < map_capacity / 2)
+		map_warned = false;
+}
+
 static __always_inline void set_v4(struct sproxy_addr *a, __u32 ip4)
 {
 	a->ip32[0] = 0;
@@ -204,6 +258,19 @@ static __always_inline bool bypassed(const struct sproxy_addr *dst)
 	return any;
 }
 
+/* The daemon's own process, compared in its own PID namespace: the hooks
+ * run with the init namespace's view, getpid() does not. */
+static __always_inline bool is_self(void)
+{
+	struct bpf_pidns_info ns = {};
+
+	if (!use_pidns)
+		return (bpf_get_current_pid_tgid() >> 32) == daemon_tgid;
+	if (bpf_get_ns_current_pid_tgid(pidns_dev, pidns_ino, &ns, sizeof(ns)))
+		return false;     /* another PID namespace: not us */
+	return ns.tgid == daemon_tgid;
+}
+
 /* Whether this socket is one to leave alone: the daemon's own (by process
  * and by mark: either alone misses helpers or sockets made before a fork),
  * another network namespace's (our listener is not there), or bypassed.
@@ -213,8 +280,7 @@ static __always_inline bool skip(struct bpf_sock_addr *ctx,
 {
 	struct bpf_sock *sk = ctx->sk;
 
-	if ((bpf_get_current_pid_tgid() >> 32) == daemon_tgid ||
-	    (sk && sock_mark && sk->mark == sock_mark)) {
+	if (is_self() || (sk && sock_mark && sk->mark == sock_mark)) {
 		stat_inc(SPROXY_STAT_SELF);
 		return true;
 	}
@@ -260,6 +326,7 @@ static __always_inline int tcp_connect(struct bpf_sock_addr *ctx,
 	struct sproxy_conn c = {};
 	bool to_v4 = is_v4(dst);
 	__u16 port = to_v4 ? proxy4_port : proxy6_port;
+	long err = -1;
 
 	if (!port)
 		return 1;    /* no listener of that family: left alone */
@@ -267,10 +334,19 @@ static __always_inline int tcp_connect(struct bpf_sock_addr *ctx,
 	c.cookie = bpf_get_socket_cookie(ctx);
 	c.family = v6sock ? AF_INET6 : AF_INET;
 	fill_proc(&c.proc);
-	if (bpf_map_update_elem(&conns, &c.cookie, &c, BPF_ANY)) {
+	/* No room: refuse (EPERM to the application) rather than let the
+	 * connection go around the proxy or reach it without a record. */
+	if (live_tuples < map_capacity) {
+		err = bpf_map_update_elem(&conns, &c.cookie, &c, BPF_NOEXIST);
+		if (err == 0)
+			count_up(&live_conns, &c.proc);
+		else    /* the same socket connecting again */
+			err = bpf_map_update_elem(&conns, &c.cookie, &c, BPF_EXIST);
+	}
+	if (err) {
 		stat_inc(SPROXY_STAT_MAP_FULL);
 		emit(SPROXY_EV_MAP_FULL, c.family, c.cookie, &c.proc);
-		return 1;
+		return 0;
 	}
 	stat_inc(dst->port == bpf_htons(DNS_PORT) ? SPROXY_STAT_DNS_REDIRECTED
 						   : SPROXY_STAT_TCP_REDIRECTED);
@@ -510,6 +586,92 @@ int sproxy_getpeername6(struct bpf_sock_addr *ctx)
 	return restore6(ctx);
 }
 
+/* The 4-tuple of a connection as the proxy's accepted socket names it.
+ * app_local: skops is the application's end (else the proxy's). */
+static __always_inline void skops_tuple(struct bpf_sock_ops *skops,
+					struct sproxy_tuple *t, bool app_local)
+{
+	struct sproxy_addr *local = app_local ? &t->app : &t->proxy;
+	struct sproxy_addr *remote = app_local ? &t->proxy : &t->app;
+
+	__builtin_memset(t, 0, sizeof(*t));
+	t->netns = bpf_get_netns_cookie(skops);
+	if (skops->family == AF_INET) {
+		set_v4(local, skops->local_ip4);
+		set_v4(remote, skops->remote_ip4);
+	} else {
+		local->ip32[0] = skops->local_ip6[0];
+		local->ip32[1] = skops->local_ip6[1];
+		local->ip32[2] = skops->local_ip6[2];
+		local->ip32[3] = skops->local_ip6[3];
+		remote->ip32[0] = skops->remote_ip6[0];
+		remote->ip32[1] = skops->remote_ip6[1];
+		remote->ip32[2] = skops->remote_ip6[2];
+		remote->ip32[3] = skops->remote_ip6[3];
+	}
+	local->port = bpf_htons((__u16)skops->local_port);
+	/* remote_port holds the network-order port in its upper half. */
+	remote->port = (__u16)(skops->remote_port >> 16);
+}
+
+static __always_inline void watch_state(struct bpf_sock_ops *skops)
+{
+	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags |
+				  BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
+/* The application's end is established: its record, re-keyed by the
+ * 4-tuple, with the proxy end's initial sequence number, which no other
+ * connection of the same 4-tuple shares (see the getsockopt hook). */
+static __always_inline void app_established(struct bpf_sock_ops *skops,
+					    struct sproxy_conn *c)
+{
+	struct sproxy_tuple t;
+	struct sproxy_conn rec = *c;
+	__u64 cookie = c->cookie;
+
+	skops_tuple(skops, &t, true);
+	rec.isn = skops->rcv_nxt - 1;
+	if (bpf_map_update_elem(&tuples, &t, &rec, BPF_NOEXIST) == 0) {
+		count_up(&live_tuples, &rec.proc);
+	} else if (bpf_map_update_elem(&tuples, &t, &rec, BPF_EXIST)) {
+		/* Not expected (connect() keeps room): the proxy refuses. */
+		stat_inc(SPROXY_STAT_MAP_FULL);
+		emit(SPROXY_EV_MAP_FULL, c->family, cookie, &rec.proc);
+	}
+	watch_state(skops);
+}
+
+/* A connection ended (TCP_CLOSE): its record goes, unless the proxy may
+ * still have to read it.  The application's end closing from FIN_WAIT2
+ * (it closed first, the proxy end acknowledged) leaves the proxy's end
+ * alive, perhaps not accepted yet, with the data it must still relay:
+ * the record then goes with the proxy's end.  Any other way the
+ * application's end ends (reset, SYN_SENT given up, the proxy closed
+ * first) frees the 4-tuple for someone else, and the record with it. */
+static __always_inline void conn_closed(struct bpf_sock_ops *skops)
+{
+	struct sproxy_tuple t;
+	struct sproxy_conn *rec;
+	__u32 isn;
+
+	skops_tuple(skops, &t, true);
+	rec = bpf_map_lookup_elem(&tuples, &t);
+	if (rec && rec->cookie == bpf_get_socket_cookie(skops)) {
+		if (skops->args[0] != TCP_FIN_WAIT2 &&
+		    bpf_map_delete_elem(&tuples, &t) == 0)
+			count_down(&live_tuples);
+		return;
+	}
+	skops_tuple(skops, &t, false);
+	rec = bpf_map_lookup_elem(&tuples, &t);
+	isn = (__u32)skops->snd_una - (__u32)skops->bytes_acked - 1;
+	if (rec && rec->isn == isn && bpf_map_delete_elem(&tuples, &t) == 0)
+		count_down(&live_tuples);
+}
+
+/* Runs for the application's sockets (the target cgroup) and for the
+ * proxy's accepted ones (the proxy's cgroup, when that is another). */
 SEC("sockops")
 int sproxy_sockops(struct bpf_sock_ops *skops)
 {
@@ -517,34 +679,30 @@ int sproxy_sockops(struct bpf_sock_ops *skops)
 	struct sproxy_conn *c;
 	__u64 cookie;
 
-	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB &&
-	    skops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB)
+	switch (skops->op) {
+	case BPF_SOCK_OPS_TCP_CONNECT_CB:
+	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
+		cookie = bpf_get_socket_cookie(skops);
+		c = bpf_map_lookup_elem(&conns, &cookie);
+		if (!c)
+			return 1;
+		/* From SYN_SENT on, so that a connection given up before it
+		 * is established is seen to end. */
+		if (skops->op == BPF_SOCK_OPS_TCP_CONNECT_CB)
+			watch_state(skops);
+		else
+			app_established(skops, c);
 		return 1;
-	cookie = bpf_get_socket_cookie(skops);
-	c = bpf_map_lookup_elem(&conns, &cookie);
-	if (!c)
+	case BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB:
+		/* The proxy's end of a recorded connection: watch it too. */
+		skops_tuple(skops, &t, false);
+		if (bpf_map_lookup_elem(&tuples, &t))
+			watch_state(skops);
 		return 1;
-	__builtin_memset(&t, 0, sizeof(t));
-	t.netns = bpf_get_netns_cookie(skops);
-	if (skops->family == AF_INET) {
-		set_v4(&t.app, skops->local_ip4);
-		set_v4(&t.proxy, skops->remote_ip4);
-	} else {
-		t.app.ip32[0] = skops->local_ip6[0];
-		t.app.ip32[1] = skops->local_ip6[1];
-		t.app.ip32[2] = skops->local_ip6[2];
-		t.app.ip32[3] = skops->local_ip6[3];
-		t.proxy.ip32[0] = skops->remote_ip6[0];
-		t.proxy.ip32[1] = skops->remote_ip6[1];
-		t.proxy.ip32[2] = skops->remote_ip6[2];
-		t.proxy.ip32[3] = skops->remote_ip6[3];
-	}
-	t.app.port = bpf_htons((__u16)skops->local_port);
-	/* remote_port holds the network-order port in its upper half. */
-	t.proxy.port = (__u16)(skops->remote_port >> 16);
-	if (bpf_map_update_elem(&tuples, &t, c, BPF_ANY)) {
-		stat_inc(SPROXY_STAT_MAP_FULL);
-		emit(SPROXY_EV_MAP_FULL, c->family, cookie, &c->proc);
+	case BPF_SOCK_OPS_STATE_CB:
+		if (skops->args[1] == TCP_CLOSE)
+			conn_closed(skops);
+		return 1;
 	}
 	return 1;
 }
@@ -556,13 +714,13 @@ SEC("cgroup/getsockopt")
 int sproxy_getsockopt(struct bpf_sockopt *ctx)
 {
 	struct bpf_sock *sk = ctx->sk;
+	struct bpf_tcp_sock *tp;
 	struct sproxy_tuple t;
 	struct sproxy_conn *c;
 	int level = ctx->level, name = ctx->optname;
 	void *end = ctx->optval_end;
 
-	if (!(level == SOL_IP && (name == SO_ORIGINAL_DST || name == SPROXY_SO_PROCESS)) &&
-	    !(level == SOL_IPV6 && name == SO_ORIGINAL_DST))
+	if ((level != SOL_IP && level != SOL_IPV6) || name != SO_ORIGINAL_DST)
 		return 1;
 	if (ctx->retval == 0 || !sk || sk->type != SOCK_STREAM)
 		return 1;
@@ -589,16 +747,18 @@ int sproxy_getsockopt(struct bpf_sockopt *ctx)
 		ctx->retval = -ENOENT;
 		return 1;
 	}
-	if (level == SOL_IP && name == SPROXY_SO_PROCESS) {
-		struct sproxy_proc *p = ctx->optval;
-
-		if ((void *)(p + 1) > end) {
-			ctx->retval = -EINVAL;
-			return 1;
-		}
-		*p = c->proc;
-		ctx->optlen = sizeof(*p);
-		ctx->retval = 0;
+	/* The record must be this very connection's, not one that had the
+	 * same 4-tuple before (a process outside the cgroup that got the
+	 * same source port later).  The proxy end's initial sequence number
+	 * tells them apart: the application's end saw it in the SYN-ACK, and
+	 * here it is the oldest unacknowledged sequence number less the bytes
+	 * (and the SYN) acknowledged so far.  A new connection of the same
+	 * 4-tuple gets a new one.  (Checked here in the kernel, so that any
+	 * proxy asking SO_ORIGINAL_DST gets the check, at no cost.) */
+	tp = bpf_tcp_sock(sk);
+	if (!tp || c->isn != tp->snd_una - (__u32)tp->bytes_acked - 1) {
+		stat_inc(SPROXY_STAT_RECORD_MISMATCH);
+		ctx->retval = -ENOENT;
 		return 1;
 	}
 	if (level == SOL_IP) {
@@ -642,18 +802,147 @@ int sproxy_getsockopt(struct bpf_sockopt *ctx)
 	return 1;
 }
 
+/* The application's TCP keepalive and user timeout, carried to the
+ * proxy's leg out: on the application's leg (loopback to the proxy) they
+ * only ever probe the proxy.  Each socket that sets one gets a per-socket
+ * state (freed with the socket); once it is captured and connecting, that
+ * state names its record, the options go into the record (conns), and
+ * user space hears of every later change. */
+#define SOL_SOCKET       1
+#define SO_KEEPALIVE     9
+#define SOL_TCP          6
+#define TCP_KEEPIDLE     4
+#define TCP_KEEPINTVL    5
+#define TCP_KEEPCNT      6
+#define TCP_USER_TIMEOUT 18
+
+struct sockopt_state {
+	__u64 cookie;        /* the socket's record in conns; 0: none yet */
+	struct sproxy_sockopts opts;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sockopt_state);
+} sockopt_states SEC(".maps");
+
+static __always_inline __u32 *opt_field(struct sproxy_sockopts *o, __u32 bit)
+{
+	switch (bit) {
+	case SPROXY_OPT_KEEPALIVE: return &o->keepalive;
+	case SPROXY_OPT_KEEPIDLE: return &o->keepidle;
+	case SPROXY_OPT_KEEPINTVL: return &o->keepintvl;
+	case SPROXY_OPT_KEEPCNT: return &o->keepcnt;
+	default: return &o->user_timeout;
+	}
+}
+
+SEC("cgroup/setsockopt")
+int sproxy_setsockopt(struct bpf_sockopt *ctx)
+{
+	struct bpf_sock *sk = ctx->sk;
+	struct sockopt_state *st;
+	struct sproxy_conn *c;
+	__u32 *val = ctx->optval, bit, v;
+
+	/* A longer value shows only its first page here; before 6.5 the
+	 * kernel fails such a call (iptables' rule tables) unless optlen 0
+	 * says "use the application's own buffer". */
+	if (ctx->optlen > 4096) {
+		ctx->optlen = 0;
+		return 1;
+	}
+	if (ctx->level == SOL_SOCKET && ctx->optname == SO_KEEPALIVE)
+		bit = SPROXY_OPT_KEEPALIVE;
+	else if (ctx->level == SOL_TCP && ctx->optname == TCP_KEEPIDLE)
+		bit = SPROXY_OPT_KEEPIDLE;
+	else if (ctx->level == SOL_TCP && ctx->optname == TCP_KEEPINTVL)
+		bit = SPROXY_OPT_KEEPINTVL;
+	else if (ctx->level == SOL_TCP && ctx->optname == TCP_KEEPCNT)
+		bit = SPROXY_OPT_KEEPCNT;
+	else if (ctx->level == SOL_TCP && ctx->optname == TCP_USER_TIMEOUT)
+		bit = SPROXY_OPT_USER_TIMEOUT;
+	else
+		return 1;
+	if (!sk || sk->type != SOCK_STREAM ||
+	    (sk->family != AF_INET && sk->family != AF_INET6) ||
+	    (void *)(val + 1) > ctx->optval_end)
+		return 1;
+	if ((bpf_get_current_pid_tgid() >> 32) == daemon_tgid ||
+	    (sock_mark && sk->mark == sock_mark))
+		return 1;
+	v = *val;
+	if (bit == SPROXY_OPT_KEEPALIVE)
+		v = v != 0;
+	st = bpf_sk_storage_get(&sockopt_states, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return 1;
+	st->opts.set |= bit;
+	*opt_field(&st->opts, bit) = v;
+	if (!st->cookie)
+		return 1;
+	c = bpf_map_lookup_elem(&conns, &st->cookie);
+	if (!c)
+		return 1;
+	c->opts = st->opts;
+	emit(SPROXY_EV_SOCKOPT, c->family, st->cookie, &c->proc);
+	return 1;
+}
+
+/* A captured socket is connecting: what it set before connect() goes into
+ * its record, and its state learns the record for what it sets later. */
+SEC("sockops")
+int sproxy_sockops_opts(struct bpf_sock_ops *skops)
+{
+	struct sockopt_state *st;
+	struct sproxy_conn *c;
+	struct bpf_sock *sk;
+	__u64 cookie;
+
+	if (skops->op != BPF_SOCK_OPS_TCP_CONNECT_CB)
+		return 1;
+	cookie = bpf_get_socket_cookie(skops);
+	c = bpf_map_lookup_elem(&conns, &cookie);
+	sk = skops->sk;
+	if (!c || !sk)
+		return 1;
+	st = bpf_sk_storage_get(&sockopt_states, sk, 0, BPF_SK_STORAGE_GET_F_CREATE);
+	if (!st)
+		return 1;
+	st->cookie = cookie;
+	c->opts = st->opts;
+	return 1;
+}
+
 SEC("cgroup/sock_release")
 int sproxy_sock_release(struct bpf_sock *sk)
 {
 	__u64 cookie = bpf_get_socket_cookie(sk);
 
 	if (sk->type == SOCK_STREAM) {
-		bpf_map_delete_elem(&conns, &cookie);
+		/* The 4-tuple record outlives the socket: it goes with the
+		 * connection (sockops, TCP_CLOSE). */
+		if (bpf_map_delete_elem(&conns, &cookie) == 0)
+			count_down(&live_conns);
 	} else if (sk->type == SOCK_DGRAM) {
 		/* Flows live in user space too: tell it to end them. */
 		if (bpf_map_delete_elem(&udp_socks, &cookie) == 0)
 			emit(SPROXY_EV_UDP_RELEASE, sk->family, cookie, NULL);
 	}
+	return 1;
+}
+
+/* The daemon's every socket gets its mark, evdns's (which it cannot mark
+ * itself) included: with the mark the hooks skip it, and it can be routed
+ * by mark.  Attached to the daemon's own cgroup, which may be the target:
+ * hence the process check. */
+SEC("cgroup/sock_create")
+int sproxy_sock_create(struct bpf_sock *sk)
+{
+	if (sock_mark && is_self())
+		sk->mark = sock_mark;
 	return 1;
 }
 

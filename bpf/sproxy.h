@@ -33,13 +33,34 @@ struct sproxy_proc {
 	char  comm[SPROXY_COMM_LEN];
 };
 
+/* TCP options the application set on its socket, which the proxy carries
+ * to its own leg out (a dead server is only seen from that leg). */
+#define SPROXY_OPT_KEEPALIVE     (1u << 0)
+#define SPROXY_OPT_KEEPIDLE      (1u << 1)
+#define SPROXY_OPT_KEEPINTVL     (1u << 2)
+#define SPROXY_OPT_KEEPCNT       (1u << 3)
+#define SPROXY_OPT_USER_TIMEOUT  (1u << 4)
+
+struct sproxy_sockopts {
+	__u32 set;           /* SPROXY_OPT_*: which ones the application set */
+	__u32 keepalive;     /* SO_KEEPALIVE, 0 or 1 */
+	__u32 keepidle;      /* TCP_KEEPIDLE, s */
+	__u32 keepintvl;     /* TCP_KEEPINTVL, s */
+	__u32 keepcnt;       /* TCP_KEEPCNT */
+	__u32 user_timeout;  /* TCP_USER_TIMEOUT, ms */
+};
+
 /* One captured TCP connection: what connect() asked for, and who asked. */
 struct sproxy_conn {
 	struct sproxy_addr dst;
 	struct sproxy_proc proc;
 	__u64 cookie;     /* the application socket's cookie */
 	__u32 family;     /* AF_INET or AF_INET6: the application's socket */
-	__u32 pad;
+	__u32 isn;        /* tuple record: the proxy end's initial sequence
+			   * number, as the SYN-ACK told the application */
+	/* Kept current in the record keyed by cookie (conns) for as long as
+	 * the socket lives; the copy keyed by 4-tuple may be older. */
+	struct sproxy_sockopts opts;
 };
 
 /* The proxy's accepted socket finds its record by this 4-tuple: the
@@ -91,13 +112,17 @@ enum sproxy_stat {
 	SPROXY_STAT_POOL_EMPTY,        /* UDP flow refused: no free pool port */
 	SPROXY_STAT_MAP_FULL,          /* a map update failed */
 	SPROXY_STAT_RECV_RESTORED,
+	SPROXY_STAT_RECORD_MISMATCH,   /* a tuple's record is another connection's */
 	SPROXY_STAT__MAX,
 };
 
 enum sproxy_event_type {
 	SPROXY_EV_UDP_RELEASE = 1,     /* a UDP socket with flows closed */
 	SPROXY_EV_POOL_EMPTY,
-	SPROXY_EV_MAP_FULL,
+	SPROXY_EV_MAP_FULL,            /* a connection refused: no room for its record */
+	SPROXY_EV_MAP_HIGH,            /* records reached 80% of --map-size;
+					* cookie holds their number */
+	SPROXY_EV_SOCKOPT,             /* a connected socket's options changed */
 };
 
 struct sproxy_event {
@@ -106,10 +131,5 @@ struct sproxy_event {
 	__u64 cookie;
 	struct sproxy_proc proc;
 };
-
-/* getsockopt(SOL_IP, SPROXY_SO_PROCESS) on an accepted socket returns the
- * struct sproxy_proc of the connection (a private option number above the
- * netfilter range). */
-#define SPROXY_SO_PROCESS 0x5350
 
 #endif

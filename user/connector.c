@@ -24,7 +24,7 @@ struct connect_req {
 	struct dns_resolving *res;
 	int family;                    /* the one being resolved */
 	int other_tried;
-	int result;                    /* the connected fd, or -1 */
+	int result;                    /* the connected fd, or -1: owned until delivered */
 	char err[512];
 };
 
@@ -155,7 +155,9 @@ static void on_resolved(int err, const char *errmsg, const struct sockaddr *addr
 	/* An app that took the name's IPv6 fake address still reaches a name
 	 * with only IPv4 addresses (and the other way round): the leg to the
 	 * server is ours to choose. */
-	if ((err || !addr) && !r->other_tried) {
+	/* An answer refused by policy (a private address, a resolver loop)
+	 * is the reason to report, not the other family's. */
+	if ((err || !addr) && !r->other_tried && err != EACCES && err != ELOOP) {
 		r->other_tried = 1;
 		if (start_resolve(r, r->family == AF_INET6 ? AF_INET : AF_INET6) == 0)
 			return;
@@ -189,6 +191,7 @@ struct connect_req *connector_start(struct daemon *d, const struct target *t,
 	r->cb = cb;
 	r->arg = arg;
 	r->fd = -1;
+	r->result = -1;
 	if (t->host[0]) {
 		/* The family the application asked for (A or AAAA) first. */
 		if (start_resolve(r, t->addr.ss_family == AF_INET6 ? AF_INET6 : AF_INET) < 0)
@@ -209,5 +212,8 @@ void connector_cancel(struct connect_req *r)
 		event_free(r->ev);
 	if (r->fd >= 0)
 		close(r->fd);
+	/* Finished, not yet delivered: the connected socket is still ours. */
+	if (r->result >= 0)
+		close(r->result);
 	free(r);
 }

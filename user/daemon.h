@@ -6,10 +6,12 @@
 #include <sys/socket.h>
 
 #include "loader.h"
+#include "relay.h"
 
 struct event_base;
 struct dns_server;
 struct udp_pool;
+struct rules;
 
 #define SPROXY_MARK_DEFAULT 0x5350  /* "SP" */
 
@@ -38,6 +40,16 @@ struct options {
 	int n_resolvers;
 	unsigned fakeip_ttl;
 	int reattach;                 /* 1: wait for a removed CGROUP to come back */
+	unsigned header_timeout;      /* seconds to finish a request header; 0 = none */
+	unsigned idle_timeout;        /* seconds without a byte either way; 0 = none */
+	size_t header_budget;         /* bytes of header buffers, all connections */
+	const char *tag;              /* User-Agent tag template; NULL = off */
+	int allow_private_answers;    /* proxied names may resolve to loopback etc. */
+	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
+	struct rules *rules;          /* --rule lines, compiled by cli_finish */
+	const char *origin;           /* "FILE:LINE" of the config line being applied */
+	char **owned;                 /* copies of values that outlive their source */
+	int n_owned;
 };
 
 struct daemon {
@@ -51,6 +63,12 @@ struct daemon {
 	uint64_t netns;
 	int tuples_fd;
 	uint64_t n_conns;             /* open TCP sessions */
+	struct relay_limits limits;   /* shared by every relay */
+	/* The rules in use.  SIGHUP swaps in a new set; a decision that waits
+	 * (on DNS) holds a reference (rules_ref) to the set it started with. */
+	struct rules *rules;
+	int argc;                     /* the command line, read again on SIGHUP */
+	char **argv;
 };
 
 /* Sets the socket mark that the BPF side skips.  Logs a failure. */

@@ -47,6 +47,7 @@ int dns_read_name(const uint8_t *msg, size_t len, size_t *off,
 		  uint8_t wire[DNS_NAME_WIRE_MAX], size_t *wire_len)
 {
 	size_t pos = *off, limit = *off, w = 0, next = 0;
+	unsigned hops = 0;
 	int jumped = 0;
 
 	for (;;) {
@@ -68,6 +69,9 @@ int dns_read_name(const uint8_t *msg, size_t len, size_t *off,
 			/* Strictly below every earlier position: no loops,
 			 * no forward references, never into the header. */
 			if (target >= limit || target < DNS_HDR_LEN)
+				return -1;
+			/* Backwards alone still allows a 32k-hop chain. */
+			if (++hops > DNS_NAME_HOPS_MAX)
 				return -1;
 			if (!jumped)
 				next = pos + 2;
@@ -198,13 +202,39 @@ int dns_name_wire_equal(const uint8_t *a, size_t alen, const uint8_t *b,
 	return 1;
 }
 
+/* Steps over a name without following its pointer: the records of a
+ * query are only stepped over, so that a message costs one pass over its
+ * bytes whatever its pointers say.  *root: the name is the root alone. */
+static int skip_name(const uint8_t *msg, size_t len, size_t *off, int *root)
+{
+	size_t pos = *off;
+
+	*root = pos < len && msg[pos] == 0;
+	for (;;) {
+		if (pos >= len)
+			return -1;
+		uint8_t c = msg[pos];
+		if (c == 0) {
+			*off = pos + 1;
+			return 0;
+		}
+		if ((c & 0xc0) == 0xc0) {
+			if (pos + 1 >= len)
+				return -1;
+			*off = pos + 2;
+			return 0;
+		}
+		if (c & 0xc0)
+			return -1;
+		pos += 1 + (size_t)c;
+	}
+}
+
 /* Skips one resource record at *off; reports type and class. */
 static int skip_rr(const uint8_t *msg, size_t len, size_t *off,
-		   uint16_t *type, uint16_t *class, size_t *name_len)
+		   uint16_t *type, uint16_t *class, int *root)
 {
-	uint8_t wire[DNS_NAME_WIRE_MAX];
-
-	if (dns_read_name(msg, len, off, wire, name_len) < 0)
+	if (skip_name(msg, len, off, root) < 0)
 		return -1;
 	if (len - *off < 10)
 		return -1;
@@ -277,14 +307,14 @@ int dns_parse_query(const uint8_t *msg, size_t len, struct dns_query *q,
 	uint32_t total = (uint32_t)an + ns + ar;
 	for (uint32_t i = 0; i < total; i++) {
 		uint16_t type, class;
-		size_t nl;
-		if (skip_rr(msg, len, &off, &type, &class, &nl) < 0) {
+		int root;
+		if (skip_rr(msg, len, &off, &type, &class, &root) < 0) {
 			WHY("truncated record");
 			return DNS_RCODE_FORMERR;
 		}
 		if (type != DNS_TYPE_OPT)
 			continue;
-		if (i < (uint32_t)an + ns || q->has_opt || nl != 1) {
+		if (i < (uint32_t)an + ns || q->has_opt || !root) {
 			WHY("misplaced, duplicate or named OPT");
 			return DNS_RCODE_FORMERR;
 		}
@@ -438,147 +468,4 @@ int dns_check_response(const uint8_t *msg, size_t len, uint16_t expect_id,
 	if (flags)
 		*flags = f;
 	return 0;
-}
-
-int dns_ptr_name4(const struct in_addr *a, char *out, size_t cap)
-{
-	const uint8_t *b = (const uint8_t *)&a->s_addr;
-	int n = snprintf(out, cap, "%u.%u.%u.%u.in-addr.arpa", b[3], b[2],
-			 b[1], b[0]);
-	return (n < 0 || (size_t)n >= cap) ? -1 : n;
-}
-
-int dns_ptr_name6(const struct in6_addr *a, char *out, size_t cap)
-{
-	static const char hex[] = "0123456789abcdef";
-	const char *suffix = "ip6.arpa";
-	size_t need = 64 + strlen(suffix);
-
-	if (cap < need + 1)
-		return -1;
-	char *p = out;
-	for (int i = 15; i >= 0; i--) {
-		*p++ = hex[a->s6_addr[i] & 0xf];
-		*p++ = '.';
-		*p++ = hex[a->s6_addr[i] >> 4];
-		*p++ = '.';
-	}
-	memcpy(p, suffix, strlen(suffix) + 1);
-	return (int)need;
-}
-
-static int has_suffix_ci(const char *name, size_t len, const char *suffix,
-			 size_t *prefix_len)
-{
-	size_t sl = strlen(suffix);
-
-	if (len < sl || strncasecmp(name + len - sl, suffix, sl) != 0)
-		return 0;
-	*prefix_len = len - sl;
-	return 1;
-}
-
-static int parse_rev4(const char *p, size_t len, uint8_t out[4])
-{
-	int i = 3;
-	size_t k = 0;
-
-	while (k < len) {
-		unsigned v = 0, digits = 0;
-		if (i < 0)
-			return -1;
-		while (k < len && p[k] != '.') {
-			if (!isdigit((unsigned char)p[k]) || ++digits > 3)
-				return -1;
-			v = v * 10 + (unsigned)(p[k++] - '0');
-		}
-		if (digits == 0 || v > 255 || (digits > 1 && p[k - digits] == '0'))
-			return -1;
-		out[i--] = (uint8_t)v;
-		k++; /* the dot */
-	}
-	return i == -1 ? 0 : -1;
-}
-
-static int parse_rev6(const char *p, size_t len, uint8_t out[16])
-{
-	/* exactly 32 "x." pairs */
-	if (len != 64)
-		return -1;
-	for (int n = 0; n < 32; n++) {
-		int c = tolower((unsigned char)p[2 * n]), v;
-		if (p[2 * n + 1] != '.')
-			return -1;
-		if (c >= '0' && c <= '9')
-			v = c - '0';
-		else if (c >= 'a' && c <= 'f')
-			v = c - 'a' + 10;
-		else
-			return -1;
-		/* nibble n counts from the least significant one */
-		int byte = 15 - n / 2;
-		if (n % 2 == 0)
-			out[byte] = (uint8_t)v;
-		else
-			out[byte] |= (uint8_t)(v << 4);
-	}
-	return 0;
-}
-
-int dns_parse_ptr_name(const char *name, void *addr)
-{
-	size_t len = strlen(name), pl;
-
-	if (len > 0 && name[len - 1] == '.')
-		len--;
-	if (has_suffix_ci(name, len, ".in-addr.arpa", &pl)) {
-		uint8_t b[4];
-		if (parse_rev4(name, pl + 1, b) < 0)
-			return 0;
-		memcpy(addr, b, 4);
-		return AF_INET;
-	}
-	if (has_suffix_ci(name, len, ".ip6.arpa", &pl)) {
-		uint8_t b[16];
-		if (parse_rev6(name, pl + 1, b) < 0)
-			return 0;
-		memcpy(addr, b, 16);
-		return AF_INET6;
-	}
-	return 0;
-}
-
-int dns_name_is_ip_literal(const char *name)
-{
-	char buf[INET6_ADDRSTRLEN + 8];
-	size_t len = strlen(name);
-	struct in6_addr a6;
-	struct in_addr a4;
-
-	if (len > 0 && name[len - 1] == '.')
-		len--;
-	if (len == 0 || len >= sizeof(buf))
-		return 0;
-	memcpy(buf, name, len);
-	buf[len] = '\0';
-	return inet_aton(buf, &a4) == 1 || inet_pton(AF_INET6, buf, &a6) == 1;
-}
-
-const char *dns_type_name(uint16_t type, char *buf, size_t cap)
-{
-	static const struct { uint16_t t; const char *n; } names[] = {
-		{ DNS_TYPE_A, "A" }, { DNS_TYPE_NS, "NS" },
-		{ DNS_TYPE_CNAME, "CNAME" }, { DNS_TYPE_SOA, "SOA" },
-		{ DNS_TYPE_PTR, "PTR" }, { DNS_TYPE_MX, "MX" },
-		{ DNS_TYPE_TXT, "TXT" }, { DNS_TYPE_AAAA, "AAAA" },
-		{ DNS_TYPE_SRV, "SRV" }, { DNS_TYPE_OPT, "OPT" },
-		{ 64, "SVCB" }, { DNS_TYPE_HTTPS, "HTTPS" },
-		{ DNS_TYPE_IXFR, "IXFR" }, { DNS_TYPE_AXFR, "AXFR" },
-		{ DNS_TYPE_ANY, "ANY" },
-	};
-	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (names[i].t == type)
-			return names[i].n;
-	snprintf(buf, cap, "TYPE%u", type);
-	return buf;
 }

@@ -23,6 +23,9 @@
 #define DNS_NAME_WIRE_MAX  255
 #define DNS_LABEL_MAX      63
 #define DNS_NAME_TEXT_MAX  1024  /* >= 255 wire bytes fully escaped */
+/* Compression pointers followed for one name: each hop of a real name
+ * lands on a label of at least 2 wire bytes, so 127 is never reached. */
+#define DNS_NAME_HOPS_MAX  127
 
 enum {
 	DNS_RCODE_NOERROR  = 0,
@@ -75,7 +78,9 @@ struct dns_query {
 	uint16_t udp_size;           /* largest UDP reply the client takes */
 };
 
-/* Parses a query.  Returns
+/* Parses a query: the header and the question; the other sections are
+ * stepped over (pointers not followed), only to find the OPT record.
+ * Returns
  *   DNS_RCODE_NOERROR  a well-formed query (q fully set);
  *   DNS_RCODE_FORMERR / DNS_RCODE_NOTIMP  answer with that rcode
  *                      (q->id, q->flags set; question only if has_question);
@@ -86,7 +91,7 @@ int dns_parse_query(const uint8_t *msg, size_t len, struct dns_query *q,
 
 /* Reads the (possibly compressed) name at *off.  Pointers must point
  * strictly backwards, below every earlier jump and past the header, which
- * rules out loops.  On success writes the uncompressed wire name, its
+ * rules out loops, and at most DNS_NAME_HOPS_MAX of them are followed.  On success writes the uncompressed wire name, its
  * length, advances *off past the name in place and returns 0; else -1. */
 int dns_read_name(const uint8_t *msg, size_t len, size_t *off,
 		  uint8_t wire[DNS_NAME_WIRE_MAX], size_t *wire_len);

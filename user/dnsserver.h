@@ -3,7 +3,10 @@
  *  - A / AAAA (class IN) get fake addresses from the FakeIP pool (TTL
  *    cfg->ttl, 1 s by default), unless FakeIP is disabled, the name is an
  *    IP literal, is under an excluded suffix, or is under "arpa" or
- *    "localhost": those are forwarded.
+ *    "localhost": those are forwarded.  So is a new name when no address
+ *    has been unused for TTL + DNS_FAKEIP_GRACE (none is reused while
+ *    clients may hold it) or when its process has had
+ *    max_names_per_process new names within that time (logged).
  *  - PTR for a fake address answers its name (NXDOMAIN when unmapped);
  *    other PTRs are forwarded.
  *  - Everything else is forwarded to the real resolvers unchanged except
@@ -29,6 +32,18 @@ struct event_base;
 #define DNS_DEFAULT_TIMEOUT_MS      5000
 #define DNS_DEFAULT_ATTEMPT_MS      2000
 #define DNS_DEFAULT_MAX_PENDING     4096
+#define DNS_DEFAULT_NAMES_PER_PROCESS 2048
+/* Clients may cache an answer past its TTL (browsers up to a minute,
+ * Java 30 s) and connect a moment later: a fake address is not given to
+ * another name until TTL + this has passed since its last use. */
+#define DNS_FAKEIP_GRACE 60
+
+/* An address range over the 128-bit form (IPv4 as ::ffff:a.b.c.d, so an
+ * IPv4 /24 has prefixlen 120), as the --bypass map has them. */
+struct dns_range {
+	uint8_t addr[16];
+	unsigned prefixlen;
+};
 
 struct dns_config {
 	int fakeip_enabled;                 /* 0 = --disable-fakeip */
@@ -45,6 +60,15 @@ struct dns_config {
 	size_t max_pending;                 /* forwards in flight, 0 = 4096 */
 	uint32_t mark;                      /* SO_MARK for own sockets */
 	int verbose;                        /* log every query */
+	/* dns_server_resolve refuses answers in loopback, link-local,
+	 * unspecified and multicast space and in these ranges, unless
+	 * allow_private_answers (--allow-private-answers). */
+	const struct dns_range *bypass;     /* copied */
+	size_t n_bypass;
+	int allow_private_answers;
+	/* New FakeIP names one process may get within the reuse hold (TTL
+	 * + DNS_FAKEIP_GRACE); past it, real answers.  0 = 2048. */
+	size_t max_names_per_process;
 };
 
 struct dns_server;
@@ -73,6 +97,13 @@ struct dns_pending;
 struct dns_pending *dns_server_query(struct dns_server *srv,
 				     const uint8_t *query, size_t len,
 				     int tcp, dns_reply_cb cb, void *arg);
+/* The same for a query from the process tgid (from the connection's
+ * record; 0 = unknown): it counts against that process's
+ * max_names_per_process. */
+struct dns_pending *dns_server_query_from(struct dns_server *srv,
+					  uint32_t tgid, const uint8_t *query,
+					  size_t len, int tcp, dns_reply_cb cb,
+					  void *arg);
 /* Only before cb ran; cb will not be called. */
 void dns_pending_cancel(struct dns_pending *p);
 
@@ -98,8 +129,11 @@ const char *dns_server_fake_name(struct dns_server *srv,
  * before this returns, exactly once unless cancelled: err == 0 with one
  * address (port 0; valid during the call only), or err an errno value
  * (ENOENT no such name or no address of that family, ETIMEDOUT, EAGAIN
- * resolver failure, ENOMEM, EINVAL) with errmsg naming the name and the
- * cause.  Returns NULL only when it could not start (no memory): then cb
+ * resolver failure, ENOMEM, EINVAL, ELOOP every answer was one of our
+ * fake addresses: the resolvers ask us, EACCES every answer was private
+ * (see dns_config) and refused) with errmsg naming the name and the
+ * cause.  An answer in a fake range is never used; a private one only
+ * with allow_private_answers.  Returns NULL only when it could not start (no memory): then cb
  * is not called. */
 typedef void (*dns_resolve_cb)(int err, const char *errmsg,
 			       const struct sockaddr *addr, socklen_t addrlen,
@@ -110,25 +144,6 @@ struct dns_resolving *dns_server_resolve(struct dns_server *srv,
 					 dns_resolve_cb cb, void *arg);
 /* Only before cb ran; cb will not be called. */
 void dns_resolving_cancel(struct dns_resolving *r);
-
-/* Counters for the log. */
-struct dns_stats {
-	uint64_t queries;       /* everything handed to dns_server_query */
-	uint64_t fake;          /* A/AAAA answered from the pool */
-	uint64_t ptr;           /* PTR answered from the pool */
-	uint64_t forwarded;     /* sent to a resolver */
-	uint64_t forward_ok;    /* resolver answer relayed */
-	uint64_t tcp_retries;   /* truncated UDP answer, retried over TCP */
-	uint64_t servfail;      /* SERVFAIL made by us (timeout, no resolver) */
-	uint64_t formerr;       /* FORMERR/NOTIMP for malformed queries */
-	uint64_t dropped;       /* not even a header */
-	uint64_t overload;      /* refused: too many forwards in flight */
-	uint64_t resolves;      /* dns_server_resolve calls */
-	uint64_t resolve_fail;
-	uint64_t store_saves, store_errors;
-	size_t fake_mapped;     /* names in the pool now */
-};
-void dns_server_stats(const struct dns_server *srv, struct dns_stats *out);
 
 /* Reads "nameserver" lines of a resolv.conf (path NULL = /etc/resolv.conf)
  * into out (port 53).  Returns how many, 0 when none or unreadable. */

@@ -2,6 +2,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 #include <arpa/inet.h>
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -13,11 +14,24 @@
 #include "log.h"
 #include "sproxy.h"
 
-#define IDLE_SECONDS 30
+/* A session that takes in no query for this long is closed, whatever
+ * state it is in: a stub resolver asks at once or hangs up (RFC 7766
+ * expects idle bounds of seconds). */
+#define IDLE_SECONDS 10
+/* Answers waiting for a client that does not read: past OUT_HIGH no more
+ * queries are taken (nor read) until it has read down to OUT_LOW.  One
+ * answer is at most 64 KiB, so a session holds at most about twice that. */
+#define OUT_HIGH (64 * 1024)
+#define OUT_LOW  (16 * 1024)
+/* Sessions at once from one process, and from all of them. */
+#define PER_PROCESS 16
+#define MAX_SESSIONS 512
 
 struct dnstcp {
 	struct daemon *d;
+	struct dnstcp *prev, *next;    /* every open session */
 	struct bufferevent *bev;
+	struct event *idle;
 	struct dns_pending *pending;
 	struct sproxy_proc proc;
 	int have_proc;
@@ -25,10 +39,22 @@ struct dnstcp {
 	uint64_t up, down;
 	struct timespec start;
 	int closing;
+	int paused;                    /* over OUT_HIGH: not reading */
 	char dns_err[200];             /* the last query that failed, and why */
 };
 
+static struct dnstcp *sessions;
+static unsigned n_sessions;
+
 static void next_query(struct dnstcp *s);
+
+/* The idle bound starts again with each query taken in. */
+static void idle_reset(struct dnstcp *s)
+{
+	struct timeval tv = { IDLE_SECONDS, 0 };
+
+	evtimer_add(s->idle, &tv);
+}
 
 static void end(struct dnstcp *s, const char *err)
 {
@@ -67,8 +93,47 @@ static void end(struct dnstcp *s, const char *err)
 	connlog_write(&c);
 	if (s->pending)
 		dns_pending_cancel(s->pending);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	n_sessions--;
+	event_free(s->idle);
 	bufferevent_free(s->bev);
 	free(s);
+}
+
+static void on_idle(evutil_socket_t fd, short what, void *arg)
+{
+	struct dnstcp *s = arg;
+
+	(void)fd;
+	(void)what;
+	/* A forwarded query has its own bound (the server's timeout). */
+	if (s->pending) {
+		idle_reset(s);
+		return;
+	}
+	end(s, s->closing ? "idle timeout (half-closed with a query unanswered "
+	    "or unread)" : "idle timeout");
+}
+
+/* 1 when a whole length-framed query is in the input. */
+static int have_query(struct dnstcp *s)
+{
+	struct evbuffer *in = bufferevent_get_input(s->bev);
+	uint8_t hdr[2];
+
+	if (evbuffer_copyout(in, hdr, 2) < 2)
+		return 0;
+	return evbuffer_get_length(in) >= ((size_t)hdr[0] << 8 | hdr[1]) + 2;
+}
+
+static size_t out_len(struct dnstcp *s)
+{
+	return evbuffer_get_length(bufferevent_get_output(s->bev));
 }
 
 /* Marks a query in flight whose answer may come back before
@@ -94,7 +159,9 @@ static void on_reply(const uint8_t *reply, size_t len, void *arg)
 		next_query(s);
 }
 
-/* Answers the queries that are in, one at a time. */
+/* Answers the queries that are in, one at a time, while the client reads
+ * its answers: with OUT_HIGH bytes of them waiting, reading stops (the
+ * sender then stalls in its own kernel) until on_write sees them go. */
 static void next_query(struct dnstcp *s)
 {
 	struct evbuffer *in = bufferevent_get_input(s->bev);
@@ -102,17 +169,24 @@ static void next_query(struct dnstcp *s)
 	size_t len;
 
 	while (!s->pending) {
-		if (evbuffer_copyout(in, hdr, 2) < 2) {
-			if (s->closing &&
-			    evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
+		if (out_len(s) > OUT_HIGH) {
+			if (!s->paused && !s->closing)
+				bufferevent_disable(s->bev, EV_READ);
+			s->paused = 1;
+			return;
+		}
+		if (!have_query(s)) {
+			/* After EOF no more bytes come: a partial query
+			 * never completes. */
+			if (s->closing && out_len(s) == 0)
 				end(s, NULL);
 			return;
 		}
+		evbuffer_copyout(in, hdr, 2);
 		len = (size_t)hdr[0] << 8 | hdr[1];
-		if (evbuffer_get_length(in) < len + 2)
-			return;
 		evbuffer_drain(in, 2);
 		s->up += len + 2;
+		idle_reset(s);
 		if (len == 0) {
 			snprintf(s->dns_err, sizeof(s->dns_err), "malformed query: a "
 				 "zero-length message");
@@ -125,7 +199,9 @@ static void next_query(struct dnstcp *s)
 		}
 		evbuffer_remove(in, q, len);
 		s->pending = STARTING;
-		struct dns_pending *p = dns_server_query(s->d->dns, q, len, 1, on_reply, s);
+		struct dns_pending *p = dns_server_query_from(s->d->dns, s->have_proc ?
+							      s->proc.tgid : 0, q, len, 1,
+							      on_reply, s);
 
 		free(q);
 		if (s->pending == STARTING)
@@ -139,13 +215,20 @@ static void on_read(struct bufferevent *bev, void *arg)
 	next_query(arg);
 }
 
+/* Called once the output is down to OUT_LOW (the write low watermark). */
 static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct dnstcp *s = arg;
 
 	(void)bev;
-	if (s->closing && !s->pending &&
-	    evbuffer_get_length(bufferevent_get_input(s->bev)) < 2)
+	if (s->paused && out_len(s) <= OUT_LOW) {
+		s->paused = 0;
+		if (!s->closing)
+			bufferevent_enable(s->bev, EV_READ);
+		next_query(s);   /* may end s */
+		return;
+	}
+	if (s->closing && !s->pending && !have_query(s) && out_len(s) == 0)
 		end(s, NULL);
 }
 
@@ -157,19 +240,78 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_EOF) {
 		s->closing = 1;
 		bufferevent_disable(s->bev, EV_READ);
-		if (!s->pending && evbuffer_get_length(bufferevent_get_output(s->bev)) == 0)
-			end(s, NULL);
+		if (!s->pending)
+			next_query(s);   /* what is left in, then the end */
 		return;
 	}
 	end(s, (what & BEV_EVENT_TIMEOUT) ? "idle timeout" : "connection error");
 }
 
+/* Sessions open now from the process with this tgid. */
+static unsigned count_process(uint32_t tgid)
+{
+	unsigned n = 0;
+
+	for (struct dnstcp *s = sessions; s; s = s->next)
+		n += s->have_proc && s->proc.tgid == tgid;
+	return n;
+}
+
+/* Refuses a session over a cap: one connection-log line as for every
+ * session, and a warning at most once a second. */
+static void refuse(struct daemon *d, int fd, const struct sproxy_proc *proc, int have_proc,
+		   const struct sockaddr_storage *src, const struct sockaddr_storage *dst,
+		   const char *why)
+{
+	static time_t warned;
+	static unsigned long quiet;
+	struct timespec now;
+	struct conn_log c = {
+		.proto = "dns",
+		.proc = have_proc ? proc : NULL,
+		.cgroup = have_proc ? daemon_cgroup_name(d, proc->cgroup_id) : NULL,
+		.src = (const struct sockaddr *)src,
+		.dst = (const struct sockaddr *)dst,
+		.result = "refused",
+		.error = why,
+	};
+
+	connlog_write(&c);
+	close(fd);
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (warned == now.tv_sec) {
+		quiet++;
+		return;
+	}
+	warned = now.tv_sec;
+	if (have_proc)
+		log_warn("dns: pid %u (%.16s): %s; closed a new session (%lu more "
+			 "since the last line)", proc->tgid, proc->comm, why, quiet);
+	else
+		log_warn("dns: %s; closed a new session (%lu more since the last "
+			 "line)", why, quiet);
+	quiet = 0;
+}
+
 int dnstcp_start(struct daemon *d, int fd, const struct sproxy_proc *proc, int have_proc,
 		 const struct sockaddr_storage *src, const struct sockaddr_storage *dst)
 {
-	struct dnstcp *s = calloc(1, sizeof(*s));
-	struct timeval idle = { IDLE_SECONDS, 0 };
+	struct dnstcp *s;
+	char why[160];
 
+	if (n_sessions >= MAX_SESSIONS) {
+		snprintf(why, sizeof(why), "%u DNS-over-TCP sessions open (the "
+			 "limit of all processes)", n_sessions);
+		refuse(d, fd, proc, have_proc, src, dst, why);
+		return 0;
+	}
+	if (have_proc && count_process(proc->tgid) >= PER_PROCESS) {
+		snprintf(why, sizeof(why), "%u DNS-over-TCP sessions open from "
+			 "this process (the limit per process)", PER_PROCESS);
+		refuse(d, fd, proc, have_proc, src, dst, why);
+		return 0;
+	}
+	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -1;
 	s->d = d;
@@ -179,14 +321,27 @@ int dnstcp_start(struct daemon *d, int fd, const struct sproxy_proc *proc, int h
 	s->dst = *dst;
 	clock_gettime(CLOCK_MONOTONIC, &s->start);
 	s->bev = bufferevent_socket_new(d->base, fd, BEV_OPT_CLOSE_ON_FREE);
-	if (!s->bev) {
+	s->idle = evtimer_new(d->base, on_idle, s);
+	if (!s->bev || !s->idle) {
+		if (s->bev) {
+			bufferevent_setfd(s->bev, -1);
+			bufferevent_free(s->bev);
+		}
+		if (s->idle)
+			event_free(s->idle);
 		free(s);
 		return -1;
 	}
 	/* A query is at most 64 KiB; do not read far beyond one. */
 	bufferevent_setwatermark(s->bev, EV_READ, 0, 70000);
+	bufferevent_setwatermark(s->bev, EV_WRITE, OUT_LOW, 0);
 	bufferevent_setcb(s->bev, on_read, on_write, on_event, s);
-	bufferevent_set_timeouts(s->bev, &idle, &idle);
+	s->next = sessions;
+	if (sessions)
+		sessions->prev = s;
+	sessions = s;
+	n_sessions++;
+	idle_reset(s);
 	bufferevent_enable(s->bev, EV_READ);
 	return 0;
 }

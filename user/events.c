@@ -7,9 +7,12 @@
 #include <bpf/libbpf.h>
 #include <event2/event.h>
 
+#include "cli.h"
 #include "daemon.h"
 #include "events.h"
 #include "log.h"
+#include "proxy.h"
+#include "rules.h"
 #include "sproxy.skel.h"
 #include "udp.h"
 
@@ -40,10 +43,21 @@ static int on_bpf_event(void *ctx, void *data, size_t size)
 		udp_pool_dry(d->udp, (int)e->family, comm, e->proc.tgid);
 		break;
 	case SPROXY_EV_MAP_FULL:
+		/* Once a second at most; the stats count every one. */
 		if (time(NULL) != last_full)
-			log_warn("a BPF record map is full: a connection of %s (pid %u) "
-				 "went uncaptured; raise --map-size", comm, e->proc.tgid);
+			log_err("a connection of %s (pid %u) was refused because the record "
+				"map is full (%u captured connections open); raise --map-size",
+				comm, e->proc.tgid, d->opt->map_size);
 		last_full = time(NULL);
+		break;
+	case SPROXY_EV_SOCKOPT:      /* cookie: the application socket's */
+		proxy_sockopts_changed(d, e->cookie);
+		break;
+	case SPROXY_EV_MAP_HIGH:     /* cookie: the count */
+		log_warn("the record map is 80%% full: %llu of %u captured connections "
+			 "open (the last by %s, pid %u); beyond %u, new ones are "
+			 "refused: raise --map-size", (unsigned long long)e->cookie,
+			 d->opt->map_size, comm, e->proc.tgid, d->opt->map_size);
 		break;
 	}
 	return 0;
@@ -70,13 +84,45 @@ void events_route_libevent_log(void)
 	event_set_log_callback(on_libevent_log);
 }
 
-/* logrotate's signal: the daemon lives on, its log file is new. */
+/* The rules read again: the same command line, the config file as it is
+ * now.  A file that no longer reads changes nothing; connections decided
+ * before keep their route. */
+static void reload_rules(struct daemon *d)
+{
+	struct options n;
+	struct rules *old = d->rules;
+	char err[4096];
+
+	if (!d->argv) {
+		log_warn("SIGHUP: the command line was not kept (out of memory at start): "
+			 "the rules in use stay");
+		return;
+	}
+	if (cli_reparse(d->argc, d->argv, &n, err, sizeof(err)) < 0) {
+		for (char *p = err, *nl; p; p = nl ? nl + 1 : NULL) {
+			nl = strchr(p, '\n');
+			if (nl)
+				*nl = 0;
+			log_err("SIGHUP: %s", p);
+		}
+		log_err("SIGHUP: the %d rules in use stay", old ? rules_count(old) : 0);
+		return;
+	}
+	d->rules = rules_ref(n.rules);
+	rules_unref(old);
+	cli_options_free(&n);
+	log_info("SIGHUP: %d rules in use (other options change on a restart only)",
+		 rules_count(d->rules));
+}
+
+/* logrotate's signal: the daemon lives on, its log file is new; and an
+ * edited config file's rules take effect. */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
 	(void)what;
-	(void)arg;
 	connlog_reopen();
+	reload_rules(arg);
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)
@@ -105,7 +151,7 @@ struct events *events_start(struct daemon *d)
 			    on_ringbuf, e->rb);
 	e->sigs[0] = evsignal_new(d->base, SIGINT, on_stop, d->base);
 	e->sigs[1] = evsignal_new(d->base, SIGTERM, on_stop, d->base);
-	e->sigs[2] = evsignal_new(d->base, SIGHUP, on_hup, NULL);
+	e->sigs[2] = evsignal_new(d->base, SIGHUP, on_hup, d);
 	if (!e->rbev || event_add(e->rbev, NULL) < 0)
 		goto fail_events;
 	for (int i = 0; i < 3; i++)

@@ -1,47 +1,24 @@
 /* FakeIP pool (see fakeip.h).  Index 0 is "none" everywhere: entries,
  * hash chains and the LRU list are all linked by index. */
-#include "fakeip.h"
+#include "fakeip_int.h"
 
 #include "log.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
+#include <sys/random.h>
+#include <time.h>
 #include <unistd.h>
 
-struct fakeip_entry {
-	char *name;              /* NULL = free */
-	uint32_t prev, next;     /* LRU list: prev is more recent */
-	uint32_t hnext;          /* hash chain */
-};
 
-struct fakeip_pool {
-	uint32_t v4base;         /* host order */
-	unsigned v4plen;
-	struct in6_addr v6base;
-	unsigned v6plen;
-	char range4[64], range6[64];
-
-	uint32_t size;           /* indices 1..size */
-	uint32_t count;
-	uint32_t fresh;          /* every index below it is taken */
-	struct fakeip_entry *e;  /* size + 1 */
-	uint32_t *buckets;
-	uint32_t nbuckets;       /* power of two */
-	uint32_t head, tail;     /* most / least recently used */
-	int dirty;
-};
-
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
+void fakeip_seterr(char *err, size_t errlen, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
-static void seterr(char *err, size_t errlen, const char *fmt, ...)
+void fakeip_seterr(char *err, size_t errlen, const char *fmt, ...)
 {
 	va_list ap;
 
@@ -82,15 +59,36 @@ static void mask6(struct in6_addr *a, unsigned plen)
 	}
 }
 
-static uint32_t name_hash(const char *s)
+static uint32_t name_hash(const struct fakeip_pool *pool, const char *s)
 {
-	uint32_t h = 2166136261u;
+	return (uint32_t)siphash24(pool->key, s, strlen(s));
+}
 
-	for (; *s; s++) {
-		h ^= (uint8_t)*s;
-		h *= 16777619u;
-	}
-	return h;
+static uint64_t monotonic_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec;
+}
+
+/* A new key every start: nobody outside can know which names share a
+ * bucket.  Without randomness the pool still works, only less hardened. */
+static void new_key(uint8_t key[SIPHASH_KEY_LEN])
+{
+	static int warned;
+
+	if (getrandom(key, SIPHASH_KEY_LEN, GRND_NONBLOCK) == SIPHASH_KEY_LEN)
+		return;
+	if (!warned++)
+		log_warn("fakeip: getrandom: %s; the name hash key is guessable",
+			 strerror(errno));
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 20) ^
+		     (uint64_t)getpid() << 40;
+	memcpy(key, &x, 8);
+	memcpy(key + 8, &ts, 8);
 }
 
 struct fakeip_pool *fakeip_new(const char *v4_cidr, const char *v6_cidr,
@@ -105,12 +103,12 @@ struct fakeip_pool *fakeip_new(const char *v4_cidr, const char *v6_cidr,
 	if (!v6_cidr)
 		v6_cidr = FAKEIP_DEFAULT_V6;
 	if (parse_cidr(v4_cidr, AF_INET, &a4, &p4) < 0 || p4 > 30) {
-		seterr(err, errlen, "bad FakeIP IPv4 range '%s': want "
+		fakeip_seterr(err, errlen, "bad FakeIP IPv4 range '%s': want "
 		       "ADDRESS/PREFIX with a prefix of at most 30", v4_cidr);
 		return NULL;
 	}
 	if (parse_cidr(v6_cidr, AF_INET6, &a6, &p6) < 0 || p6 > 126) {
-		seterr(err, errlen, "bad FakeIP IPv6 range '%s': want "
+		fakeip_seterr(err, errlen, "bad FakeIP IPv6 range '%s': want "
 		       "ADDRESS/PREFIX with a prefix of at most 126", v6_cidr);
 		return NULL;
 	}
@@ -133,6 +131,8 @@ struct fakeip_pool *fakeip_new(const char *v4_cidr, const char *v6_cidr,
 		n = max_entries;
 	pool->size = (uint32_t)n;
 	pool->fresh = 1;
+	pool->now = monotonic_seconds;
+	new_key(pool->key);
 
 	pool->nbuckets = 16;
 	while (pool->nbuckets < pool->size)
@@ -151,7 +151,7 @@ struct fakeip_pool *fakeip_new(const char *v4_cidr, const char *v6_cidr,
 	return pool;
 nomem:
 	fakeip_free(pool);
-	seterr(err, errlen, "FakeIP pool: out of memory");
+	fakeip_seterr(err, errlen, "FakeIP pool: out of memory");
 	return NULL;
 }
 
@@ -169,7 +169,7 @@ void fakeip_free(struct fakeip_pool *pool)
 
 /* Lowercases name into buf without the trailing dot; -1 if unmappable.
  * Only printable non-space ASCII: the store is line- and space-based. */
-static int normalize(const char *name, char buf[FAKEIP_NAME_MAX + 1])
+int fakeip_normalize(const char *name, char buf[FAKEIP_NAME_MAX + 1])
 {
 	size_t len;
 
@@ -194,9 +194,9 @@ static int normalize(const char *name, char buf[FAKEIP_NAME_MAX + 1])
 	return 0;
 }
 
-static uint32_t find(const struct fakeip_pool *pool, const char *name)
+uint32_t fakeip_find(const struct fakeip_pool *pool, const char *name)
 {
-	uint32_t i = pool->buckets[name_hash(name) & (pool->nbuckets - 1)];
+	uint32_t i = pool->buckets[name_hash(pool, name) & (pool->nbuckets - 1)];
 
 	for (; i; i = pool->e[i].hnext)
 		if (strcmp(pool->e[i].name, name) == 0)
@@ -234,6 +234,7 @@ static void lru_push(struct fakeip_pool *pool, uint32_t i)
 
 static void touch(struct fakeip_pool *pool, uint32_t i)
 {
+	pool->e[i].used = pool->now();
 	if (pool->head != i) {
 		lru_unlink(pool, i);
 		lru_push(pool, i);
@@ -242,7 +243,7 @@ static void touch(struct fakeip_pool *pool, uint32_t i)
 
 static void hash_remove(struct fakeip_pool *pool, uint32_t i)
 {
-	uint32_t *pp = &pool->buckets[name_hash(pool->e[i].name) &
+	uint32_t *pp = &pool->buckets[name_hash(pool, pool->e[i].name) &
 				      (pool->nbuckets - 1)];
 
 	while (*pp && *pp != i)
@@ -253,14 +254,15 @@ static void hash_remove(struct fakeip_pool *pool, uint32_t i)
 }
 
 /* Maps a normalized name at a free index; takes ownership of copy. */
-static void insert(struct fakeip_pool *pool, uint32_t i, char *copy)
+void fakeip_insert(struct fakeip_pool *pool, uint32_t i, char *copy)
 {
-	uint32_t *b = &pool->buckets[name_hash(copy) & (pool->nbuckets - 1)];
+	uint32_t *b = &pool->buckets[name_hash(pool, copy) & (pool->nbuckets - 1)];
 
 	pool->e[i].name = copy;
 	pool->e[i].hnext = *b;
 	*b = i;
 	lru_push(pool, i);
+	pool->e[i].used = pool->now();
 	pool->count++;
 	pool->dirty = 1;
 }
@@ -275,7 +277,7 @@ static void evict(struct fakeip_pool *pool, uint32_t i)
 	pool->dirty = 1;
 }
 
-static void addrs_of(const struct fakeip_pool *pool, uint32_t i,
+void fakeip_addrs_of(const struct fakeip_pool *pool, uint32_t i,
 		     struct in_addr *v4, struct in6_addr *v6)
 {
 	if (v4)
@@ -294,26 +296,37 @@ int fakeip_assign(struct fakeip_pool *pool, const char *name,
 	char buf[FAKEIP_NAME_MAX + 1];
 	uint32_t i;
 
-	if (normalize(name, buf) < 0)
+	if (fakeip_normalize(name, buf) < 0) {
+		errno = EINVAL;
 		return -1;
-	i = find(pool, buf);
+	}
+	i = fakeip_find(pool, buf);
 	if (i) {
 		touch(pool, i);
 	} else {
-		char *copy = strdup(buf);
-		if (!copy)
-			return -1;
 		while (pool->fresh <= pool->size && pool->e[pool->fresh].name)
 			pool->fresh++;
 		if (pool->fresh <= pool->size) {
-			i = pool->fresh++;
+			i = pool->fresh;
 		} else {
+			/* The least recently used one, unless a client may
+			 * still hold it: then no address is free. */
 			i = pool->tail;
-			evict(pool, i);
+			if (pool->hold && pool->now() - pool->e[i].used < pool->hold) {
+				errno = EBUSY;
+				return -1;
+			}
 		}
-		insert(pool, i, copy);
+		char *copy = strdup(buf);
+		if (!copy)
+			return -1;
+		if (i == pool->fresh)
+			pool->fresh++;
+		else
+			evict(pool, i);
+		fakeip_insert(pool, i, copy);
 	}
-	addrs_of(pool, i, v4, v6);
+	fakeip_addrs_of(pool, i, v4, v6);
 	return 0;
 }
 
@@ -333,7 +346,7 @@ int fakeip_contains6(const struct fakeip_pool *pool, const struct in6_addr *a)
 	return memcmp(&m, &pool->v6base, sizeof(m)) == 0;
 }
 
-static uint32_t index4(const struct fakeip_pool *pool, const struct in_addr *a)
+uint32_t fakeip_index4(const struct fakeip_pool *pool, const struct in_addr *a)
 {
 	if (!fakeip_contains4(pool, a))
 		return 0;
@@ -341,7 +354,7 @@ static uint32_t index4(const struct fakeip_pool *pool, const struct in_addr *a)
 	return i <= pool->size ? i : 0;
 }
 
-static uint32_t index6(const struct fakeip_pool *pool, const struct in6_addr *a)
+uint32_t fakeip_index6(const struct fakeip_pool *pool, const struct in6_addr *a)
 {
 	uint32_t i = 0;
 
@@ -367,12 +380,12 @@ static const char *lookup(struct fakeip_pool *pool, uint32_t i)
 
 const char *fakeip_lookup4(struct fakeip_pool *pool, const struct in_addr *a)
 {
-	return lookup(pool, index4(pool, a));
+	return lookup(pool, fakeip_index4(pool, a));
 }
 
 const char *fakeip_lookup6(struct fakeip_pool *pool, const struct in6_addr *a)
 {
-	return lookup(pool, index6(pool, a));
+	return lookup(pool, fakeip_index6(pool, a));
 }
 
 int fakeip_dirty(const struct fakeip_pool *pool)
@@ -395,6 +408,37 @@ size_t fakeip_capacity(const struct fakeip_pool *pool)
 	return pool->size;
 }
 
+void fakeip_set_hold(struct fakeip_pool *pool, unsigned seconds)
+{
+	pool->hold = seconds;
+}
+
+void fakeip_set_clock(struct fakeip_pool *pool, uint64_t (*now)(void))
+{
+	pool->now = now;
+}
+
+int fakeip_mapped(const struct fakeip_pool *pool, const char *name)
+{
+	char buf[FAKEIP_NAME_MAX + 1];
+
+	return fakeip_normalize(name, buf) == 0 && fakeip_find(pool, buf) != 0;
+}
+
+size_t fakeip_longest_chain(const struct fakeip_pool *pool)
+{
+	size_t longest = 0;
+
+	for (uint32_t b = 0; b < pool->nbuckets; b++) {
+		size_t n = 0;
+		for (uint32_t i = pool->buckets[b]; i; i = pool->e[i].hnext)
+			n++;
+		if (n > longest)
+			longest = n;
+	}
+	return longest;
+}
+
 const char *fakeip_range4(const struct fakeip_pool *pool)
 {
 	return pool->range4;
@@ -405,226 +449,3 @@ const char *fakeip_range6(const struct fakeip_pool *pool)
 	return pool->range6;
 }
 
-/* ---- store file ---- */
-
-#define STORE_LINE_MAX 512
-#define STORE_WARN_MAX 10
-
-static void store_warn(const char *path, unsigned long line, size_t *nwarn,
-		       const char *why)
-{
-	if (++*nwarn <= STORE_WARN_MAX)
-		log_warn("fakeip: %s:%lu: %s; line skipped", path, line, why);
-}
-
-/* Reads one line into buf without its newline: 1, 0 at the end of the
- * file, -1 for a line that is too long or holds a NUL (consumed). */
-static int read_line(FILE *f, char *buf, size_t cap)
-{
-	size_t n = 0;
-	int c, bad = 0;
-
-	while ((c = getc(f)) != EOF && c != '\n') {
-		if (c == '\0' || n + 1 >= cap)
-			bad = 1;
-		else
-			buf[n++] = (char)c;
-	}
-	if (c == EOF && n == 0 && !bad)
-		return 0;
-	buf[n] = '\0';
-	return bad ? -1 : 1;
-}
-
-/* One "address name" line; returns NULL or why it was skipped. */
-static const char *load_line(struct fakeip_pool *pool, char *line)
-{
-	char *save, *addr, *name;
-	char buf[FAKEIP_NAME_MAX + 1];
-	struct in_addr a4;
-	struct in6_addr a6;
-	uint32_t i;
-
-	addr = strtok_r(line, " \t\r\n", &save);
-	if (!addr || addr[0] == '#')
-		return NULL;
-	name = strtok_r(NULL, " \t\r\n", &save);
-	if (!name || strtok_r(NULL, " \t\r\n", &save))
-		return "want 'ADDRESS NAME'";
-	if (inet_pton(AF_INET, addr, &a4) == 1)
-		i = index4(pool, &a4);
-	else if (inet_pton(AF_INET6, addr, &a6) == 1)
-		i = index6(pool, &a6);
-	else
-		return "bad address";
-	if (!i)
-		return "address outside the FakeIP range";
-	if (normalize(name, buf) < 0)
-		return "bad name";
-	if (pool->e[i].name || find(pool, buf))
-		return "address or name already mapped";
-	char *copy = strdup(buf);
-	if (!copy)
-		return "out of memory";
-	insert(pool, i, copy);
-	return NULL;
-}
-
-/* The store's lines from f (closed here); path names it in messages. */
-static int load_stream(struct fakeip_pool *pool, FILE *f, const char *path,
-		       size_t *skipped, char *err, size_t errlen)
-{
-	char line[STORE_LINE_MAX];
-	unsigned long lineno = 0;
-	size_t nwarn = 0, before = pool->count;
-	int dirty = pool->dirty;
-
-	for (;;) {
-		int r = read_line(f, line, sizeof(line));
-		if (r == 0)
-			break;
-		lineno++;
-		if (r < 0) {
-			store_warn(path, lineno, &nwarn,
-				   "line too long or not text");
-			continue;
-		}
-		const char *why = load_line(pool, line);
-		if (why)
-			store_warn(path, lineno, &nwarn, why);
-	}
-	int rerr = ferror(f);
-	fclose(f);
-	if (rerr) {
-		seterr(err, errlen, "cannot read FakeIP store %s", path);
-		return -1;
-	}
-	if (nwarn > STORE_WARN_MAX)
-		log_warn("fakeip: %s: %zu lines skipped in all", path, nwarn);
-	if (skipped)
-		*skipped = nwarn;
-	/* Loading alone changes nothing on disk; dropping lines does. */
-	pool->dirty = dirty || nwarn > 0;
-	return (int)(pool->count - before);
-}
-
-int fakeip_load_ex(struct fakeip_pool *pool, const char *path,
-		   size_t *skipped, char *err, size_t errlen)
-{
-	FILE *f = fopen(path, "re");
-
-	if (skipped)
-		*skipped = 0;
-	if (!f) {
-		if (errno == ENOENT)
-			return 0;
-		seterr(err, errlen, "cannot open FakeIP store %s: %s", path,
-		       strerror(errno));
-		return -1;
-	}
-	return load_stream(pool, f, path, skipped, err, errlen);
-}
-
-/* The same from memory, for the fuzzer: the parser sees exactly what a
- * file with these bytes would give it. */
-int fakeip_load_mem(struct fakeip_pool *pool, const void *buf, size_t len,
-		    size_t *skipped, char *err, size_t errlen)
-{
-	FILE *f = len ? fmemopen((void *)buf, len, "r") : NULL;
-
-	if (skipped)
-		*skipped = 0;
-	if (!len)
-		return 0; /* as an empty file */
-	if (!f) {
-		seterr(err, errlen, "cannot read FakeIP store from memory: %s",
-		       strerror(errno));
-		return -1;
-	}
-	return load_stream(pool, f, "(memory)", skipped, err, errlen);
-}
-
-int fakeip_load(struct fakeip_pool *pool, const char *path, char *err,
-		size_t errlen)
-{
-	return fakeip_load_ex(pool, path, NULL, err, errlen);
-}
-
-static int fsync_dir(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-
-	if (!slash) {
-		strcpy(dir, ".");
-	} else if (slash == path) {
-		strcpy(dir, "/");
-	} else {
-		if ((size_t)(slash - path) >= sizeof(dir))
-			return -1;
-		memcpy(dir, path, (size_t)(slash - path));
-		dir[slash - path] = '\0';
-	}
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	int r = fsync(fd);
-	close(fd);
-	return r;
-}
-
-int fakeip_save(const struct fakeip_pool *pool, const char *path, char *err,
-		size_t errlen)
-{
-	char tmp[PATH_MAX];
-	int fd;
-	FILE *f;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
-		seterr(err, errlen, "FakeIP store path too long: %s", path);
-		return -1;
-	}
-	/* A fresh file, never through a planted symlink. */
-	unlink(tmp);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		  0644);
-	if (fd < 0) {
-		seterr(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
-		return -1;
-	}
-	f = fdopen(fd, "w");
-	if (!f) {
-		seterr(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-		close(fd);
-		unlink(tmp);
-		return -1;
-	}
-	fprintf(f, "# sproxy-bpf FakeIP store: ADDRESS NAME, least recently "
-		"used first\n# range %s %s\n", pool->range4, pool->range6);
-	for (uint32_t i = pool->tail; i; i = pool->e[i].prev) {
-		struct in_addr a;
-		char as[INET_ADDRSTRLEN];
-		addrs_of(pool, i, &a, NULL);
-		inet_ntop(AF_INET, &a, as, sizeof(as));
-		fprintf(f, "%s %s\n", as, pool->e[i].name);
-	}
-	if (fflush(f) != 0 || fsync(fd) != 0) {
-		seterr(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-		fclose(f);
-		unlink(tmp);
-		return -1;
-	}
-	if (fclose(f) != 0) {
-		seterr(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	if (rename(tmp, path) != 0) {
-		seterr(err, errlen, "cannot rename %s to %s: %s", tmp, path,
-		       strerror(errno));
-		unlink(tmp);
-		return -1;
-	}
-	fsync_dir(path); /* best effort: the data itself is synced */
-	return 0;
-}

@@ -12,10 +12,12 @@
  * size = min(usable addresses of both ranges, max_entries), capped at
  * FAKEIP_MAX_ENTRIES.
  *
- * Names are stored lowercase without the trailing dot.  A name keeps its
- * index while mapped; when every index is taken, the least recently used
- * mapping (use = created, assigned again, or looked up by address) is
- * evicted and its index reused.
+ * Names are stored lowercase without the trailing dot, found through a
+ * SipHash-2-4 table keyed at random per pool (colliding names cannot be
+ * chosen from outside).  A name keeps its index while mapped; when every
+ * index is taken, the least recently used mapping (use = created,
+ * assigned again, or looked up by address) is evicted and its index
+ * reused, but not before the hold (fakeip_set_hold) has passed.
  *
  * Store file (fakeip_save / fakeip_load): text, one mapping per line,
  *     <address> <name>
@@ -30,6 +32,7 @@
 #define SPROXY_FAKEIP_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <netinet/in.h>
 
 #define FAKEIP_DEFAULT_V4 "198.18.0.0/15"
@@ -48,7 +51,8 @@ void fakeip_free(struct fakeip_pool *pool);
 /* name -> addresses, creating or refreshing the mapping (either output
  * pointer may be NULL).  Returns 0, or -1 for a name that cannot be
  * mapped: empty, longer than 253, whitespace/control characters, empty
- * labels. */
+ * labels (errno EINVAL), or when no address is free within the hold
+ * (errno EBUSY). */
 int fakeip_assign(struct fakeip_pool *pool, const char *name,
 		  struct in_addr *v4, struct in6_addr *v6);
 
@@ -74,8 +78,8 @@ int fakeip_load(struct fakeip_pool *pool, const char *path, char *err,
 /* The same from len bytes at buf, named "(memory)" in warnings. */
 int fakeip_load_mem(struct fakeip_pool *pool, const void *buf, size_t len,
 		    size_t *skipped, char *err, size_t errlen);
-/* Writes every mapping to path atomically: path.tmp, fsync, rename,
- * fsync of the directory.  0 or -1 with a message in err.  Does not
+/* Writes every mapping to path atomically: path.tmp (mode 0600: it
+ * lists the names apps looked up), fsync, rename, fsync of the directory.  0 or -1 with a message in err.  Does not
  * clear the dirty flag: call fakeip_mark_clean after a successful save. */
 int fakeip_save(const struct fakeip_pool *pool, const char *path, char *err,
 		size_t errlen);
@@ -86,6 +90,18 @@ int fakeip_dirty(const struct fakeip_pool *pool);
 void fakeip_mark_clean(struct fakeip_pool *pool);
 size_t fakeip_count(const struct fakeip_pool *pool);
 size_t fakeip_capacity(const struct fakeip_pool *pool);
+/* Reuse bound: an address goes to another name only once its mapping
+ * was last used (handed out, assigned again or looked up) at least
+ * seconds ago, since clients may still hold it; until then
+ * fakeip_assign fails for a new name with errno EBUSY.  0 (the default)
+ * reuses the least recently used mapping at once. */
+void fakeip_set_hold(struct fakeip_pool *pool, unsigned seconds);
+/* The clock of the hold, in seconds (default: CLOCK_MONOTONIC). */
+void fakeip_set_clock(struct fakeip_pool *pool, uint64_t (*now)(void));
+/* 1 when name is mapped; changes no recency. */
+int fakeip_mapped(const struct fakeip_pool *pool, const char *name);
+/* The longest chain of the name hash, for tests and the debug log. */
+size_t fakeip_longest_chain(const struct fakeip_pool *pool);
 /* The ranges as configured (normalised), e.g. for the startup log. */
 const char *fakeip_range4(const struct fakeip_pool *pool);
 const char *fakeip_range6(const struct fakeip_pool *pool);

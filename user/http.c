@@ -13,6 +13,7 @@
 #include <event2/buffer.h>
 
 #include "http.h"
+#include "tag.h"
 
 #define MAX_METHOD	 24	/* longest registered method is 17 bytes */
 #define MAX_CHUNK_LINE	 4096	/* chunk-size line, extensions included */
@@ -133,13 +134,17 @@ static void begin_request(struct http_tagger *t)
 	t->last_field = F_OTHER;
 }
 
-/* Emits what is held verbatim and stops parsing for good. */
+/* Emits what is held verbatim and stops parsing for good.  The buffer
+ * goes too: a raw stream never holds anything again. */
 static int go_raw(struct http_tagger *t, struct evbuffer *out)
 {
 	t->state = ST_RAW;
 	if (t->held_len && evbuffer_add(out, t->held, t->held_len))
 		return -1;
 	t->held_len = 0;
+	free(t->held);
+	t->held = NULL;
+	t->held_cap = 0;
 	return 0;
 }
 
@@ -678,6 +683,11 @@ size_t http_tagger_held(const struct http_tagger *t)
 	return t->held_len;
 }
 
+size_t http_tagger_mem(const struct http_tagger *t)
+{
+	return t->held_cap;
+}
+
 uint64_t http_tagger_requests(const struct http_tagger *t)
 {
 	return t->requests;
@@ -690,20 +700,5 @@ int http_tagger_is_raw(const struct http_tagger *t)
 
 char *http_format_tag(char *buf, size_t size, const char *comm, unsigned pid)
 {
-	char safe[HTTP_TAG_MAX];
-	size_t i;
-
-	if (!size)
-		return buf;
-	if (!comm)
-		comm = "";
-	for (i = 0; comm[i] && i < sizeof(safe) - 1; i++) {
-		unsigned char c = comm[i];
-		bool odd = c < 0x20 || c > 0x7e || strchr("();\\", c);
-
-		safe[i] = odd ? '_' : c;
-	}
-	safe[i] = '\0';
-	snprintf(buf, size, "sproxy-bpf (comm=%s; pid=%u)", safe, pid);
-	return buf;
+	return tag_format(buf, size, TAG_DEFAULT, comm, pid, 0, 0);
 }

@@ -44,22 +44,27 @@ uint64_t http_tagger_verbatim(const struct http_tagger *t);
  * feeding them.  A larger n means the framing is lost: the tagger goes raw. */
 void http_tagger_skip(struct http_tagger *t, uint64_t n);
 
-/* Flush whatever is held (connection closing): appended verbatim to out.
- * If anything was held the tagger is raw afterwards.  0, or -1 on ENOMEM. */
+/* Flush whatever is held (the connection is closing, or its header went
+ * over a budget): appended verbatim to out.  If anything was held the
+ * tagger is raw afterwards, and holds no memory.  0, or -1 on ENOMEM. */
 int http_tagger_flush(struct http_tagger *t, struct evbuffer *out);
 
-/* Bytes currently held (an incomplete header block).  A caller may flush
- * them after an idle timeout, for a client that waits for the server. */
+/* Bytes currently held (an incomplete header block): non-zero while a
+ * request header is being collected, which is what a header deadline
+ * times. */
 size_t http_tagger_held(const struct http_tagger *t);
+/* Bytes of memory the held block takes (its allocation), for a budget
+ * over all connections; 0 between requests and once raw. */
+size_t http_tagger_mem(const struct http_tagger *t);
 
 /* Requests tagged so far; whether the stream is raw for good. */
 uint64_t http_tagger_requests(const struct http_tagger *t);
 int http_tagger_is_raw(const struct http_tagger *t);
 
-/* Builds the tag text "sproxy-bpf (comm=COMM; pid=PID)" into buf; COMM is
- * sanitized (bytes outside printable ASCII and any of "();\\\r\n" become
- * '_').  Truncated, always NUL-terminated, when size is too small (size 0
- * writes nothing).  Returns buf. */
+/* Builds the default tag (TAG_DEFAULT in tag.h), "sproxy-bpf (comm=COMM;
+ * pid=PID)", into buf; COMM is sanitized (bytes outside printable ASCII and
+ * any of "();\\\r\n" become '_').  Truncated, always NUL-terminated,
+ * when size is too small (size 0 writes nothing).  Returns buf. */
 char *http_format_tag(char *buf, size_t size, const char *comm, unsigned pid);
 
 #endif

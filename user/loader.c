@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 #include <arpa/inet.h>
+#include <sys/stat.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
@@ -30,42 +31,37 @@ static const char *const default_bypass[] = {
 	"255.255.255.255/32", "::1/128", "::/128", "fe80::/10", "ff00::/8",
 };
 
-static int add_bypass(int fd, const struct bypass_entry *e, char *err, size_t errlen)
+/* The built-in bypass prefixes and the user's, as LPM trie entries. */
+static int fill_bypass(int fd, const struct loader_config *cfg, char *err, size_t errlen)
 {
-	struct sproxy_bypass_val v;
-	struct sproxy_bypass_key k = e->key;
-	int i;
+	size_t nd = sizeof(default_bypass) / sizeof(default_bypass[0]);
+	size_t n = nd + cfg->n_bypass, i;
+	struct bypass_entry *in = calloc(n, sizeof(*in));
+	struct bypass_rule *rules = calloc(n, sizeof(*rules));
+	int nr, rc = -1;
 
-	if (bpf_map_lookup_elem(fd, &k, &v) == 0) {
-		/* Merge ports of the same prefix; "any" wins. */
-		int any = 1;
-
-		for (i = 0; i < SPROXY_BYPASS_PORTS; i++)
-			any &= v.ports[i] == 0;
-		if (any)
-			return 0;
-		if (e->port == 0) {
-			memset(&v, 0, sizeof(v));
-		} else {
-			for (i = 0; i < SPROXY_BYPASS_PORTS && v.ports[i]; i++)
-				if (v.ports[i] == e->port)
-					return 0;
-			if (i == SPROXY_BYPASS_PORTS) {
-				snprintf(err, errlen, "more than %d --bypass ports for one "
-					 "prefix", SPROXY_BYPASS_PORTS);
-				return -1;
-			}
-			v.ports[i] = e->port;
+	if (!in || !rules) {
+		snprintf(err, errlen, "out of memory");
+		goto out;
+	}
+	for (i = 0; i < nd; i++)
+		if (cidr_parse(default_bypass[i], &in[i].key, &in[i].port, err, errlen) < 0)
+			goto out;
+	memcpy(in + nd, cfg->bypass, cfg->n_bypass * sizeof(*in));
+	nr = bypass_rules(in, n, rules, n, err, errlen);
+	if (nr < 0)
+		goto out;
+	for (i = 0; i < (size_t)nr; i++) {
+		if (bpf_map_update_elem(fd, &rules[i].key, &rules[i].val, BPF_ANY) < 0) {
+			snprintf(err, errlen, "bypass map update: %s", strerror(errno));
+			goto out;
 		}
-	} else {
-		memset(&v, 0, sizeof(v));
-		v.ports[0] = e->port;
 	}
-	if (bpf_map_update_elem(fd, &k, &v, BPF_ANY) < 0) {
-		snprintf(err, errlen, "bypass map update: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
+	rc = 0;
+out:
+	free(in);
+	free(rules);
+	return rc;
 }
 
 static void sockaddr_ip6(const struct sockaddr *sa, volatile uint32_t out[4])
@@ -78,14 +74,39 @@ static void sockaddr_ip6(const struct sockaddr *sa, volatile uint32_t out[4])
 		out[i] = w[i];
 }
 
+/* The daemon knows its own sockets by its tgid in its own PID namespace,
+ * where the kernel can compare it (6.10 and later: the helper serves every
+ * program type); before that, by the tgid the init namespace sees, which
+ * is getpid() outside a PID namespace. */
+static void set_pidns(struct sproxy_bpf *s)
+{
+	struct stat st;
+
+	if (libbpf_probe_bpf_helper(BPF_PROG_TYPE_CGROUP_SOCK_ADDR,
+				    BPF_FUNC_get_ns_current_pid_tgid, NULL) != 1) {
+		log_debug("no bpf_get_ns_current_pid_tgid for cgroup programs: the "
+			  "daemon's own sockets are known by mark, and by pid only "
+			  "outside a PID namespace");
+		return;
+	}
+	if (stat("/proc/self/ns/pid", &st) < 0) {
+		log_warn("/proc/self/ns/pid: %s; the daemon's own sockets are known "
+			 "by mark only", strerror(errno));
+		return;
+	}
+	s->rodata->use_pidns = true;
+	s->rodata->pidns_dev = st.st_dev;
+	s->rodata->pidns_ino = st.st_ino;
+}
+
 int loader_load(struct loader *l, const struct loader_config *cfg,
 		char *err, size_t errlen)
 {
 	struct sproxy_bpf *s;
 	struct in6_addr lo6 = IN6ADDR_LOOPBACK_INIT;
 	uint32_t lo6w[4];
-	size_t i, n;
-	int fd, rc;
+	size_t i;
+	int rc;
 
 	memset(l, 0, sizeof(*l));
 	libbpf_set_print(print_fn);
@@ -96,6 +117,7 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 	}
 	l->skel = s;
 	s->rodata->daemon_tgid = cfg->tgid;
+	set_pidns(s);
 	s->rodata->sock_mark = cfg->mark;
 	s->rodata->netns_cookie = cfg->netns;
 	if (cfg->listen4) {
@@ -114,8 +136,11 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 		s->rodata->udp6_ip[i] = lo6w[i];
 	s->rodata->capture_udp = cfg->capture_udp;
 
+	/* Room for map_size connections; see the tuples map for the 2x. */
 	bpf_map__set_max_entries(s->maps.conns, cfg->map_size);
-	bpf_map__set_max_entries(s->maps.tuples, cfg->map_size);
+	bpf_map__set_max_entries(s->maps.tuples, 2 * cfg->map_size);
+	s->rodata->map_capacity = cfg->map_size;
+	s->rodata->map_warn = (uint64_t)cfg->map_size * 4 / 5;
 	bpf_map__set_max_entries(s->maps.flows, cfg->map_size);
 	bpf_map__set_max_entries(s->maps.udp_socks, cfg->map_size);
 	bpf_map__set_max_entries(s->maps.pool4, cfg->pool_size);
@@ -130,19 +155,7 @@ int loader_load(struct loader *l, const struct loader_config *cfg,
 			 "5.18 or later)", strerror(-rc));
 		return -1;
 	}
-	fd = bpf_map__fd(s->maps.bypass);
-	n = sizeof(default_bypass) / sizeof(default_bypass[0]);
-	for (i = 0; i < n; i++) {
-		struct bypass_entry e;
-
-		if (cidr_parse(default_bypass[i], &e.key, &e.port, err, errlen) < 0 ||
-		    add_bypass(fd, &e, err, errlen) < 0)
-			return -1;
-	}
-	for (i = 0; i < cfg->n_bypass; i++)
-		if (add_bypass(fd, &cfg->bypass[i], err, errlen) < 0)
-			return -1;
-	return 0;
+	return fill_bypass(bpf_map__fd(s->maps.bypass), cfg, err, errlen);
 }
 
 int loader_push_port(struct loader *l, int family, uint32_t port)
@@ -155,8 +168,15 @@ int loader_push_port(struct loader *l, int family, uint32_t port)
 static int attach_one(struct loader *l, struct bpf_program *p, int cgfd,
 		      const char *where, char *err, size_t errlen)
 {
-	struct bpf_link *link = bpf_program__attach_cgroup(p, cgfd);
+	struct bpf_link *link;
 
+	if (!l->links)
+		l->links = calloc(LOADER_MAX_LINKS, sizeof(*l->links));
+	if (!l->links || l->n_links == LOADER_MAX_LINKS) {
+		snprintf(err, errlen, "out of memory for BPF links");
+		return -1;
+	}
+	link = bpf_program__attach_cgroup(p, cgfd);
 	if (!link) {
 		snprintf(err, errlen, "cannot attach %s to %s: %s",
 			 bpf_program__section_name(p), where, strerror(errno));
@@ -167,7 +187,7 @@ static int attach_one(struct loader *l, struct bpf_program *p, int cgfd,
 }
 
 /* The programs that serve the application, on target; after the proxy's
- * hook (links[0]). */
+ * (links[0 .. n_proxy)). */
 int loader_attach_target(struct loader *l, const char *target, char *err, size_t errlen)
 {
 	struct sproxy_bpf *s = l->skel;
@@ -177,6 +197,7 @@ int loader_attach_target(struct loader *l, const char *target, char *err, size_t
 		s->progs.sproxy_recvmsg4, s->progs.sproxy_recvmsg6,
 		s->progs.sproxy_getpeername4, s->progs.sproxy_getpeername6,
 		s->progs.sproxy_sockops, s->progs.sproxy_sock_release,
+		s->progs.sproxy_setsockopt, s->progs.sproxy_sockops_opts,
 	};
 	size_t n = sizeof(app) / sizeof(app[0]), i;
 	int tfd, rc = 0;
@@ -194,7 +215,7 @@ int loader_attach_target(struct loader *l, const char *target, char *err, size_t
 
 void loader_detach_target(struct loader *l)
 {
-	while (l->n_links > 1)
+	while (l->n_links > l->n_proxy)
 		bpf_link__destroy(l->links[--l->n_links]);
 }
 
@@ -203,11 +224,6 @@ int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
 {
 	int pfd, rc;
 
-	l->links = calloc(LOADER_MAX_LINKS, sizeof(*l->links));
-	if (!l->links) {
-		snprintf(err, errlen, "out of memory");
-		return -1;
-	}
 	pfd = open(proxy_cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (pfd < 0) {
 		snprintf(err, errlen, "cannot open cgroup %s: %s", proxy_cg, strerror(errno));
@@ -216,10 +232,35 @@ int loader_attach(struct loader *l, const char *target, const char *proxy_cg,
 	/* The hook the proxy asks first, so no captured connection finds it
 	 * missing. */
 	rc = attach_one(l, l->skel->progs.sproxy_getsockopt, pfd, proxy_cg, err, errlen);
+	/* The proxy's accepted sockets end their records when they close;
+	 * inside the target they are covered already. */
+	if (rc == 0 && strcmp(target, proxy_cg) != 0)
+		rc = attach_one(l, l->skel->progs.sproxy_sockops, pfd, proxy_cg, err, errlen);
 	close(pfd);
 	if (rc < 0)
 		return -1;
+	l->n_proxy = l->n_links;
 	return loader_attach_target(l, target, err, errlen);
+}
+
+int loader_attach_self(struct loader *l, const char *proxy_cg, char *err, size_t errlen)
+{
+	int fd = open(proxy_cg, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open cgroup %s: %s", proxy_cg, strerror(errno));
+		return -1;
+	}
+	rc = attach_one(l, l->skel->progs.sproxy_sock_create, fd, proxy_cg, err, errlen);
+	close(fd);
+	l->n_proxy = l->n_links;
+	return rc;
+}
+
+void loader_live(struct loader *l, uint64_t *conns, uint64_t *tuples)
+{
+	*conns = __atomic_load_n(&l->skel->bss->live_conns, __ATOMIC_RELAXED);
+	*tuples = __atomic_load_n(&l->skel->bss->live_tuples, __ATOMIC_RELAXED);
 }
 
 int loader_stats(struct loader *l, uint64_t out[SPROXY_STAT__MAX])

@@ -24,6 +24,7 @@
 #include "preflight.h"
 #include "proxy.h"
 #include "resolvconf.h"
+#include "rules.h"
 #include "sproxy.skel.h"
 #include "sysenv.h"
 #include "udp.h"
@@ -107,6 +108,7 @@ static int enter_proxy_cgroup(struct run *r)
 static int start_dns(struct run *r)
 {
 	const struct options *o = r->d.opt;
+	struct dns_range byp[256];
 	struct dns_config dc = {
 		.fakeip_enabled = !o->disable_fakeip,
 		.v4_range = o->fakeip_range[0],
@@ -119,7 +121,16 @@ static int start_dns(struct run *r)
 		.store_path = o->fakeip_store,
 		.mark = o->mark,
 		.verbose = o->verbose,
+		.bypass = byp,
+		.n_bypass = (size_t)o->n_bypass,
+		.allow_private_answers = o->allow_private_answers,
+		.max_names_per_process = o->fakeip_per_process,
 	};
+
+	for (int i = 0; i < o->n_bypass; i++) {
+		memcpy(byp[i].addr, o->bypass[i].key.ip, 16);
+		byp[i].prefixlen = o->bypass[i].key.prefixlen;
+	}
 
 	r->d.dns = dns_server_new(r->d.base, &dc, r->err, sizeof(r->err));
 	if (!r->d.dns) {
@@ -184,8 +195,10 @@ static void fill_bypass(struct run *r, struct options *o)
 		}
 		if (!addr_is_loopback((struct sockaddr *)ss)) {
 			struct bypass_entry *e = &r->bypass[r->lc.n_bypass++];
+			struct sproxy_addr a;
 
-			addr_to_sproxy((struct sockaddr *)ss, (struct sproxy_addr *)e->key.ip);
+			addr_to_sproxy((struct sockaddr *)ss, &a);
+			memcpy(e->key.ip, a.ip, sizeof(e->key.ip));
 			e->key.prefixlen = 128;
 			e->port = htons(addr_port((struct sockaddr *)ss));
 		}
@@ -195,17 +208,22 @@ static void fill_bypass(struct run *r, struct options *o)
 
 static void log_stats(struct loader *l)
 {
-	uint64_t st[SPROXY_STAT__MAX];
+	uint64_t st[SPROXY_STAT__MAX], conns, tuples;
 
 	if (loader_stats(l, st) < 0)
 		return;
+	loader_live(l, &conns, &tuples);
+	log_info("TCP records open: %llu sockets, %llu connections",
+		 (unsigned long long)conns, (unsigned long long)tuples);
 	log_info("captured %llu TCP, %llu UDP flows, %llu DNS; bypassed %llu; "
-		 "no record %llu; UDP pool dry %llu; map full %llu",
+		 "no record %llu; another connection's record %llu; UDP pool dry %llu; "
+		 "map full %llu",
 		 (unsigned long long)st[SPROXY_STAT_TCP_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_UDP_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_DNS_REDIRECTED],
 		 (unsigned long long)st[SPROXY_STAT_BYPASSED],
 		 (unsigned long long)st[SPROXY_STAT_ORIGDST_MISS],
+		 (unsigned long long)st[SPROXY_STAT_RECORD_MISMATCH],
 		 (unsigned long long)st[SPROXY_STAT_POOL_EMPTY],
 		 (unsigned long long)st[SPROXY_STAT_MAP_FULL]);
 }
@@ -331,8 +349,6 @@ static int serve(struct run *r, struct options *o)
 		return EXIT_RUNTIME;
 	}
 	d->netns = sysenv_netns_cookie();
-	if (start_dns(r) < 0)
-		return EXIT_USAGE;
 	rc = open_listeners(r, o);
 	if (rc)
 		return rc;
@@ -347,6 +363,13 @@ static int serve(struct run *r, struct options *o)
 		log_err("%s", r->err);
 		return EXIT_RUNTIME;
 	}
+	/* Before evdns makes its sockets, so that they get our mark. */
+	if (loader_attach_self(&d->bpf, r->proxy_cg, r->err, sizeof(r->err)) < 0) {
+		log_err("%s", r->err);
+		return EXIT_RUNTIME;
+	}
+	if (start_dns(r) < 0)
+		return EXIT_USAGE;
 	d->tuples_fd = bpf_map__fd(d->bpf.skel->maps.tuples);
 	d->udp = udp_pool_new(d, o->udp_flows, r->err, sizeof(r->err));
 	if (!d->udp) {
@@ -373,26 +396,36 @@ static int serve(struct run *r, struct options *o)
 	return r->rc;
 }
 
-static int run(struct options *o)
+static int run(struct options *o, int argc, char **argv)
 {
 	static struct run r;     /* large: not on the stack */
 	int rc;
 
 	memset(&r, 0, sizeof(r));
 	r.d.opt = o;
+	r.d.rules = rules_ref(o->rules);
+	r.d.argc = argc;
+	r.d.argv = argv;
 	rc = check_args(&r, o);
 	if (rc)
 		return rc;
 	events_route_libevent_log();
 	rc = serve(&r, o);
 	teardown(&r);
+	rules_unref(r.d.rules);
 	return rc;
 }
 
 int main(int argc, char **argv)
 {
 	struct options o = { 0 };
+	/* For SIGHUP, as given: parsing may blank a password in argv. */
+	char **args = cli_copy_args(argc, argv);
+	int rc;
 
 	cli_parse(argc, argv, &o);
-	return run(&o);
+	rc = run(&o, args ? argc : 0, args);
+	cli_options_free(&o);
+	cli_free_args(args);
+	return rc;
 }

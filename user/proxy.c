@@ -17,14 +17,18 @@
 #include "dnsserver.h"
 #include "dnstcp.h"
 #include "http.h"
+#include "tag.h"
 #include "log.h"
 #include "proxy.h"
 #include "relay.h"
 #include "sproxy.h"
+#include "sproxy.skel.h"
 
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80
 #endif
+
+struct session;
 
 struct proxy_listener {
 	struct daemon *d;
@@ -32,10 +36,16 @@ struct proxy_listener {
 	int wildcard;
 	struct evconnlistener *l;
 	struct event *pause;        /* re-enables accepting after EMFILE */
+	struct session *sessions;   /* open ones, ended when the listener goes */
 };
 
 struct session {
 	struct daemon *d;
+	struct proxy_listener *pl;
+	struct session *prev, *next;          /* the listener's sessions */
+	struct session *hnext;                /* the cookie table's chain */
+	uint64_t cookie;                      /* the application socket's; 0: none */
+	struct sproxy_sockopts opts;          /* the application's, for sfd */
 	int cfd, sfd;
 	struct sockaddr_storage src;          /* the application's end */
 	struct target t;
@@ -55,6 +65,60 @@ static double since(const struct timespec *t0)
 	return (double)(now.tv_sec - t0->tv_sec) + (double)(now.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* Sessions by the application socket's cookie, for the BPF side's word
+ * that the application changed its socket options.  One daemon per
+ * process: the table is the process's. */
+#define COOKIE_BUCKETS 4096
+static struct session *by_cookie[COOKIE_BUCKETS];
+
+static void cookie_add(struct session *s)
+{
+	struct session **b = &by_cookie[s->cookie % COOKIE_BUCKETS];
+
+	s->hnext = *b;
+	*b = s;
+}
+
+static void cookie_del(struct session *s)
+{
+	struct session **p = &by_cookie[s->cookie % COOKIE_BUCKETS];
+
+	while (*p && *p != s)
+		p = &(*p)->hnext;
+	if (*p)
+		*p = s->hnext;
+}
+
+static struct session *cookie_find(uint64_t cookie)
+{
+	struct session *s = by_cookie[cookie % COOKIE_BUCKETS];
+
+	while (s && s->cookie != cookie)
+		s = s->hnext;
+	return s;
+}
+
+static void session_link(struct session *s)
+{
+	s->next = s->pl->sessions;
+	if (s->next)
+		s->next->prev = s;
+	s->pl->sessions = s;
+}
+
+static void session_unlink(struct session *s)
+{
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		s->pl->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	s->prev = s->next = NULL;
+	if (s->cookie)
+		cookie_del(s);
+}
+
 /* Closing with SO_LINGER 0 sends a reset: the peer learns at once. */
 static void close_reset(int fd)
 {
@@ -66,7 +130,11 @@ static void close_reset(int fd)
 	close(fd);
 }
 
-static void session_end(struct session *s, const char *result, const char *err)
+/* Ends a session: one log line, both sockets closed, with a reset when
+ * anything went wrong (or the daemon stops mid-stream), so that neither
+ * peer takes a cut stream for a complete one. */
+static void session_close(struct session *s, const char *result, const char *err,
+			  int reset)
 {
 	struct conn_log c = {
 		.proto = "tcp",
@@ -89,7 +157,8 @@ static void session_end(struct session *s, const char *result, const char *err)
 		connector_cancel(s->creq);
 	if (s->relaying)
 		relay_free(&s->relay);
-	if (err) {
+	session_unlink(s);
+	if (reset) {
 		close_reset(s->cfd);
 		close_reset(s->sfd);
 	} else {
@@ -99,6 +168,64 @@ static void session_end(struct session *s, const char *result, const char *err)
 	}
 	s->d->n_conns--;
 	free(s);
+}
+
+static void session_end(struct session *s, const char *result, const char *err)
+{
+	session_close(s, result, err, err != NULL);
+}
+
+/* The application's keepalive and user timeout, on the leg out: a server
+ * that vanished is only noticed there, and the relay then fails, which
+ * resets the application's leg. */
+static void apply_sockopts(struct session *s)
+{
+	static const struct { uint32_t bit; int level, name; const char *what; } opts[] = {
+		{ SPROXY_OPT_KEEPIDLE, IPPROTO_TCP, TCP_KEEPIDLE, "TCP_KEEPIDLE" },
+		{ SPROXY_OPT_KEEPINTVL, IPPROTO_TCP, TCP_KEEPINTVL, "TCP_KEEPINTVL" },
+		{ SPROXY_OPT_KEEPCNT, IPPROTO_TCP, TCP_KEEPCNT, "TCP_KEEPCNT" },
+		{ SPROXY_OPT_USER_TIMEOUT, IPPROTO_TCP, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT" },
+		{ SPROXY_OPT_KEEPALIVE, SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE" },
+	};
+	const struct sproxy_sockopts *o = &s->opts;
+	const uint32_t vals[] = { o->keepidle, o->keepintvl, o->keepcnt, o->user_timeout,
+				  o->keepalive };
+	char a[ADDR_STRLEN];
+
+	if (s->sfd < 0)
+		return;
+	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
+		int v = (int)vals[i];
+
+		if (!(o->set & opts[i].bit))
+			continue;
+		if (setsockopt(s->sfd, opts[i].level, opts[i].name, &v, sizeof(v)) < 0)
+			log_debug("%s %d on the connection to %s: %s", opts[i].what, v,
+				  addr_str((struct sockaddr *)&s->t.addr, a, sizeof(a)),
+				  strerror(errno));
+	}
+}
+
+/* The live record (keyed by the application socket's cookie) holds the
+ * options as they are now; the copy taken at accept may be older. */
+static void read_sockopts(struct session *s)
+{
+	struct sproxy_conn c;
+	int fd = bpf_map__fd(s->d->bpf.skel->maps.conns);
+
+	if (bpf_map_lookup_elem(fd, &s->cookie, &c) == 0)
+		s->opts = c.opts;
+}
+
+void proxy_sockopts_changed(struct daemon *d, uint64_t cookie)
+{
+	struct session *s = cookie ? cookie_find(cookie) : NULL;
+
+	(void)d;
+	if (!s)
+		return;     /* not accepted yet: accept reads the record */
+	read_sockopts(s);
+	apply_sockopts(s);
 }
 
 static void on_relay_done(struct relay *r, const char *err, void *arg)
@@ -113,7 +240,8 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 {
 	struct session *s = arg;
 	struct http_tagger *tagger = NULL;
-	char tag[96];
+	const char *tpl = s->d->opt->tag;
+	char tag[TAG_BUF];
 
 	s->creq = NULL;
 	if (fd < 0) {
@@ -121,8 +249,10 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 		return;
 	}
 	s->sfd = fd;
-	if (s->have_proc) {
-		http_format_tag(tag, sizeof(tag), s->proc.comm, s->proc.tgid);
+	apply_sockopts(s);
+	if (s->have_proc && tpl) {
+		tag_format(tag, sizeof(tag), tpl, s->proc.comm, s->proc.tgid, s->proc.uid,
+			   s->proc.gid);
 		tagger = http_tagger_new(tag);
 		if (!tagger) {
 			session_end(s, "error", "out of memory");
@@ -130,7 +260,7 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 		}
 	}
 	if (relay_start(&s->relay, s->d->base, s->cfd, s->sfd, tagger,
-			!s->d->opt->relay_copy, on_relay_done, s) < 0) {
+			!s->d->opt->relay_copy, &s->d->limits, on_relay_done, s) < 0) {
 		s->relaying = 1;
 		session_end(s, "error", "out of memory");
 		return;
@@ -139,7 +269,8 @@ static void on_connected(int fd, const char *errmsg, void *arg)
 }
 
 /* The record the BPF side keyed by this connection's 4-tuple: the process.
- * The proxy deletes it once read; a record left behind ages out of the LRU. */
+ * Read, not deleted: the BPF side deletes it when the connection ends, and
+ * counts it until then (a full map refuses new connections). */
 static int take_record(struct session *s, const struct sockaddr_storage *local)
 {
 	struct sproxy_tuple k;
@@ -149,11 +280,17 @@ static int take_record(struct session *s, const struct sockaddr_storage *local)
 	k.netns = s->d->netns;
 	addr_to_sproxy((const struct sockaddr *)&s->src, &k.app);
 	addr_to_sproxy((const struct sockaddr *)local, &k.proxy);
-	if (bpf_map_lookup_and_delete_elem(s->d->tuples_fd, &k, &c) < 0)
+	if (bpf_map_lookup_elem(s->d->tuples_fd, &k, &c) < 0)
 		return -1;
 	s->proc = c.proc;
 	s->have_proc = 1;
 	daemon_process_comm(&s->proc);
+	s->opts = c.opts;
+	s->cookie = c.cookie;
+	if (s->cookie) {
+		cookie_add(s);
+		read_sockopts(s);
+	}
 	return 0;
 }
 
@@ -204,6 +341,7 @@ static void route(struct session *s)
 			refuse(s, "out of memory");
 			return;
 		}
+		session_unlink(s);
 		d->n_conns--;
 		free(s);            /* the DNS session owns the socket now */
 		return;
@@ -240,6 +378,8 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
 		return;
 	}
 	s->d = pl->d;
+	s->pl = pl;
+	session_link(s);
 	s->cfd = fd;
 	s->sfd = -1;
 	s->d->n_conns++;
@@ -291,6 +431,33 @@ static void on_pause_end(evutil_socket_t fd, short what, void *arg)
 	evconnlistener_enable(pl->l);
 }
 
+/* The header budget ran out: this connection goes untagged.  Said once a
+ * second at most, with how many more went the same way. */
+static void on_over_budget(struct relay *r, size_t held, void *arg)
+{
+	struct session *s = arg;
+	const struct relay_limits *lim = &s->d->limits;
+	static time_t last;
+	static unsigned long more;
+	time_t now = time(NULL);
+	char a[ADDR_STRLEN], also[64];
+
+	(void)r;
+	if (now == last) {
+		more++;
+		return;
+	}
+	last = now;
+	snprintf(also, sizeof(also), " (and %lu more since the last such line)", more);
+	log_warn("header budget of %zu KiB used up by unfinished request headers: a "
+		 "request of %.16s (pid %u) to %s (%zu bytes so far) goes untagged%s; "
+		 "raise --header-budget, or lower --header-timeout if slow clients "
+		 "hold it", lim->header_budget / 1024, s->proc.comm, s->proc.tgid,
+		 addr_str((struct sockaddr *)&s->t.addr, a, sizeof(a)), held,
+		 more ? also : "");
+	more = 0;
+}
+
 struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *addr,
 				    char *err, size_t errlen)
 {
@@ -304,6 +471,10 @@ struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *a
 		return NULL;
 	}
 	pl->d = d;
+	d->limits.header_timeout = d->opt->header_timeout;
+	d->limits.idle_timeout = d->opt->idle_timeout;
+	d->limits.header_budget = d->opt->header_budget;
+	d->limits.over_budget = on_over_budget;
 	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
@@ -322,7 +493,9 @@ struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *a
 	pl->wildcard = addr->ss_family == AF_INET
 		? ((struct sockaddr_in *)addr)->sin_addr.s_addr == INADDR_ANY
 		: IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)addr)->sin6_addr);
-	pl->l = evconnlistener_new(d->base, on_accept, pl, LEV_OPT_CLOSE_ON_FREE, -1, fd);
+	/* Backlog 0: the socket listens already, with ours; -1 would have
+	 * libevent listen again with 128. */
+	pl->l = evconnlistener_new(d->base, on_accept, pl, LEV_OPT_CLOSE_ON_FREE, 0, fd);
 	if (!pl->l) {
 		close(fd);
 		goto fail;
@@ -347,6 +520,9 @@ void proxy_listener_free(struct proxy_listener *l)
 {
 	if (!l)
 		return;
+	/* The daemon is stopping: what is still open is cut, and logged. */
+	while (l->sessions)
+		session_close(l->sessions, "shutdown", NULL, 1);
 	evconnlistener_free(l->l);
 	event_free(l->pause);
 	free(l);

@@ -2,6 +2,7 @@
 #ifndef SPROXY_PROXY_H
 #define SPROXY_PROXY_H
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 struct daemon;
@@ -11,6 +12,11 @@ struct proxy_listener;
  * back), in the daemon's network namespace. */
 struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *addr,
 				    char *err, size_t errlen);
+/* Ends the listener's open sessions (logged with result=shutdown, both
+ * ends reset), then the listener. */
 void proxy_listener_free(struct proxy_listener *l);
+/* The BPF side says a captured socket's options changed (cookie: the
+ * application socket's); the leg out follows. */
+void proxy_sockopts_changed(struct daemon *d, uint64_t cookie);
 
 #endif

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -25,6 +26,103 @@ static void fail(struct relay_dir *d, const char *what, int err)
 	r->finished = 1;
 	snprintf(r->err, sizeof(r->err), "%s: %s", what, strerror(err));
 	r->done(r, r->err, r->arg);
+}
+
+/* Coarse is enough for deadlines in seconds, and costs no syscall. */
+static uint64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Milliseconds until the nearest deadline from now, or UINT64_MAX. */
+static uint64_t next_deadline(const struct relay *r, uint64_t now)
+{
+	uint64_t left = UINT64_MAX, at;
+
+	if (r->header_ms && r->lim->header_timeout) {
+		at = r->header_ms + r->lim->header_timeout * 1000ull;
+		left = at > now ? at - now : 0;
+	}
+	if (r->lim->idle_timeout) {
+		at = r->last_ms + r->lim->idle_timeout * 1000ull;
+		at = at > now ? at - now : 0;
+		if (at < left)
+			left = at;
+	}
+	return left;
+}
+
+static void arm(struct relay *r, uint64_t ms)
+{
+	struct timeval tv = { (time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000 };
+
+	if (ms != UINT64_MAX)
+		evtimer_add(r->timer, &tv);
+}
+
+/* The timer is armed for the nearest deadline when it was set; bytes that
+ * moved since only push the idle one out, so a timer that fires early
+ * re-arms for what is left instead of being re-armed on every read. */
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct relay *r = arg;
+	uint64_t now = now_ms(), left;
+
+	(void)fd;
+	(void)what;
+	if (r->finished)
+		return;
+	left = next_deadline(r, now);
+	if (left) {
+		arm(r, left);
+		return;
+	}
+	r->finished = 1;
+	if (r->header_ms && r->lim->header_timeout &&
+	    now - r->header_ms >= r->lim->header_timeout * 1000ull)
+		snprintf(r->err, sizeof(r->err), "request header not complete after %us",
+			 r->lim->header_timeout);
+	else
+		snprintf(r->err, sizeof(r->err), "idle for %us", r->lim->idle_timeout);
+	r->done(r, r->err, r->arg);
+}
+
+/* Keeps this relay's header buffer in the shared count, and starts or
+ * stops the header deadline.  Past the budget, the relay that grew the
+ * count sends what it holds untagged and tags no more: memory stays
+ * bounded, and the connection still works. */
+static int header_account(struct relay *r)
+{
+	struct http_tagger *t = r->up.tagger;
+	size_t mem = http_tagger_mem(t), held = http_tagger_held(t);
+	struct relay_limits *lim = r->lim;
+	int grew = mem > r->header_mem;
+
+	lim->header_mem = lim->header_mem - r->header_mem + mem;
+	r->header_mem = mem;
+	if (held && grew && lim->header_mem > lim->header_budget) {
+		if (http_tagger_flush(t, r->up.buf) < 0)
+			return -1;
+		lim->header_mem -= r->header_mem;
+		r->header_mem = 0;
+		if (lim->over_budget)
+			lim->over_budget(r, held, r->arg);
+		held = 0;
+	}
+	if (!held) {
+		r->header_ms = 0;
+	} else if (!r->header_ms && lim->header_timeout) {
+		r->header_ms = r->last_ms;
+		if (!r->timer)
+			r->timer = evtimer_new(r->base, on_timer, r);
+		if (!r->timer)
+			return -1;
+		arm(r, next_deadline(r, r->last_ms));
+	}
+	return 0;
 }
 
 static void maybe_done(struct relay *r)
@@ -127,6 +225,11 @@ static ssize_t take(struct relay_dir *d, int *more)
 	}
 	if (n > 0) {
 		d->bytes += (uint64_t)n;
+		d->r->last_ms = now_ms();
+		if (d->tagger && header_account(d->r) < 0) {
+			fail(d, "relay", ENOMEM);
+			return -2;
+		}
 		return n;
 	}
 	if (n == 0)
@@ -154,9 +257,11 @@ static void pump(struct relay_dir *d)
 		}
 		event_del(d->wr);
 		if (d->eof) {
-			if (d->tagger && http_tagger_flush(d->tagger, d->buf) == 0 &&
-			    evbuffer_get_length(d->buf))
-				continue;
+			if (d->tagger && http_tagger_flush(d->tagger, d->buf) == 0) {
+				header_account(r);
+				if (evbuffer_get_length(d->buf))
+					continue;
+			}
 			if (!d->shut) {
 				struct relay_dir *o = d == &r->up ? &r->down : &r->up;
 
@@ -204,8 +309,8 @@ static int dir_init(struct relay *r, struct relay_dir *d, struct event_base *bas
 }
 
 int relay_start(struct relay *r, struct event_base *base, int client, int server,
-		struct http_tagger *up_tagger, int use_splice, relay_done_cb done,
-		void *arg)
+		struct http_tagger *up_tagger, int use_splice,
+		struct relay_limits *lim, relay_done_cb done, void *arg)
 {
 	memset(r, 0, sizeof(*r));
 	r->up.pipe[0] = r->up.pipe[1] = r->down.pipe[0] = r->down.pipe[1] = -1;
@@ -213,9 +318,20 @@ int relay_start(struct relay *r, struct event_base *base, int client, int server
 	r->arg = arg;
 	r->use_splice = use_splice;
 	r->up.tagger = up_tagger;
+	r->base = base;
+	r->lim = lim;
+	r->last_ms = now_ms();
 	if (dir_init(r, &r->up, base, client, server) < 0 ||
 	    dir_init(r, &r->down, base, server, client) < 0)
 		return -1;
+	/* Tagged relays get their timer when a header starts: idle ones
+	 * without an idle timeout carry none. */
+	if (lim->idle_timeout) {
+		r->timer = evtimer_new(base, on_timer, r);
+		if (!r->timer)
+			return -1;
+		arm(r, next_deadline(r, r->last_ms));
+	}
 	event_add(r->up.rd, NULL);
 	event_add(r->down.rd, NULL);
 	return 0;
@@ -241,6 +357,12 @@ static void dir_free(struct relay_dir *d)
 
 void relay_free(struct relay *r)
 {
+	if (r->lim)
+		r->lim->header_mem -= r->header_mem;
+	r->header_mem = 0;
+	if (r->timer)
+		event_free(r->timer);
+	r->timer = NULL;
 	dir_free(&r->up);
 	dir_free(&r->down);
 }

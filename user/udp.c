@@ -265,7 +265,8 @@ static void dns_in(struct udp_flow *f, const uint8_t *data, size_t len)
 		return;
 	dq->flow = f;
 	dq->starting = 1;
-	dq->p = dns_server_query(f->slot->pool->d->dns, data, len, 0, on_dns_reply, dq);
+	dq->p = dns_server_query_from(f->slot->pool->d->dns, f->rec.proc.tgid, data, len, 0,
+				      on_dns_reply, dq);
 	if (!dq->starting) {     /* already answered */
 		free(dq);
 		return;

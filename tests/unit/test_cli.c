@@ -64,6 +64,16 @@ static const struct row rows[] = {
 	{ { "attach", "cg", "more" }, 2, "unexpected argument 'more'", NULL, 0 },
 	{ { "detach", "cg" }, 2, "unknown command 'detach'", NULL, 0 },
 	{ { NULL }, 2, "Usage", NULL, 0 },
+	/* Rules, the config file, check. */
+	{ { "attach", "cg", "--rule", "DOMAIN,a..b,DIRECT" }, 2, "not a domain name", NULL, 0 },
+	{ { "attach", "cg", "--rule", "MATCH,Elsewhere" }, 2, "unknown target 'Elsewhere'",
+	  NULL, 0 },
+	{ { "attach", "cg", "--config", "/nonexistent/sproxy.conf" }, 2, "cannot open", NULL, 0 },
+	{ { "check", "--rule", "MATCH,REJECT" }, 0, NULL, NULL, 0 },
+	{ { "check", "cg", "--rule", "MATCH,REJECT" }, 0, NULL, NULL, 0 },
+	{ { "check", "--rule", "MATCH,Elsewhere" }, 2, "unknown target", NULL, 0 },
+	{ { "check", "cg", "more" }, 2, "unexpected argument 'more'", NULL, 0 },
+	{ { "check", "--map-size", "1" }, 2, "--map-size", NULL, 0 },
 	{ { "--help" }, 0, NULL, NULL, 0 },
 };
 

@@ -276,6 +276,69 @@ static void test_compression(void)
 	CHECK(dns_read_name(m, n, &off, wire, &wl) == -1);
 }
 
+/* Pointer chains: a name may take only so many hops, and a query's
+ * answer, authority and additional records are skipped without following
+ * their names' pointers, so a 64 KiB query costs one pass over it. */
+static void test_pointer_chains(void)
+{
+	static uint8_t m[65536];
+	uint8_t wire[DNS_NAME_WIRE_MAX];
+	struct dns_query q;
+	size_t off, wl, n = msg(m, 0, 1, 0, 0, 0, q_example, sizeof(q_example));
+
+	/* 300 pointers at 29.., each to the one before, the first to 12 */
+	for (size_t i = 0; i < 300; i++) {
+		size_t at = n + 2 * i, to = i ? at - 2 : 12;
+		m[at] = (uint8_t)(0xc0 | to >> 8);
+		m[at + 1] = (uint8_t)to;
+	}
+	off = n + 2 * 9;  /* 10 hops: a name may chain that far */
+	CHECK(dns_read_name(m, n + 600, &off, wire, &wl) == 0 && wl == 13);
+	off = n + 2 * 299; /* 300 hops: no name needs that */
+	CHECK(dns_read_name(m, n + 600, &off, wire, &wl) == -1);
+
+	/* the attack: one TXT record full of such a chain, then thousands
+	 * of records named by its last link; one OPT at the end */
+	size_t k = 16000, r = 2600;
+	n = msg(m, 0, 1, (uint16_t)(1 + r), 0, 1, q_example, sizeof(q_example));
+	uint8_t rr[] = { 0, 0, DNS_TYPE_TXT, 0, 1, 0, 0, 0, 0, 0, 0 };
+	rr[9] = (uint8_t)((2 * k) >> 8);
+	rr[10] = (uint8_t)(2 * k);
+	memcpy(m + n, rr, sizeof(rr));
+	n += sizeof(rr);
+	size_t chain = n;
+	for (size_t i = 0; i < k; i++) {
+		size_t at = chain + 2 * i, to = i ? at - 2 : 12;
+		m[at] = (uint8_t)(0xc0 | to >> 8);
+		m[at + 1] = (uint8_t)to;
+	}
+	n += 2 * k;
+	size_t last = chain + 2 * (k - 1);
+	for (size_t i = 0; i < r; i++) {
+		uint8_t x[12] = { (uint8_t)(0xc0 | last >> 8), (uint8_t)last,
+				  0, DNS_TYPE_A, 0, 1, 0, 0, 0, 0, 0, 0 };
+		memcpy(m + n, x, sizeof(x));
+		n += sizeof(x);
+	}
+	uint8_t opt[] = { 0, 0, DNS_TYPE_OPT, 0x10, 0, 0, 0, 0, 0, 0, 0 };
+	memcpy(m + n, opt, sizeof(opt));
+	n += sizeof(opt);
+	CHECK(n <= 65535);
+	CHECK(parse_rc(m, n, &q) == DNS_RCODE_NOERROR);
+	CHECK(q.has_opt && q.udp_size == 4096);
+	CHECK_STREQ(q.qname, "example.com");
+
+	/* an answer record whose name points forward is never read */
+	static const uint8_t fwd[] = {
+		7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 3, 'c', 'o', 'm', 0, 0, 1, 0, 1,
+		0xc0, 60, 0, 1, 0, 1, 0, 0, 0, 0, 0, 0,
+	};
+	n = msg(m, 0, 1, 1, 0, 0, fwd, sizeof(fwd));
+	CHECK(parse_rc(m, n, &q) == DNS_RCODE_NOERROR);
+	/* but a record cut short is still refused */
+	CHECK(parse_rc(m, n - 1, &q) == DNS_RCODE_FORMERR);
+}
+
 static void test_text_names(void)
 {
 	static const uint8_t odd[] = { 6, 'a', '.', 'b', ' ', '\\', 0, 1, 'C', 0 };
@@ -512,6 +575,7 @@ int main(void)
 	RUN("dns", test_build_query_roundtrip);
 	RUN("dns", test_malformed);
 	RUN("dns", test_compression);
+	RUN("dns", test_pointer_chains);
 	RUN("dns", test_text_names);
 	RUN("dns", test_build_answers);
 	RUN("dns", test_check_response);

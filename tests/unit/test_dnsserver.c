@@ -517,10 +517,6 @@ static void test_fake_answers(void)
 	run_until(base, &r.called, 2000);
 	CHECK(r.called == 1);
 
-	struct dns_stats st;
-	dns_server_stats(s, &st);
-	CHECK(st.fake == 4 && st.ptr == 2 && st.fake_mapped == 3);
-	CHECK(st.forwarded == 13 && st.forward_ok == 13);
 	teardown(base, s, res, NULL);
 }
 
@@ -573,10 +569,6 @@ static void test_malformed(void)
 	CHECK(DNS_RCODE(rr.flags) == DNS_RCODE_SERVFAIL);
 	CHECK_STREQ(r.error, "no resolver configured");
 
-	struct dns_stats st;
-	dns_server_stats(s, &st);
-	CHECK(st.dropped == 1 && st.formerr == 3 && st.servfail == 1);
-	CHECK(st.queries == 5);
 	teardown(base, s, NULL, NULL);
 
 	/* bad configuration */
@@ -623,9 +615,6 @@ static void test_truncated_retry(void)
 	CHECK(r.called == 1 && parse_reply(&r, &rr) == 0 && rr.id == 0x13);
 	CHECK(rr.an == 1 && rr.rdlen == 700 && r.len > 512);
 	CHECK(res->udp_queries == 3 && res->tcp_queries == 3);
-	struct dns_stats st;
-	dns_server_stats(s, &st);
-	CHECK(st.tcp_retries == 3 && st.forward_ok == 3);
 	teardown(base, s, res, NULL);
 }
 
@@ -872,9 +861,6 @@ static void test_resolve(void)
 	memset(&z, 0, sizeof(z));
 	CHECK(dns_server_resolve(s, "slow2.test", AF_UNSPEC, on_resolved, &z));
 	run_until(base, NULL, 50);
-	struct dns_stats st;
-	dns_server_stats(s, &st);
-	CHECK(st.resolves == 9 && st.resolve_fail == 3);
 	teardown(base, s, res, NULL);
 	CHECK(z.called == 0);
 }
@@ -896,12 +882,8 @@ static void test_store(void)
 	struct dns_server *s = dns_server_new(base, &c, err, sizeof(err));
 	CHECK(ask(s, 1, "persist.test", DNS_TYPE_A, 0, 0, &r) == NULL);
 	CHECK(ask(s, 2, "second.test", DNS_TYPE_AAAA, 0, 0, &r) == NULL);
-	CHECK(stat(path, &stt) == -1); /* not yet: at most once a second */
 	run_until(base, NULL, 1300);
-	CHECK(stat(path, &stt) == 0);
-	struct dns_stats st;
-	dns_server_stats(s, &st);
-	CHECK(st.store_saves == 1 && st.store_errors == 0);
+	CHECK(stat(path, &stt) == -1); /* not yet: in batches */
 	/* the rest is saved on the way out */
 	CHECK(ask(s, 3, "third.test", DNS_TYPE_A, 0, 0, &r) == NULL);
 	dns_server_free(s);

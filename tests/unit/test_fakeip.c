@@ -3,6 +3,7 @@
 #include "fakeip.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -402,6 +403,104 @@ static void test_store_replaces_atomically(void)
 	unlink(victim);
 }
 
+/* FNV-1a, the unkeyed hash the pool once used: names that collide under
+ * it must not make one long chain. */
+static uint32_t fnv1a(const char *s)
+{
+	uint32_t h = 2166136261u;
+
+	for (; *s; s++) {
+		h ^= (uint8_t)*s;
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static void test_hash_collisions(void)
+{
+	struct fakeip_pool *p = fakeip_new(NULL, NULL, 4096, NULL, 0);
+	char name[32];
+	size_t n = 0;
+	uint32_t want = 0;
+
+	for (unsigned k = 0; n < 1000 && k < 50000000; k++) {
+		snprintf(name, sizeof(name), "c%u.test", k);
+		uint32_t b = fnv1a(name) & 4095;
+		if (n == 0)
+			want = b;
+		if (b != want)
+			continue;
+		CHECK(fakeip_assign(p, name, NULL, NULL) == 0);
+		n++;
+	}
+	CHECK(n == 1000 && fakeip_count(p) == 1000);
+	CHECK(fakeip_longest_chain(p) < 32);
+	printf("    longest chain of 1000 FNV-colliding names: %zu\n",
+	       fakeip_longest_chain(p));
+	CHECK(fakeip_mapped(p, "c0.test") && !fakeip_mapped(p, "c1.test") ==
+	      ((fnv1a("c1.test") & 4095) != (fnv1a("c0.test") & 4095)));
+	fakeip_free(p);
+}
+
+static uint64_t fake_now;
+static uint64_t fake_clock(void)
+{
+	return fake_now;
+}
+
+/* An address is not handed to another name while clients may hold it. */
+static void test_hold(void)
+{
+	struct fakeip_pool *p = fakeip_new("192.0.2.0/29", NULL, 0, NULL, 0);
+	struct in_addr a[8], x;
+	char name[16];
+
+	fakeip_set_clock(p, fake_clock);
+	fakeip_set_hold(p, 61);
+	fake_now = 1000;
+	for (int i = 1; i <= 6; i++) {
+		snprintf(name, sizeof(name), "n%d.test", i);
+		CHECK(fakeip_assign(p, name, &a[i], NULL) == 0);
+	}
+	fake_now = 1030;
+	CHECK(fakeip_assign(p, "n1.test", NULL, NULL) == 0); /* used again */
+	fake_now = 1060;
+	errno = 0;
+	CHECK(fakeip_assign(p, "n7.test", &x, NULL) == -1 && errno == EBUSY);
+	CHECK(fakeip_count(p) == 6 && !fakeip_mapped(p, "n7.test"));
+	for (int i = 1; i <= 6; i++) {
+		snprintf(name, sizeof(name), "n%d.test", i);
+		CHECK_STREQ(fakeip_lookup4(p, &a[i]), name);
+	}
+	/* the lookups above used every mapping at 1060 */
+	fake_now = 1120;
+	CHECK(fakeip_assign(p, "n7.test", &x, NULL) == -1 && errno == EBUSY);
+	fake_now = 1121;
+	CHECK(fakeip_assign(p, "n7.test", &x, NULL) == 0);
+	CHECK(x.s_addr == a[1].s_addr); /* n1 was least recently used */
+	CHECK(!fakeip_mapped(p, "n1.test"));
+	/* a mapped name is always answered */
+	CHECK(fakeip_assign(p, "n2.test", NULL, NULL) == 0);
+	fakeip_free(p);
+}
+
+/* The store names every site a user visited: only root reads it. */
+static void test_store_mode(void)
+{
+	struct fakeip_pool *p = fakeip_new(NULL, NULL, 16, NULL, 0);
+	char path[256], err[256];
+	struct stat st;
+	mode_t old = umask(022);
+
+	path_in_tmp(path, sizeof(path), "mode");
+	CHECK(fakeip_assign(p, "private.test", NULL, NULL) == 0);
+	CHECK(fakeip_save(p, path, err, sizeof(err)) == 0);
+	CHECK(stat(path, &st) == 0 && (st.st_mode & 0777) == 0600);
+	umask(old);
+	unlink(path);
+	fakeip_free(p);
+}
+
 int main(void)
 {
 	if (!mkdtemp(tmpdir)) {
@@ -414,6 +513,9 @@ int main(void)
 	RUN("fakeip", test_store_roundtrip);
 	RUN("fakeip", test_store_malformed);
 	RUN("fakeip", test_store_replaces_atomically);
+	RUN("fakeip", test_hash_collisions);
+	RUN("fakeip", test_hold);
+	RUN("fakeip", test_store_mode);
 	rmdir(tmpdir);
 	CHECK_EXIT();
 }

@@ -517,10 +517,13 @@ static void flush_held(void)
 	CHECK(http_tagger_feed(t, "GET / HTTP/1.1\r\nHo", 18, out) == 0);
 	CHECK(evbuffer_get_length(out) == 0);
 	CHECK(http_tagger_held(t) == 18);
+	CHECK(http_tagger_mem(t) >= 18);
 	CHECK(http_tagger_verbatim(t) == 0);
 	CHECK(http_tagger_flush(t, out) == 0);
 	CHECK(evbuffer_get_length(out) == 18);
 	CHECK(http_tagger_held(t) == 0);
+	/* A raw stream gives its header buffer back: a budget counts on it. */
+	CHECK(http_tagger_mem(t) == 0);
 	CHECK(http_tagger_is_raw(t));
 	http_tagger_free(t);
 	evbuffer_free(out);
@@ -545,6 +548,23 @@ static void format_tag(void)
 				     4294967295u)) < sizeof(buf));
 }
 
+/* Between requests nothing is held, so nothing counts against a budget. */
+static void mem_between_requests(void)
+{
+	struct http_tagger *t = http_tagger_new(TAG);
+	struct evbuffer *out = evbuffer_new();
+	static const char req[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+	CHECK(http_tagger_mem(t) == 0);
+	CHECK(http_tagger_feed(t, req, 10, out) == 0);
+	CHECK(http_tagger_mem(t) > 0);
+	CHECK(http_tagger_feed(t, req + 10, sizeof(req) - 1 - 10, out) == 0);
+	CHECK(http_tagger_mem(t) == 0);
+	CHECK(http_tagger_held(t) == 0);
+	http_tagger_free(t);
+	evbuffer_free(out);
+}
+
 int main(void)
 {
 	RUN("http", get_with_ua);
@@ -564,5 +584,6 @@ int main(void)
 	RUN("http", all_double_splits);
 	RUN("http", flush_held);
 	RUN("http", format_tag);
+	RUN("http", mem_between_requests);
 	CHECK_EXIT();
 }
