@@ -4,6 +4,12 @@
 
 PREFIX   ?= /usr/local
 DESTDIR  ?=
+SBINDIR  ?= $(PREFIX)/sbin
+MANDIR   ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/site-functions
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
 OUTPUT   := build
 BIN      := sproxy-bpf
 VERSION  := 0.1.0
@@ -29,8 +35,8 @@ endif
 CFLAGS   ?= -g -O2
 XCFLAGS  := -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE \
 	-DSPROXY_VERSION='"$(VERSION)"' -Iuser -Ibpf -I$(OUTPUT)
-LDLIBS   := $(shell $(PKG_CONFIG) --libs libbpf libevent inih 2>/dev/null || \
-	echo -lbpf -levent -linih) -lelf -lz
+LDLIBS   := $(shell $(PKG_CONFIG) --libs libbpf libevent inih libcap-ng 2>/dev/null || \
+	echo -lbpf -levent -linih -lcap-ng) -lelf -lz
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(dir $(VMLINUX)) -Ibpf
@@ -52,21 +58,45 @@ FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
 
 # Debian packages: to build, to test, to benchmark.
 DEPS_BUILD := gcc make clang llvm pkg-config libbpf-dev bpftool libelf-dev \
-	zlib1g-dev libevent-dev libinih-dev
-DEPS_TEST  := iproute2 procps psmisc curl dnsutils busybox-static \
-	dnsmasq-base libclang-rt-14-dev jq socat
+	zlib1g-dev libevent-dev libinih-dev libcap-ng-dev scdoc
+DEPS_TEST  := iproute2 procps psmisc curl dnsutils busybox-static redsocks mitmproxy \
+	dnsmasq-base libclang-rt-14-dev jq socat microsocks dante-server tinyproxy \
+	openssl nftables iptables
+# What 64_install.sh checks the packaging with; `make deb` adds lintian.
+DEPS_PKG   := man-db systemd bash-completion zsh dpkg-dev debhelper fakeroot
+DEPS_DEB   := $(DEPS_PKG) lintian
 DEPS_BENCH := iperf3 wrk apache2-utils dnsperf redsocks proxychains4 \
 	microsocks gnuplot-nox iptables
 
-.PHONY: all deps deps-test deps-bench test unit fuzz fuzz-long integration \
-	sanitize demo bench bench-smoke bench-rules soak install uninstall clean \
-	vmlinux tools
+.PHONY: all deps deps-test deps-bench deps-pkg deps-deb test unit fuzz fuzz-long integration \
+	sanitize demo bench bench-smoke bench-rules soak install uninstall clean vmlinux tools \
+	build-deps deb man
 
-all: deps
-	$(Q)$(MAKE) --no-print-directory $(BIN)
+MAN := $(OUTPUT)/sproxy-bpf.8
+UNITS := $(OUTPUT)/systemd/sproxy-bpf.service $(OUTPUT)/systemd/sproxy-bpf@.service
+
+# Builds only: installing packages is `make deps` (as root).
+all: $(BIN) $(MAN) $(UNITS)
 
 deps:
 	$(Q)tests/deps.sh $(DEPS_BUILD)
+deps-pkg: deps
+	$(Q)tests/deps.sh $(DEPS_PKG)
+deps-deb: deps
+	$(Q)tests/deps.sh $(DEPS_DEB)
+
+# A missing tool or library: one message that says what to do, not a
+# compiler error.  Order-only, so it never causes a rebuild.
+BUILD_LIBS := libbpf libevent inih libcap-ng
+build-deps:
+	$(Q)missing=""; \
+	for t in $(CC) $(CLANG) $(BPFTOOL) $(PKG_CONFIG) scdoc; do \
+		command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	for l in $(BUILD_LIBS); do \
+		$(PKG_CONFIG) --exists $$l 2>/dev/null || missing="$$missing $$l"; done; \
+	[ -z "$$missing" ] || { echo "sproxy-bpf: missing build dependencies:$$missing" >&2; \
+		echo "sproxy-bpf: run 'sudo make deps' (Debian: apt-get install $(DEPS_BUILD))" >&2; \
+		exit 1; }
 deps-test: deps
 	$(Q)tests/deps.sh $(DEPS_TEST)
 deps-bench: deps-test
@@ -82,7 +112,7 @@ vmlinux:
 	$(Q)mkdir -p $(dir $(VMLINUX))
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX)
 
-$(OUTPUT)/%.bpf.o: bpf/%.bpf.c bpf/sproxy.h $(VMLINUX) | $(OUTPUT)
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c bpf/sproxy.h $(wildcard bpf/*.bpf.h) $(VMLINUX) | $(OUTPUT) build-deps
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@.tmp
 	$(Q)$(BPFTOOL) gen object $@ $@.tmp
@@ -94,13 +124,13 @@ skel/%.skel.h: $(OUTPUT)/%.bpf.o
 
 $(USER_OBJS): $(SKELS)
 
-$(OUTPUT)/user/%.o: user/%.c | $(OUTPUT)/user
+$(OUTPUT)/user/%.o: user/%.c | $(OUTPUT)/user build-deps
 	$(call msg,CC,$@)
-	$(Q)$(CC) $(CFLAGS) $(XCFLAGS) -Iskel -c $< -o $@
+	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) $(XCFLAGS) -Iskel -c $< -o $@
 
 $(BIN): $(USER_OBJS)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(CFLAGS) $^ $(LDLIBS) -o $@
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
 # Unit tests link every module but main.o.
 $(OUTPUT)/tests/%: tests/unit/%.c $(LIB_OBJS) | $(OUTPUT)/tests
@@ -133,7 +163,7 @@ $(OUTPUT)/asan/$(BIN): $(USER_SRCS) $(SKELS) | $(OUTPUT)/asan
 
 tools: $(TOOL_BINS)
 
-test: deps-bench
+test: deps-bench deps-pkg
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(UNIT_BINS) $(TOOL_BINS) $(FUZZ_BINS) \
 		$(patsubst $(OUTPUT)/tests/%,$(OUTPUT)/asan/%,$(UNIT_BINS)) $(OUTPUT)/asan/$(BIN)
 	$(Q)tests/run
@@ -169,11 +199,54 @@ bench-smoke: deps-bench
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(TOOL_BINS)
 	$(Q)tests/bench/bench.sh --smoke
 
-install: $(BIN)
-	install -D -m 0755 $(BIN) $(DESTDIR)$(PREFIX)/sbin/$(BIN)
+man: $(MAN)
+$(MAN): man/sproxy-bpf.8.scd | $(OUTPUT) build-deps
+	$(call msg,SCDOC,$@)
+	$(Q)scdoc < $< > $@
+
+$(OUTPUT)/systemd/%: systemd/%.in Makefile
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(dir $@)
+	$(Q)sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' $< > $@
+
+# The units name $(SBINDIR) and $(SYSCONFDIR): built again when they change.
+$(OUTPUT)/systemd/.dirs: FORCE
+	$(Q)mkdir -p $(dir $@)
+	$(Q)echo '$(SBINDIR) $(SYSCONFDIR)' | cmp -s - $@ || echo '$(SBINDIR) $(SYSCONFDIR)' > $@
+$(UNITS): $(OUTPUT)/systemd/.dirs
+FORCE:
+
+# The config file is the admin's: installed when absent, never overwritten,
+# removed by uninstall only when unchanged.
+install: all
+	install -D -m 0755 $(BIN) $(DESTDIR)$(SBINDIR)/$(BIN)
+	install -D -m 0644 $(MAN) $(DESTDIR)$(MANDIR)/man8/sproxy-bpf.8
+	install -D -m 0644 completions/sproxy-bpf.bash $(DESTDIR)$(BASHCOMPDIR)/sproxy-bpf
+	install -D -m 0644 completions/_sproxy-bpf $(DESTDIR)$(ZSHCOMPDIR)/_sproxy-bpf
+	install -D -m 0644 $(OUTPUT)/systemd/sproxy-bpf.service $(DESTDIR)$(SYSTEMDUNITDIR)/sproxy-bpf.service
+	install -D -m 0644 $(OUTPUT)/systemd/sproxy-bpf@.service $(DESTDIR)$(SYSTEMDUNITDIR)/sproxy-bpf@.service
+	[ -e $(DESTDIR)$(SYSCONFDIR)/sproxy-bpf/config ] || \
+		install -D -m 0600 dist/config $(DESTDIR)$(SYSCONFDIR)/sproxy-bpf/config
 
 uninstall:
-	rm -f $(DESTDIR)$(PREFIX)/sbin/$(BIN)
+	rm -f $(DESTDIR)$(SBINDIR)/$(BIN) $(DESTDIR)$(MANDIR)/man8/sproxy-bpf.8 \
+		$(DESTDIR)$(BASHCOMPDIR)/sproxy-bpf $(DESTDIR)$(ZSHCOMPDIR)/_sproxy-bpf \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/sproxy-bpf.service \
+		$(DESTDIR)$(SYSTEMDUNITDIR)/sproxy-bpf@.service
+	! cmp -s dist/config $(DESTDIR)$(SYSCONFDIR)/sproxy-bpf/config || \
+		rm -f $(DESTDIR)$(SYSCONFDIR)/sproxy-bpf/config
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/sproxy-bpf 2>/dev/null
+
+# The Debian package, built from a copy of the tree (dpkg-buildpackage
+# writes next to the source): $(OUTPUT)/deb/sproxy-bpf_*.deb.
+DEB_SRC := $(OUTPUT)/deb/sproxy-bpf-$(VERSION)
+deb: deps-deb
+	$(Q)rm -rf $(OUTPUT)/deb && mkdir -p $(DEB_SRC)
+	$(Q)tar -c --exclude=./build --exclude=./.git --exclude='./skel/*.skel.h' \
+		--exclude=./$(BIN) . | tar -x -C $(DEB_SRC)
+	$(Q)cd $(DEB_SRC) && dpkg-buildpackage -us -uc -b
+	$(Q)lintian --tag-display-limit 0 $(OUTPUT)/deb/*.changes || true
+	$(Q)ls $(OUTPUT)/deb/*.deb
 
 clean:
 	rm -rf $(OUTPUT) $(BIN) skel/*.skel.h

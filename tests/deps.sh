@@ -23,3 +23,16 @@ if ! apt-get install -y -qq --no-install-recommends $missing >/dev/null 2>&1; th
 		exit 1
 	}
 fi
+# Servers whose Debian package starts a system service on install (on a
+# machine that lets it): the tests run their own instances in test
+# namespaces, so stop the service this install started.
+for p in $missing; do
+	case $p in
+	tinyproxy) svc=tinyproxy ;;
+	dante-server) svc=danted ;;
+	*) continue ;;
+	esac
+	if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$svc" 2>/dev/null; then
+		systemctl stop "$svc" && echo "  DEPS     stopped the $svc service that installing $p started"
+	fi
+done

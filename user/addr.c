@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "addr.h"
 #include "sproxy.h"
@@ -238,4 +239,24 @@ int addr_is_loopback(const struct sockaddr *sa)
 	if (memcmp(x.ip, v4mapped, 12) == 0)
 		return x.ip[12] == 127;
 	return memcmp(x.ip, &in6addr_loopback, 16) == 0;
+}
+
+/* One of this network namespace's addresses: binding to it (port 0, no
+ * IP_TRANSPARENT) works only then. */
+int addr_is_ours(const struct sockaddr *sa)
+{
+	struct sockaddr_storage ss;
+	int fd, ok;
+
+	memcpy(&ss, sa, addr_len(sa));
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port = 0;
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port = 0;
+	fd = socket(ss.ss_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return 0;
+	ok = bind(fd, (struct sockaddr *)&ss, addr_len(sa)) == 0;
+	close(fd);
+	return ok;
 }

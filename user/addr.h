@@ -28,5 +28,7 @@ socklen_t addr_from_sproxy(const struct sproxy_addr *a, struct sockaddr_storage 
 void addr_unmap(struct sockaddr_storage *ss);
 int addr_equal(const struct sockaddr *a, const struct sockaddr *b);
 int addr_is_loopback(const struct sockaddr *sa);
+/* An address of this network namespace (bindable without IP_TRANSPARENT). */
+int addr_is_ours(const struct sockaddr *sa);
 
 #endif

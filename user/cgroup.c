@@ -13,6 +13,7 @@
 #include <sys/statfs.h>
 
 #include "cgroup.h"
+#include "privhelper.h"
 #include "log.h"
 
 int cg_mount(char *buf, size_t len)
@@ -152,16 +153,19 @@ static char *cg_lookup(const char *mount, uint64_t id)
 	char link[64], path[PATH_MAX];
 	size_t n = strlen(mount);
 	ssize_t len;
-	int fd = cg_open_by_id(mount, id);
+	int fd;
 
-	if (fd < 0)
-		return NULL;
-	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
-	len = readlink(link, path, sizeof(path) - 1);
-	close(fd);
-	if (len <= 0)
-		return NULL;
-	path[len] = 0;
+	/* After the drop, the helper holds CAP_DAC_READ_SEARCH. */
+	if (privhelper_cgroup_path(id, path, sizeof(path)) < 0) {
+		if (errno != ENOSYS || (fd = cg_open_by_id(mount, id)) < 0)
+			return NULL;
+		snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+		len = readlink(link, path, sizeof(path) - 1);
+		close(fd);
+		if (len <= 0)
+			return NULL;
+		path[len] = 0;
+	}
 	if (strncmp(path, mount, n) || (path[n] && path[n] != '/'))
 		return NULL;
 	return strdup(path[n] ? path + n : "/");
@@ -232,4 +236,13 @@ void cg_own_remove(const char *mount, const char *path)
 		log_warn("cannot remove cgroup %s: %s", path, strerror(errno));
 	snprintf(base, sizeof(base), "%s/sproxy-bpf", mount);
 	rmdir(base);    /* fails while another daemon runs: fine */
+}
+
+void cg_own_remove_stale(const char *mount)
+{
+	char base[PATH_MAX];
+
+	snprintf(base, sizeof(base), "%s/sproxy-bpf", mount);
+	remove_stale(base);
+	rmdir(base);    /* fails while a daemon runs: fine */
 }

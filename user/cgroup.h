@@ -31,5 +31,7 @@ const char *cg_name(const char *mount, uint64_t id);
  * leftovers of daemons that were killed are removed first. */
 int cg_own_create(const char *mount, char *path, size_t len, char *err, size_t errlen);
 void cg_own_remove(const char *mount, const char *path);
+/* The empty cgroups of daemons that were killed (detach). */
+void cg_own_remove_stale(const char *mount);
 
 #endif

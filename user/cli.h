@@ -35,6 +35,9 @@ char **cli_copy_args(int argc, char **argv);
 void cli_free_args(char **args);
 /* Frees what o owns: copied values and its reference to the rules. */
 void cli_options_free(struct options *o);
+/* 'rules' and 'doctor' (cligw.c): argv as main got it.  The exit status. */
+int cli_rules(int argc, char **argv);
+int cli_doctor(int argc, char **argv);
 /* s as a number from min to max: decimal digits only (a leading zero is
  * not octal), or 0x hex when hex_ok.  0, or -1 when it is not one. */
 int cli_number(const char *s, int hex_ok, unsigned long min, unsigned long max,

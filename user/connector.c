@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "dnsserver.h"
 #include "log.h"
+#include "upstream.h"
 
 struct connect_req {
 	struct daemon *d;
@@ -22,6 +23,7 @@ struct connect_req {
 	int fd;
 	struct event *ev;
 	struct dns_resolving *res;
+	struct upstream_hs *hs;        /* through an upstream */
 	int family;                    /* the one being resolved */
 	int other_tried;
 	int result;                    /* the connected fd, or -1: owned until delivered */
@@ -178,8 +180,32 @@ static void on_resolved(int err, const char *errmsg, const struct sockaddr *addr
 	do_connect(r);
 }
 
+/* Already called from the loop: handed on at once, so that no fd waits
+ * in r for a second round. */
+static void on_upstream(int fd, const char *errmsg, void *arg)
+{
+	struct connect_req *r = arg;
+	connect_cb cb = r->cb;
+	void *cbarg = r->arg;
+
+	free(r);
+	cb(fd, errmsg, cbarg);
+}
+
 struct connect_req *connector_start(struct daemon *d, const struct target *t,
 				    int socktype, connect_cb cb, void *arg)
+{
+	return connector_start_via(d, upstream_default(d->opt), t, socktype, cb, arg);
+}
+
+const char *connector_via(const struct daemon *d, int socktype)
+{
+	return upstream_via(d->opt, upstream_default(d->opt), socktype);
+}
+
+struct connect_req *connector_start_via(struct daemon *d, const struct upstream *u,
+					const struct target *t, int socktype,
+					connect_cb cb, void *arg)
 {
 	struct connect_req *r = calloc(1, sizeof(*r));
 
@@ -192,6 +218,16 @@ struct connect_req *connector_start(struct daemon *d, const struct target *t,
 	r->arg = arg;
 	r->fd = -1;
 	r->result = -1;
+	if (upstream_refuses(d->opt, u, socktype, r->err, sizeof(r->err))) {
+		finish(r, -1, r->err);
+		return r;
+	}
+	if (upstream_carries(d->opt, u, socktype)) {
+		r->hs = upstream_start(d, u, t, socktype, on_upstream, r);
+		if (!r->hs)
+			finish(r, -1, "out of memory");
+		return r;
+	}
 	if (t->host[0]) {
 		/* The family the application asked for (A or AAAA) first. */
 		if (start_resolve(r, t->addr.ss_family == AF_INET6 ? AF_INET6 : AF_INET) < 0)
@@ -208,6 +244,8 @@ void connector_cancel(struct connect_req *r)
 		return;
 	if (r->res)
 		dns_resolving_cancel(r->res);
+	if (r->hs)
+		upstream_cancel(r->hs);
 	if (r->ev)
 		event_free(r->ev);
 	if (r->fd >= 0)

@@ -8,6 +8,7 @@
 
 #include "cgroup.h"
 #include "daemon.h"
+#include "dnsserver.h"
 #include "log.h"
 #include "sproxy.h"
 
@@ -56,4 +57,35 @@ void daemon_process_comm(struct sproxy_proc *p)
 	cache[i].pid = p->tgid;
 	cache[i].at = now;
 	memcpy(cache[i].comm, p->comm, SPROXY_COMM_LEN);
+}
+
+/* The DNS server as the options say, for either mode.  0, or -1 with err. */
+int daemon_dns_new(struct daemon *d, char *err, size_t errlen)
+{
+	const struct options *o = d->opt;
+	struct dns_range byp[256];
+	struct dns_config dc = {
+		.fakeip_enabled = !o->disable_fakeip,
+		.v4_range = o->fakeip_range[0],
+		.v6_range = o->fakeip_range[1],
+		.ttl = o->fakeip_ttl,
+		.exclude = (const char **)o->fakeip_exclude,
+		.n_exclude = (size_t)o->n_fakeip_exclude,
+		.resolvers = o->resolvers,
+		.n_resolvers = (size_t)o->n_resolvers,
+		.store_path = o->fakeip_store,
+		.mark = o->mark,
+		.verbose = o->verbose,
+		.bypass = byp,
+		.n_bypass = (size_t)o->n_bypass,
+		.allow_private_answers = o->allow_private_answers,
+		.max_names_per_process = o->fakeip_per_process,
+	};
+
+	for (int i = 0; i < o->n_bypass; i++) {
+		memcpy(byp[i].addr, o->bypass[i].key.ip, 16);
+		byp[i].prefixlen = o->bypass[i].key.prefixlen;
+	}
+	d->dns = dns_server_new(d->base, &dc, err, errlen);
+	return d->dns ? 0 : -1;
 }

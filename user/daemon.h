@@ -5,13 +5,17 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "live.h"
 #include "loader.h"
 #include "relay.h"
+#include "upstream.h"
 
 struct event_base;
 struct dns_server;
 struct udp_pool;
 struct rules;
+struct fastpath;
+struct netns_ctl;
 
 #define SPROXY_MARK_DEFAULT 0x5350  /* "SP" */
 
@@ -29,6 +33,8 @@ struct options {
 	unsigned connect_timeout;     /* seconds */
 	uint32_t map_size;
 	uint32_t udp_flows;           /* pool ports per family */
+	uint32_t udp_per_proc;        /* pool ports one process may hold; 0: any */
+#define UDP_PER_PROC_AUTO UINT32_MAX  /* a quarter of udp_flows, none below 16 */
 	uint32_t mark;
 	int relay_copy;               /* 1: never splice */
 	int disable_fakeip;
@@ -46,10 +52,30 @@ struct options {
 	const char *tag;              /* User-Agent tag template; NULL = off */
 	int allow_private_answers;    /* proxied names may resolve to loopback etc. */
 	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
+	const char *control_dir;      /* NULL: $SPROXY_BPF_CONTROL_DIR or /run/sproxy-bpf */
 	struct rules *rules;          /* --rule lines, compiled by cli_finish */
+	int sniff;                    /* 1: peek for a name on real addresses */
+	int sniff_override;           /* 1: upstreams get the sniffed name */
+	unsigned sniff_timeout;       /* ms to wait for the client's first bytes */
 	const char *origin;           /* "FILE:LINE" of the config line being applied */
 	char **owned;                 /* copies of values that outlive their source */
 	int n_owned;
+	struct upstream upstream[UPSTREAM_MAX];  /* --upstream, by name */
+	int n_upstream;
+	int udp_over_http;            /* UDP_OVER_HTTP_REJECT or _DIRECT */
+	char *const *run_argv;        /* run: CMD and its arguments; NULL: attach */
+	const char *run_user;         /* run --user: NAME or uid */
+	const char *run_parent;       /* run --cgroup-parent */
+	int tproxy;                   /* `tproxy`: TPROXY listeners, no cgroup */
+	int fast_path_off;            /* --fast-path off: every connection proxied */
+	struct { uint16_t lo, hi; } tls_ports[32];  /* --tls-ports: never tagged */
+	int n_tls_ports;
+	int netns_current;            /* --netns current: only the daemon's namespace */
+	const char *pin_dir;          /* --pin: on a BPF filesystem; NULL = fail-open */
+	struct sockaddr_storage handoff_to;  /* --to; family 0: not given */
+	const char *proxy_cgroup;     /* --proxy-cgroup: where the --to proxy runs */
+	const char *user;             /* attach --user: the daemon's, once set up */
+	int no_drop;                  /* --no-drop: keep root and every capability */
 };
 
 struct daemon {
@@ -58,19 +84,25 @@ struct daemon {
 	struct loader bpf;
 	struct dns_server *dns;
 	struct udp_pool *udp;
+	struct netns_ctl *nsctl;      /* other network namespaces served; NULL: none */
 	char cg_mount[PATH_MAX];
 	char target[PATH_MAX];
 	uint64_t netns;
 	int tuples_fd;
 	uint64_t n_conns;             /* open TCP sessions */
 	struct relay_limits limits;   /* shared by every relay */
+	struct live_list live;        /* sessions and flows, for status */
+	time_t attached_at;           /* when capture (re)started */
 	/* The rules in use.  SIGHUP swaps in a new set; a decision that waits
 	 * (on DNS) holds a reference (rules_ref) to the set it started with. */
 	struct rules *rules;
+	struct fastpath *fast;        /* the kernel fast path's user side */
 	int argc;                     /* the command line, read again on SIGHUP */
 	char **argv;
 };
 
+/* d->dns from d->opt (either mode).  0, or -1 with err. */
+int daemon_dns_new(struct daemon *d, char *err, size_t errlen);
 /* Sets the socket mark that the BPF side skips.  Logs a failure. */
 void daemon_mark(const struct daemon *d, int fd);
 /* Replaces the thread name the hooks saw with the process's. */

@@ -60,6 +60,22 @@ static struct proc_names *proc_slot(struct dns_server *srv, uint32_t tgid)
 	return oldest;
 }
 
+void dns_server_on_fake(struct dns_server *srv, dns_fake_cb cb, void *arg)
+{
+	srv->on_fake = cb;
+	srv->on_fake_arg = arg;
+}
+
+static void fake_told(struct dns_server *srv, const char *name, int v4,
+		      const struct in_addr *a4, const struct in6_addr *a6)
+{
+	struct sockaddr_in s4 = { .sin_family = AF_INET, .sin_addr = *a4 };
+	struct sockaddr_in6 s6 = { .sin6_family = AF_INET6, .sin6_addr = *a6 };
+
+	srv->on_fake(srv->on_fake_arg, name, v4 ? (struct sockaddr *)&s4
+					      : (struct sockaddr *)&s6);
+}
+
 /* Answers A/AAAA from the pool: 1 when answered. */
 int dns_answer_fake(struct dns_server *srv, const struct dns_query *q,
 		       dns_reply_cb cb, void *arg)
@@ -93,6 +109,8 @@ int dns_answer_fake(struct dns_server *srv, const struct dns_query *q,
 	if (pn)
 		pn->count++;
 	dns_store_schedule(srv);
+	if (srv->on_fake)
+		fake_told(srv, q->qname, q->qtype == DNS_TYPE_A, &a4, &a6);
 	ssize_t n = q->qtype == DNS_TYPE_A
 		? dns_build_addr_answer(q, &a4, 4, srv->ttl, buf, sizeof(buf))
 		: dns_build_addr_answer(q, &a6, 16, srv->ttl, buf, sizeof(buf));
@@ -165,4 +183,13 @@ out:
 	if (in_fake_range)
 		*in_fake_range = in;
 	return name;
+}
+
+int dns_server_fakeip_fill(const struct dns_server *srv, size_t *used, size_t *capacity)
+{
+	if (!srv->pool)
+		return -1;
+	*used = fakeip_count(srv->pool);
+	*capacity = fakeip_capacity(srv->pool);
+	return 0;
 }

@@ -123,6 +123,10 @@ const char *dns_server_fake_name(struct dns_server *srv,
 				 const struct sockaddr *addr,
 				 int *in_fake_range);
 
+/* How many names the FakeIP pool holds, of how many.  0, or -1 when FakeIP
+ * is off. */
+int dns_server_fakeip_fill(const struct dns_server *srv, size_t *used, size_t *capacity);
+
 /* Resolves name for a connection through the real resolvers (evdns),
  * bounded by cfg->timeout_ms.  family AF_INET, AF_INET6 or AF_UNSPEC
  * (IPv4 preferred).  cb is always called later from the loop, never
@@ -144,6 +148,11 @@ struct dns_resolving *dns_server_resolve(struct dns_server *srv,
 					 dns_resolve_cb cb, void *arg);
 /* Only before cb ran; cb will not be called. */
 void dns_resolving_cancel(struct dns_resolving *r);
+
+/* cb(arg, name, fake) after each fake A/AAAA answer is built, for the
+ * kernel fast path to learn the name's real address; NULL: none. */
+typedef void (*dns_fake_cb)(void *arg, const char *name, const struct sockaddr *fake);
+void dns_server_on_fake(struct dns_server *srv, dns_fake_cb cb, void *arg);
 
 /* Reads "nameserver" lines of a resolv.conf (path NULL = /etc/resolv.conf)
  * into out (port 53).  Returns how many, 0 when none or unreadable. */

@@ -42,6 +42,8 @@ struct dns_server {
 	unsigned hold;                     /* ttl + DNS_FAKEIP_GRACE */
 	unsigned names_per_process;
 	uint32_t query_tgid;               /* of the query being answered */
+	dns_fake_cb on_fake;               /* see dns_server_on_fake */
+	void *on_fake_arg;
 	struct proc_names *procs;          /* DNS_PROC_SLOTS */
 	struct dns_range *bypass;          /* refused answers, see dnsresolve.c */
 	size_t n_bypass;

@@ -10,7 +10,10 @@
 #include "cli.h"
 #include "daemon.h"
 #include "events.h"
+#include "fastpath.h"
+#include "handoff.h"
 #include "log.h"
+#include "netns.h"
 #include "proxy.h"
 #include "rules.h"
 #include "sproxy.skel.h"
@@ -38,9 +41,17 @@ static int on_bpf_event(void *ctx, void *data, size_t size)
 	switch (e->type) {
 	case SPROXY_EV_UDP_RELEASE:
 		udp_pool_release(d->udp, e->cookie);
+		netns_udp_release(d->nsctl, e->cookie);
+		break;
+	case SPROXY_EV_NETNS:        /* cookie: the namespace's */
+		netns_unserved(d->nsctl, e->cookie, e->proc.tgid,
+			       daemon_cgroup_name(d, e->proc.cgroup_id));
 		break;
 	case SPROXY_EV_POOL_EMPTY:
 		udp_pool_dry(d->udp, (int)e->family, comm, e->proc.tgid);
+		break;
+	case SPROXY_EV_UDP_LIMIT:
+		udp_pool_limited(d->udp, comm, e->proc.tgid);
 		break;
 	case SPROXY_EV_MAP_FULL:
 		/* Once a second at most; the stats count every one. */
@@ -50,8 +61,14 @@ static int on_bpf_event(void *ctx, void *data, size_t size)
 				comm, e->proc.tgid, d->opt->map_size);
 		last_full = time(NULL);
 		break;
+	case SPROXY_EV_FAST:
+		fastpath_event(d->fast, data, size);
+		break;
 	case SPROXY_EV_SOCKOPT:      /* cookie: the application socket's */
 		proxy_sockopts_changed(d, e->cookie);
+		break;
+	case SPROXY_EV_HANDOFF:
+		handoff_log(d, data, size);
 		break;
 	case SPROXY_EV_MAP_HIGH:     /* cookie: the count */
 		log_warn("the record map is 80%% full: %llu of %u captured connections "
@@ -110,6 +127,7 @@ static void reload_rules(struct daemon *d)
 	}
 	d->rules = rules_ref(n.rules);
 	rules_unref(old);
+	fastpath_reload(d->fast);
 	cli_options_free(&n);
 	log_info("SIGHUP: %d rules in use (other options change on a restart only)",
 		 rules_count(d->rules));
@@ -163,6 +181,12 @@ fail_events:
 fail:
 	events_free(e);
 	return NULL;
+}
+
+void events_drain(struct events *e)
+{
+	if (e && e->rb)
+		ring_buffer__consume(e->rb);
 }
 
 void events_free(struct events *e)

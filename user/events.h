@@ -12,5 +12,7 @@ void events_route_libevent_log(void);
  * loop) and SIGHUP (reopen the connection log).  NULL, logged, on failure. */
 struct events *events_start(struct daemon *d);
 void events_free(struct events *e);
+/* Handles what the ring buffer holds now (at exit, before the log ends). */
+void events_drain(struct events *e);
 
 #endif

@@ -2,6 +2,7 @@
 #include "fakeip_int.h"
 
 #include "log.h"
+#include "privhelper.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -190,11 +191,9 @@ int fakeip_save(const struct fakeip_pool *pool, const char *path, char *err,
 		fakeip_seterr(err, errlen, "FakeIP store path too long: %s", path);
 		return -1;
 	}
-	/* A fresh file, never through a planted symlink. */
-	unlink(tmp);
-	/* 0600: the store lists every name the apps looked up. */
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
-		  0600);
+	/* A fresh file, never through a planted symlink; 0600: the store lists
+	 * every name the apps looked up.  After the drop the helper makes it. */
+	fd = privhelper_create_excl(tmp);
 	if (fd < 0) {
 		fakeip_seterr(err, errlen, "cannot create %s: %s", tmp, strerror(errno));
 		return -1;
@@ -203,7 +202,7 @@ int fakeip_save(const struct fakeip_pool *pool, const char *path, char *err,
 	if (!f) {
 		fakeip_seterr(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
 		close(fd);
-		unlink(tmp);
+		privhelper_unlink(tmp);
 		return -1;
 	}
 	fprintf(f, "# sproxy-bpf FakeIP store: ADDRESS NAME, least recently "
@@ -218,18 +217,18 @@ int fakeip_save(const struct fakeip_pool *pool, const char *path, char *err,
 	if (fflush(f) != 0 || fsync(fd) != 0) {
 		fakeip_seterr(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
 		fclose(f);
-		unlink(tmp);
+		privhelper_unlink(tmp);
 		return -1;
 	}
 	if (fclose(f) != 0) {
 		fakeip_seterr(err, errlen, "cannot write %s: %s", tmp, strerror(errno));
-		unlink(tmp);
+		privhelper_unlink(tmp);
 		return -1;
 	}
-	if (rename(tmp, path) != 0) {
+	if (privhelper_rename(tmp, path) != 0) {
 		fakeip_seterr(err, errlen, "cannot rename %s to %s: %s", tmp, path,
 		       strerror(errno));
-		unlink(tmp);
+		privhelper_unlink(tmp);
 		return -1;
 	}
 	fsync_dir(path); /* best effort: the data itself is synced */

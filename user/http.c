@@ -2,7 +2,7 @@
  * a connection that rewrites one header line per request and leaves every
  * other byte alone.  Anything it is unsure about sends the stream to raw
  * pass-through for good: an untagged request is harmless, a corrupted
- * stream is not. */
+ * stream is not.  Bodies and their framing are httpframe.c's. */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -12,56 +12,10 @@
 
 #include <event2/buffer.h>
 
-#include "http.h"
+#include "http_int.h"
 #include "tag.h"
 
 #define MAX_METHOD	 24	/* longest registered method is 17 bytes */
-#define MAX_CHUNK_LINE	 4096	/* chunk-size line, extensions included */
-#define MAX_BODY	 (UINT64_MAX >> 1) /* keeps UINT64_MAX meaning "raw" */
-
-enum state {
-	ST_IDLE,	  /* between requests; stray CR/LF pass */
-	ST_REQLINE,	  /* request line, held */
-	ST_HEADERS,	  /* header fields, held */
-	ST_BODY,	  /* Content-Length body, remain bytes left */
-	ST_CHUNK_SIZE,	  /* hex digits of a chunk-size line */
-	ST_CHUNK_EXT,	  /* rest of a chunk-size line */
-	ST_CHUNK_SIZE_LF, /* LF after the chunk-size line's CR */
-	ST_CHUNK_DATA,	  /* chunk data, remain bytes left */
-	ST_CHUNK_END,	  /* CRLF after chunk data */
-	ST_CHUNK_END_LF,
-	ST_TRAILER,	  /* trailer fields up to the blank line */
-	ST_RAW,		  /* verbatim for good */
-};
-
-enum rl_phase { RL_METHOD, RL_TARGET, RL_VERSION, RL_LF };
-
-enum field { F_OTHER, F_UA, F_CLEN, F_TE, F_CONNECTION, F_UPGRADE };
-
-struct http_tagger {
-	char *tag;
-	size_t tag_len;
-	enum state state;
-	uint64_t requests;
-
-	/* The header block being collected: held[0..held_len). */
-	char *held;
-	size_t held_len, held_cap;
-	size_t line_start;	/* offset of the header line not yet ended */
-	enum rl_phase rl_phase;
-	size_t rl_n;		/* bytes in the current request-line part */
-
-	/* What the header block said so far. */
-	size_t ua_pos;		/* where the tag goes; 0: no User-Agent yet */
-	int64_t clen;		/* -1: no Content-Length */
-	bool te_seen, te_chunked, upgrade, connect, seen_field;
-	enum field last_field;
-
-	/* Body framing. */
-	uint64_t remain;	/* body or chunk bytes left */
-	size_t line_len;	/* chunk-size or trailer line length so far */
-	bool cr;		/* trailer line: last byte was CR */
-};
 
 static bool is_tchar(unsigned char c)
 {
@@ -69,22 +23,6 @@ static bool is_tchar(unsigned char c)
 	    (c >= '0' && c <= '9'))
 		return true;
 	return c && strchr("!#$%&'*+-.^_`|~", c);
-}
-
-static bool is_ows(char c)
-{
-	return c == ' ' || c == '\t';
-}
-
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 struct http_tagger *http_tagger_new(const char *tag)
@@ -120,7 +58,7 @@ void http_tagger_free(struct http_tagger *t)
 	free(t);
 }
 
-static void begin_request(struct http_tagger *t)
+void http_begin_request(struct http_tagger *t)
 {
 	t->state = ST_REQLINE;
 	t->held_len = 0;
@@ -397,22 +335,7 @@ static int headers_done(struct http_tagger *t, struct evbuffer *out)
 		t->held_cap = 0;
 	}
 
-	if (t->connect || t->upgrade) {
-		t->state = ST_RAW; /* a tunnel or another protocol follows */
-	} else if (t->te_seen) {
-		if (t->clen >= 0 || !t->te_chunked) {
-			t->state = ST_RAW;
-		} else {
-			t->state = ST_CHUNK_SIZE;
-			t->remain = 0;
-			t->line_len = 0;
-		}
-	} else if (t->clen > 0) {
-		t->state = ST_BODY;
-		t->remain = t->clen;
-	} else {
-		t->state = ST_IDLE;
-	}
+	http_frame_begin(t);
 	return 0;
 }
 
@@ -476,129 +399,6 @@ static size_t feed_headers(struct http_tagger *t, const unsigned char *p,
 	return n;
 }
 
-static bool bad(struct http_tagger *t)
-{
-	t->state = ST_RAW;
-	return false;
-}
-
-static void chunk_line_done(struct http_tagger *t)
-{
-	t->line_len = 0;
-	t->cr = false;
-	t->state = t->remain ? ST_CHUNK_DATA : ST_TRAILER;
-}
-
-/* One byte of framing that passes unchanged: CR/LF between requests, the
- * chunk-size line, the CRLF after chunk data, trailers.  False when the
- * byte belongs to the next state (request line, or raw). */
-static bool frame_step(struct http_tagger *t, unsigned char c)
-{
-	int h;
-
-	switch (t->state) {
-	case ST_IDLE:
-		/* RFC 9112 2.2: ignore empty lines before a request line. */
-		if (c == '\r' || c == '\n')
-			return true;
-		begin_request(t);
-		return false;
-	case ST_CHUNK_SIZE:
-		h = hexval(c);
-		if (h >= 0) {
-			if (t->remain > (MAX_BODY >> 4) ||
-			    ++t->line_len > MAX_CHUNK_LINE)
-				return bad(t);
-			t->remain = t->remain << 4 | h;
-			return true;
-		}
-		if (!t->line_len)
-			return bad(t);
-		if (c == ';' || is_ows(c)) {
-			t->state = ST_CHUNK_EXT;
-			return true;
-		}
-		if (c != '\r' && c != '\n')
-			return bad(t);
-		/* fallthrough */
-	case ST_CHUNK_EXT:
-		if (c == '\r') {
-			t->state = ST_CHUNK_SIZE_LF;
-			return true;
-		}
-		if (c == '\n') {
-			chunk_line_done(t);
-			return true;
-		}
-		if ((c < ' ' && c != '\t') || c == 0x7f ||
-		    ++t->line_len > MAX_CHUNK_LINE)
-			return bad(t);
-		return true;
-	case ST_CHUNK_SIZE_LF:
-		if (c != '\n')
-			return bad(t);
-		chunk_line_done(t);
-		return true;
-	case ST_CHUNK_END:
-		if (c == '\r') {
-			t->state = ST_CHUNK_END_LF;
-			return true;
-		}
-		/* fallthrough */
-	case ST_CHUNK_END_LF:
-		if (c != '\n')
-			return bad(t);
-		t->state = ST_CHUNK_SIZE;
-		t->remain = 0;
-		t->line_len = 0;
-		return true;
-	case ST_TRAILER:
-		if (t->cr && c != '\n')
-			return bad(t);
-		if (c == '\r') {
-			t->cr = true;
-		} else if (c == '\n') {
-			if (!t->line_len)
-				t->state = ST_IDLE;
-			t->line_len = 0;
-			t->cr = false;
-		} else {
-			t->line_len = 1;
-		}
-		return true;
-	default:
-		return false;
-	}
-}
-
-static bool is_frame_state(enum state s)
-{
-	return s == ST_IDLE || s == ST_CHUNK_SIZE || s == ST_CHUNK_EXT ||
-	       s == ST_CHUNK_SIZE_LF || s == ST_CHUNK_END ||
-	       s == ST_CHUNK_END_LF || s == ST_TRAILER;
-}
-
-/* Framing bytes up to the first one that belongs to another state; they
- * pass unchanged. */
-static size_t scan_frame(struct http_tagger *t, const unsigned char *p,
-			 size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++) {
-		if (!frame_step(t, p[i]))
-			return i;
-		if (!is_frame_state(t->state))
-			return i + 1;
-	}
-	return len;
-}
-
-static void body_done(struct http_tagger *t)
-{
-	t->state = t->state == ST_BODY ? ST_IDLE : ST_CHUNK_END;
-}
-
 int http_tagger_feed(struct http_tagger *t, const void *data, size_t len,
 		     struct evbuffer *out)
 {
@@ -614,12 +414,7 @@ int http_tagger_feed(struct http_tagger *t, const void *data, size_t len,
 			return 0;
 		case ST_BODY:
 		case ST_CHUNK_DATA:
-			n = len < t->remain ? len : t->remain;
-			if (evbuffer_add(out, p, n))
-				return -1;
-			t->remain -= n;
-			if (!t->remain)
-				body_done(t);
+			n = http_feed_body(t, p, len, out);
 			break;
 		case ST_REQLINE:
 			n = feed_reqline(t, p, len, out);
@@ -628,7 +423,7 @@ int http_tagger_feed(struct http_tagger *t, const void *data, size_t len,
 			n = feed_headers(t, p, len, out);
 			break;
 		default:
-			n = scan_frame(t, p, len);
+			n = http_scan_frame(t, p, len);
 			if (evbuffer_add(out, p, n))
 				return -1;
 			break;
@@ -639,36 +434,6 @@ int http_tagger_feed(struct http_tagger *t, const void *data, size_t len,
 		len -= n;
 	}
 	return 0;
-}
-
-uint64_t http_tagger_verbatim(const struct http_tagger *t)
-{
-	if (t->held_len)
-		return 0;
-	switch (t->state) {
-	case ST_RAW:
-		return UINT64_MAX;
-	case ST_BODY:
-	case ST_CHUNK_DATA:
-		return t->remain;
-	default:
-		return 0;
-	}
-}
-
-void http_tagger_skip(struct http_tagger *t, uint64_t n)
-{
-	if (!n || t->state == ST_RAW)
-		return;
-	if ((t->state != ST_BODY && t->state != ST_CHUNK_DATA) ||
-	    n > t->remain || t->held_len) {
-		/* The caller sent bytes we did not vouch for: framing lost. */
-		t->state = ST_RAW;
-		return;
-	}
-	t->remain -= n;
-	if (!t->remain)
-		body_done(t);
 }
 
 int http_tagger_flush(struct http_tagger *t, struct evbuffer *out)

@@ -9,6 +9,7 @@
 
 #include "addr.h"
 #include "log.h"
+#include "privhelper.h"
 #include "sproxy.h"
 
 int slog_level = SLOG_INFO;
@@ -34,7 +35,7 @@ void slog(int level, const char *fmt, ...)
 /* A new file is private: the log names every process and destination. */
 static FILE *open_append(const char *path)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+	int fd = privhelper_open(path, PH_APPEND);   /* root's file, after the drop */
 	FILE *fp;
 
 	if (fd < 0)
@@ -184,7 +185,7 @@ static size_t escape_one(const unsigned char *s, size_t n, int json, char out[8]
 	return len;
 }
 
-char *log_escape(char *out, size_t outlen, const char *s, size_t n)
+static char *escape(char *out, size_t outlen, const char *s, size_t n, int json)
 {
 	const unsigned char *u = (const unsigned char *)s;
 	size_t used = 0, i = 0;
@@ -193,7 +194,7 @@ char *log_escape(char *out, size_t outlen, const char *s, size_t n)
 	if (!outlen)
 		return out;
 	while (i < n && u[i]) {
-		size_t step = escape_one(u + i, strnlen(s + i, n - i), 0, piece);
+		size_t step = escape_one(u + i, strnlen(s + i, n - i), json, piece);
 		size_t plen = strlen(piece);
 
 		if (used + plen >= outlen)
@@ -204,6 +205,16 @@ char *log_escape(char *out, size_t outlen, const char *s, size_t n)
 	}
 	out[used] = 0;
 	return out;
+}
+
+char *log_escape(char *out, size_t outlen, const char *s, size_t n)
+{
+	return escape(out, outlen, s, n, 0);
+}
+
+char *log_escape_json(char *out, size_t outlen, const char *s, size_t n)
+{
+	return escape(out, outlen, s, n, 1);
 }
 
 /* A string value: JSON-escaped, or in text quoted when it has spaces. */
@@ -270,14 +281,42 @@ void connlog_write(const struct conn_log *c)
 		field_str(fp, &first, "comm", comm);
 		field_num(fp, &first, "uid", c->proc->uid);
 	}
+	if (c->capture) {
+		char a2[ADDR_STRLEN], *colon;
+
+		/* Gateway traffic: the hooks saw no process; the client is a host. */
+		field_str(fp, &first, "capture", c->capture);
+		if (!c->proc)
+			field_str(fp, &first, "proc", "none");
+		if (c->src) {
+			addr_str(c->src, a2, sizeof(a2));
+			colon = strrchr(a2, ':');          /* the port goes */
+			if (colon)
+				*colon = 0;
+			if (a2[0] == '[' && colon && colon[-1] == ']')
+				colon[-1] = 0;
+			field_str(fp, &first, "client", a2[0] == '[' ? a2 + 1 : a2);
+		}
+	}
 	if (c->cgroup)
 		field_str(fp, &first, "cgroup", c->cgroup);
+	if (c->netns)
+		field_num(fp, &first, "netns", c->netns);
 	if (c->src)
 		field_str(fp, &first, "src", addr_str(c->src, a, sizeof(a)));
 	if (c->dst)
 		field_str(fp, &first, "dst", addr_str(c->dst, a, sizeof(a)));
 	if (c->host)
 		field_str(fp, &first, "host", c->host);
+	if (c->sniffed)
+		field_str(fp, &first, "sniffed", c->sniffed);
+	if (c->route) {
+		field_num(fp, &first, "rule", (unsigned long long)c->rule);
+		field_str(fp, &first, "route", c->route);
+	}
+	if (c->via)
+		field_str(fp, &first, "via", c->via);
+	field_str(fp, &first, "path", c->path ? c->path : "proxy");
 	field_num(fp, &first, "up", c->up);
 	field_num(fp, &first, "down", c->down);
 	snprintf(dur, sizeof(dur), "%.3f", c->duration);

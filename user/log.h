@@ -19,6 +19,9 @@ struct sproxy_proc;
  * control characters and bytes that are not UTF-8 as \xNN.  For names
  * that come from processes (comm).  Returns out. */
 char *log_escape(char *out, size_t outlen, const char *s, size_t n);
+/* The same for the inside of a JSON string: quotes, backslashes and control
+ * characters escaped, bytes that are not UTF-8 as U+FFFD. */
+char *log_escape_json(char *out, size_t outlen, const char *s, size_t n);
 
 /* One finished connection or flow. */
 struct conn_log {
@@ -27,11 +30,20 @@ struct conn_log {
 	const char *cgroup;                /* path below the cgroup2 mount */
 	const struct sockaddr *src;
 	const struct sockaddr *dst;
-	const char *host;                  /* name behind a fake address */
+	const char *host;                  /* name behind a fake address, or sniffed */
+	const char *sniffed;               /* "tls", "http": how host was found */
+	int rule;                          /* 1-based rule that matched; 0: none */
+	const char *route;                 /* "DIRECT", "REJECT", an upstream's name,
+	                                    * "to:ADDR:PORT" (--to); NULL: not decided
+	                                    * (no rule=, route=) */
+	const char *via;                   /* the upstream taken; NULL: none */
 	uint64_t up, down;                 /* bytes app->server, server->app */
 	double duration;                   /* seconds */
-	const char *result;                /* "ok", "error", "refused" */
+	const char *result;                /* "ok", "error", "refused", "rejected" */
 	const char *error;                 /* NULL when none */
+	const char *capture;               /* "tproxy": from another host, no process */
+	const char *path;                  /* "kernel": the fast path; NULL: "proxy" */
+	uint64_t netns;                    /* another network namespace's inode; 0: ours */
 };
 
 /* path NULL: stderr.  A new file is made mode 0600.  Returns 0 or -errno. */

@@ -2,13 +2,19 @@
  * not look at is not looked up: most sets never read /proc. */
 #include <limits.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "addr.h"
 #include "cgroup.h"
 #include "daemon.h"
+#include "dnsserver.h"
+#include "log.h"
 #include "policy.h"
 #include "procinfo.h"
 #include "sproxy.h"
+#include "upstream.h"
 
 const char *policy_cgroup_below(const char *mount, const char *target, const char *name)
 {
@@ -68,4 +74,90 @@ int policy_decide(const struct daemon *d, const struct rules *r,
 							daemon_cgroup_name(d, c->proc->cgroup_id));
 	}
 	return rules_match(r, &in, out);
+}
+
+struct policy_req {
+	struct daemon *d;
+	struct rules *rules;               /* the set the decision started with */
+	struct policy_conn c;
+	struct sockaddr_storage addr;      /* the name's address, when found */
+	struct dns_resolving *res;
+	policy_cb cb;
+	void *arg;
+};
+
+static void on_resolved(int err, const char *errmsg, const struct sockaddr *addr,
+			socklen_t addrlen, void *arg)
+{
+	struct policy_req *q = arg;
+	struct rule_result out;
+
+	q->res = NULL;
+	q->c.resolved_done = 1;
+	if (!err && addr && addrlen <= sizeof(q->addr)) {
+		memcpy(&q->addr, addr, addrlen);
+		addr_unmap(&q->addr);
+		q->c.resolved = &q->addr;
+		q->c.n_resolved = 1;
+	} else {
+		/* IP rules then match nothing; the connection goes on to the
+		 * rules after them, and its own lookup says what failed. */
+		log_debug("rules: resolving %s for an IP rule: %s", q->c.host,
+			  errmsg ? errmsg : "no address");
+	}
+	/* With the lookup done, the rules decide. */
+	policy_decide(q->d, q->rules, &q->c, &out);
+	q->cb(&out, q->arg);
+	rules_unref(q->rules);
+	free(q);
+}
+
+int policy_route(struct daemon *d, const struct policy_conn *c, struct rule_result *out,
+		 policy_cb cb, void *arg, struct policy_req **req)
+{
+	struct policy_req *q;
+
+	*req = NULL;
+	if (policy_decide(d, d->rules, c, out) == RULES_DECIDED)
+		return RULES_DECIDED;
+	q = calloc(1, sizeof(*q));
+	if (!q)
+		return -1;
+	q->d = d;
+	q->c = *c;
+	q->cb = cb;
+	q->arg = arg;
+	q->res = dns_server_resolve(d->dns, c->host, AF_UNSPEC, on_resolved, q);
+	if (!q->res) {
+		free(q);
+		return -1;
+	}
+	q->rules = rules_ref(d->rules);
+	*req = q;
+	return RULES_RESOLVE;
+}
+
+void policy_cancel(struct policy_req *q)
+{
+	if (!q)
+		return;
+	if (q->res)
+		dns_resolving_cancel(q->res);
+	rules_unref(q->rules);
+	free(q);
+}
+
+int policy_upstream(const struct daemon *d, const struct rule_result *out,
+		    const struct upstream **u, char *err, size_t errlen)
+{
+	*u = NULL;
+	if (out->rule == 0)
+		*u = upstream_default(d->opt);
+	else if (out->action == RULE_UPSTREAM && !(*u = upstream_find(d->opt, out->target))) {
+		snprintf(err, errlen, "rule %d names upstream '%s', which the running daemon "
+			 "does not have (a reload added it; upstreams change on a restart)",
+			 out->rule, out->target);
+		return -1;
+	}
+	return 0;
 }

@@ -31,6 +31,30 @@ struct policy_conn {
 int policy_decide(const struct daemon *d, const struct rules *r,
 		  const struct policy_conn *c, struct rule_result *out);
 
+/* A decision that waits for a name's addresses. */
+struct policy_req;
+/* out lives only during the call (its target belongs to the rule set the
+ * decision started with): copy what is kept. */
+typedef void (*policy_cb)(const struct rule_result *out, void *arg);
+
+/* policy_decide with d's rules in use, taken through to the end:
+ * RULES_DECIDED with out set now, or RULES_RESOLVE with *req set: the
+ * name is being looked up, the rule set held, and cb comes from the event
+ * loop with the answer (unless policy_cancel comes first); -1 out of
+ * memory.  c and what it points to must live until then; resolved is
+ * filled in by the request. */
+int policy_route(struct daemon *d, const struct policy_conn *c, struct rule_result *out,
+		 policy_cb cb, void *arg, struct policy_req **req);
+void policy_cancel(struct policy_req *req);
+
+/* The upstream a decision (not REJECT) goes through: NULL for direct.  No
+ * rule matched: the default route (upstream_default).  -1 with err when
+ * the named upstream is not in the running daemon's table (a reload named
+ * a new one: upstreams change on a restart only). */
+struct upstream;
+int policy_upstream(const struct daemon *d, const struct rule_result *out,
+		    const struct upstream **u, char *err, size_t errlen);
+
 /* The path of cgroup name (as cg_name gives it, "/a/b") below target (an
  * absolute path under mount): "" for target itself, NULL when name is not
  * below it or unknown ("?"). */

@@ -18,8 +18,10 @@
 #include "dnstcp.h"
 #include "http.h"
 #include "tag.h"
+#include "live.h"
 #include "log.h"
 #include "proxy.h"
+#include "proxy_int.h"
 #include "relay.h"
 #include "sproxy.h"
 #include "sproxy.skel.h"
@@ -27,35 +29,6 @@
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80
 #endif
-
-struct session;
-
-struct proxy_listener {
-	struct daemon *d;
-	struct sockaddr_storage addr;   /* bound; wildcard: ask each socket */
-	int wildcard;
-	struct evconnlistener *l;
-	struct event *pause;        /* re-enables accepting after EMFILE */
-	struct session *sessions;   /* open ones, ended when the listener goes */
-};
-
-struct session {
-	struct daemon *d;
-	struct proxy_listener *pl;
-	struct session *prev, *next;          /* the listener's sessions */
-	struct session *hnext;                /* the cookie table's chain */
-	uint64_t cookie;                      /* the application socket's; 0: none */
-	struct sproxy_sockopts opts;          /* the application's, for sfd */
-	int cfd, sfd;
-	struct sockaddr_storage src;          /* the application's end */
-	struct target t;
-	struct sproxy_proc proc;
-	int have_proc;
-	struct connect_req *creq;
-	struct relay relay;
-	int relaying;
-	struct timespec start;
-};
 
 static double since(const struct timespec *t0)
 {
@@ -133,8 +106,7 @@ static void close_reset(int fd)
 /* Ends a session: one log line, both sockets closed, with a reset when
  * anything went wrong (or the daemon stops mid-stream), so that neither
  * peer takes a cut stream for a complete one. */
-static void session_close(struct session *s, const char *result, const char *err,
-			  int reset)
+void session_close(struct session *s, const char *result, const char *err, int reset)
 {
 	struct conn_log c = {
 		.proto = "tcp",
@@ -142,17 +114,25 @@ static void session_close(struct session *s, const char *result, const char *err
 		.cgroup = s->have_proc ? daemon_cgroup_name(s->d, s->proc.cgroup_id) : NULL,
 		.src = (struct sockaddr *)&s->src,
 		.dst = (struct sockaddr *)&s->t.addr,
-		.host = s->t.host[0] ? s->t.host : NULL,
+		.host = s->t.host[0] ? s->t.host : s->sniffed ? s->sniffed_host : NULL,
+		.sniffed = sniff_kind_name(s->sniffed),
+		.rule = s->rule,
+		.route = s->decided ? s->route : NULL,
+		.via = s->via,
 		.up = s->relay.up.bytes,
 		.down = s->relay.down.bytes,
 		.duration = since(&s->start),
 		.result = result,
 		.error = err,
+		.capture = s->transparent ? "tproxy" : NULL,
+		.netns = s->pl ? s->pl->netns_ino : 0,
 	};
 
 	if (s->t.addr.ss_family == 0)
 		c.dst = NULL;
 	connlog_write(&c);
+	session_route_cancel(s);
+	live_del(&s->live);
 	if (s->creq)
 		connector_cancel(s->creq);
 	if (s->relaying)
@@ -170,7 +150,7 @@ static void session_close(struct session *s, const char *result, const char *err
 	free(s);
 }
 
-static void session_end(struct session *s, const char *result, const char *err)
+void session_end(struct session *s, const char *result, const char *err)
 {
 	session_close(s, result, err, err != NULL);
 }
@@ -236,7 +216,7 @@ static void on_relay_done(struct relay *r, const char *err, void *arg)
 	session_end(s, err ? "error" : "ok", err);
 }
 
-static void on_connected(int fd, const char *errmsg, void *arg)
+void session_connected(int fd, const char *errmsg, void *arg)
 {
 	struct session *s = arg;
 	struct http_tagger *tagger = NULL;
@@ -277,7 +257,8 @@ static int take_record(struct session *s, const struct sockaddr_storage *local)
 	struct sproxy_conn c;
 
 	memset(&k, 0, sizeof(k));
-	k.netns = s->d->netns;
+	/* The namespace the connection lives in: the listener's. */
+	k.netns = s->pl->netns ? s->pl->netns : s->d->netns;
 	addr_to_sproxy((const struct sockaddr *)&s->src, &k.app);
 	addr_to_sproxy((const struct sockaddr *)local, &k.proxy);
 	if (bpf_map_lookup_elem(s->d->tuples_fd, &k, &c) < 0)
@@ -311,12 +292,14 @@ static int original_destination(struct session *s, const struct sockaddr_storage
 
 	if (getsockopt(s->cfd, level, SO_ORIGINAL_DST, &s->t.addr, &olen) < 0) {
 		if (errno == ENOENT)
-			snprintf(err, errlen, "no original destination for %s: not a "
-				 "connection captured from the cgroup (the listener is not "
-				 "an open relay)", addr_str((struct sockaddr *)&s->src, a, sizeof(a)));
+			snprintf(err, errlen, "no original destination for %s: not "
+				 "captured (a direct connection? a client outside the "
+				 "cgroup or its netns? run 'sproxy-bpf doctor')",
+				 addr_str((struct sockaddr *)&s->src, a, sizeof(a)));
 		else
-			snprintf(err, errlen, "SO_ORIGINAL_DST: %s (is the getsockopt "
-				 "hook attached?)", strerror(errno));
+			snprintf(err, errlen, "SO_ORIGINAL_DST: %s (getsockopt hook not "
+				 "attached, or another BPF program in the way? run "
+				 "'sproxy-bpf doctor')", strerror(errno));
 		memset(&s->t.addr, 0, sizeof(s->t.addr));
 		return -1;
 	}
@@ -327,14 +310,31 @@ static int original_destination(struct session *s, const struct sockaddr_storage
 	return 0;
 }
 
-/* DNS goes to the built-in server; a FakeIP address to its name; the rest
- * to where it was going. */
+/* Behind TPROXY the accepted socket keeps the address the client asked
+ * for as its own; no record, no process.  A connection made to one of our
+ * addresses on the listener's port came straight to the listener, not
+ * through the rules: relaying it would connect to ourselves forever. */
+static int tproxy_destination(struct session *s, const struct proxy_listener *pl,
+			      const struct sockaddr_storage *local, char *err, size_t errlen)
+{
+	char a[ADDR_STRLEN];
+
+	s->t.addr = *local;
+	if (addr_port((const struct sockaddr *)local) == addr_port((const struct sockaddr *)&pl->addr) &&
+	    addr_is_ours((const struct sockaddr *)local)) {
+		snprintf(err, errlen, "%s connected to the TPROXY listener %s itself, not "
+			 "through the TPROXY rules (run 'sproxy-bpf doctor')",
+			 addr_str((struct sockaddr *)&s->src, a, sizeof(a)),
+			 addr_str((const struct sockaddr *)local, a, sizeof(a)));
+		return -1;
+	}
+	return 0;
+}
+
+/* DNS goes to the built-in server; the rest through the policy. */
 static void route(struct session *s)
 {
 	struct daemon *d = s->d;
-	char err[200], a[ADDR_STRLEN];
-	const char *name;
-	int in_range = 0;
 
 	if (addr_port((struct sockaddr *)&s->t.addr) == 53) {
 		if (dnstcp_start(d, s->cfd, &s->proc, s->have_proc, &s->src, &s->t.addr) < 0) {
@@ -346,19 +346,7 @@ static void route(struct session *s)
 		free(s);            /* the DNS session owns the socket now */
 		return;
 	}
-	name = dns_server_fake_name(d->dns, (struct sockaddr *)&s->t.addr, &in_range);
-	if (in_range && !name) {
-		snprintf(err, sizeof(err), "%s is a FakeIP address that is not mapped to "
-			 "any name (handed out before a restart without --fakeip-store?)",
-			 addr_str((struct sockaddr *)&s->t.addr, a, sizeof(a)));
-		refuse(s, err);
-		return;
-	}
-	if (name)
-		snprintf(s->t.host, sizeof(s->t.host), "%s", name);
-	s->creq = connector_start(d, &s->t, SOCK_STREAM, on_connected, s);
-	if (!s->creq)
-		session_end(s, "error", "out of memory");
+	session_route(s);
 }
 
 static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
@@ -395,7 +383,9 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
 		return;
 	}
 	addr_unmap(&local);
-	if (original_destination(s, &local, err, sizeof(err)) < 0) {
+	s->transparent = pl->transparent;
+	if (pl->transparent ? tproxy_destination(s, pl, &local, err, sizeof(err)) < 0
+			    : original_destination(s, &local, err, sizeof(err)) < 0) {
 		refuse(s, err);
 		return;
 	}
@@ -516,6 +506,12 @@ fail:
 	return NULL;
 }
 
+void proxy_listener_netns(struct proxy_listener *l, uint64_t cookie, uint64_t ino)
+{
+	l->netns = cookie;
+	l->netns_ino = ino;
+}
+
 void proxy_listener_free(struct proxy_listener *l)
 {
 	if (!l)
@@ -526,4 +522,39 @@ void proxy_listener_free(struct proxy_listener *l)
 	evconnlistener_free(l->l);
 	event_free(l->pause);
 	free(l);
+}
+
+/* fd: a bound, listening socket that the caller made transparent. */
+struct proxy_listener *proxy_listen_transparent(struct daemon *d, int fd,
+						const struct sockaddr_storage *addr,
+						char *err, size_t errlen)
+{
+	struct proxy_listener *pl = calloc(1, sizeof(*pl));
+
+	if (!pl)
+		goto oom;
+	pl->d = d;
+	d->limits.header_timeout = d->opt->header_timeout;
+	d->limits.idle_timeout = d->opt->idle_timeout;
+	d->limits.header_budget = d->opt->header_budget;
+	d->limits.over_budget = on_over_budget;
+	pl->addr = *addr;
+	pl->wildcard = 1;           /* every connection has its own local address */
+	pl->transparent = 1;
+	pl->l = evconnlistener_new(d->base, on_accept, pl, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+	if (!pl->l)
+		goto oom;
+	evconnlistener_set_error_cb(pl->l, on_accept_error);
+	pl->pause = evtimer_new(d->base, on_pause_end, pl);
+	if (!pl->pause) {
+		evconnlistener_free(pl->l);
+		goto oom;
+	}
+	return pl;
+oom:
+	if (!pl || !pl->l)
+		close(fd);
+	free(pl);
+	snprintf(err, errlen, "out of memory");
+	return NULL;
 }

@@ -12,6 +12,14 @@ struct proxy_listener;
  * back), in the daemon's network namespace. */
 struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *addr,
 				    char *err, size_t errlen);
+/* Takes fd, a listening socket with IP_TRANSPARENT bound to addr: each
+ * accepted connection's local address is its original destination. */
+struct proxy_listener *proxy_listen_transparent(struct daemon *d, int fd,
+						const struct sockaddr_storage *addr,
+						char *err, size_t errlen);
+/* The listener was made in another network namespace (cookie, inode):
+ * its connections' records are keyed with it, their log lines name it. */
+void proxy_listener_netns(struct proxy_listener *l, uint64_t cookie, uint64_t ino);
 /* Ends the listener's open sessions (logged with result=shutdown, both
  * ends reset), then the listener. */
 void proxy_listener_free(struct proxy_listener *l);

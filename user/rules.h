@@ -50,7 +50,10 @@ struct rule_result {
 enum { RULES_DECIDED = 0, RULES_RESOLVE = 1 };
 
 /* What the caller should look up for rules_match: nothing else is read. */
-enum { RULES_NEED_EXE = 1, RULES_NEED_CGROUP = 2 };
+/* RULES_NEED_HOST: some rule matches on the host name (DOMAIN,
+ * DOMAIN-SUFFIX, DOMAIN-KEYWORD): worth sniffing one for a connection to a
+ * real address. */
+enum { RULES_NEED_EXE = 1, RULES_NEED_CGROUP = 2, RULES_NEED_HOST = 4 };
 
 #define RULES_MAX_LINE 4096
 #define RULES_MAX 1000000

@@ -342,6 +342,8 @@ static unsigned cond_needs(const struct cond *c)
 		n |= RULES_NEED_EXE;
 	if (c->type == T_CGROUP)
 		n |= RULES_NEED_CGROUP;
+	if (c->type == T_DOMAIN || c->type == T_SUFFIX || c->type == T_KEYWORD)
+		n |= RULES_NEED_HOST;
 	for (int i = 0; i < c->n_sub; i++)
 		n |= cond_needs(&c->sub[i]);
 	return n;

@@ -32,6 +32,8 @@
 #   sproxy       client in <cg2>/sproxy-bpf-test-PID-bench, sproxy-bpf attached
 #                to it (direct relay); the daemon runs in ns C
 #   copy         (--with-copy) the same with --relay copy
+#   fast         the same with --tag off: nothing needs the proxy, so every
+#                connection takes the kernel fast path (not relayed, logged)
 #   out          programs attached, client outside the cgroup
 #   bypass       programs attached, client inside the cgroup, destination in
 #                the --bypass CIDR 198.51.100.0/24 (same server, other address)
@@ -121,7 +123,7 @@ chart() {
 			local c colors=""
 			for c in $2; do
 				case $c in
-				sproxy) colors+=" #9400d3" ;; copy) colors+=" #4b0082" ;; out) colors+=" #009e73" ;;
+				sproxy) colors+=" #9400d3" ;; copy) colors+=" #4b0082" ;; fast) colors+=" #e69f00" ;; out) colors+=" #009e73" ;;
 				bypass) colors+=" #56b4e9" ;; redsocks) colors+=" #e69f00" ;; proxychains) colors+=" #f0e442" ;;
 				*) colors+=" #0072b2" ;;
 				esac
@@ -171,7 +173,7 @@ if [ -n "$PLOT_JSON" ]; then
 	MEM_N=$(jq -r .idle_connections_held "$PLOT_JSON")
 	PLOT_KERNEL=$(jq -r .kernel "$PLOT_JSON") PLOT_NPROC=$(jq -r .nproc "$PLOT_JSON")
 	read -r -a CONFIGS <<<"$(jq -r '[.summary[].config] | unique | . as $c |
-		["direct", "sproxy", "copy", "out", "bypass", "redsocks", "proxychains", "microsocks"] |
+		["direct", "sproxy", "copy", "fast", "out", "bypass", "redsocks", "proxychains", "microsocks"] |
 		map(select(. as $x | $c | index($x))) | join(" ")' "$PLOT_JSON")"
 	[[ " ${CONFIGS[*]} " == *" copy "* ]] && WITH_COPY=1
 	chart
@@ -457,14 +459,14 @@ daemon_stop() {
 	DAEMON_PID=""
 }
 # The cells of the daemon's configurations fail if it cannot start.
-daemon_cfg() { case $1 in sproxy | copy | out | bypass) return 0 ;; esac; return 1; }
+daemon_cfg() { case $1 in sproxy | copy | fast | out | bypass) return 0 ;; esac; return 1; }
 
 # --- running a client in a configuration -----------------------------------------
 # prefix CFG: sets PFX, the command prefix that runs a client as CFG does
 prefix() {
 	case $1 in
 	direct | out | microsocks) PFX=(nsenter --net="$NSP_C") ;;
-	sproxy | copy | bypass)
+	sproxy | copy | fast | bypass)
 		PFX=(bash -c 'echo $$ >"$1/cgroup.procs" && exec nsenter --net="$2" "${@:3}"' _ "$CG_SP" "$NSP_C") ;;
 	redsocks)
 		PFX=(bash -c 'echo $$ >"$1/cgroup.procs" && exec nsenter --net="$2" "${@:3}"' _ "$CG_RS" "$NSP_R") ;;
@@ -486,7 +488,8 @@ na_reason() { # wl cfg
 	conn_close:microsocks | keepalive:microsocks) echo "wrk has no SOCKS client" ;;
 	dns:redsocks | dns:proxychains | dns:microsocks) echo "no DNS relay in this setup" ;;
 	dns:bypass) echo "port 53 is always captured" ;;
-	dns:copy) echo "same FakeIP server as sproxy" ;;
+	dns:copy | dns:fast) echo "same FakeIP server as sproxy" ;;
+	mem:fast) echo "nothing held: the kernel path keeps no proxy state" ;;
 	mem:direct | mem:out | mem:bypass | mem:proxychains | mem:microsocks) echo "sproxy-bpf and redsocks only" ;;
 	ready:*) [ "$2" = sproxy ] || echo "sproxy-bpf only" ;;
 	esac
@@ -694,13 +697,13 @@ run_cell() {
 	fi
 }
 
-CONFIGS=(direct sproxy out bypass redsocks proxychains microsocks)
+CONFIGS=(direct sproxy fast out bypass redsocks proxychains microsocks)
 PLAIN_CFGS=(direct redsocks proxychains microsocks)
 DAEMON_CFGS=(sproxy out bypass)
-CFG_GROUPS=(plain daemon)
+CFG_GROUPS=(plain daemon fast)
 if [ $WITH_COPY = 1 ]; then
-	CONFIGS=(direct sproxy copy out bypass redsocks proxychains microsocks)
-	CFG_GROUPS=(plain daemon copy)
+	CONFIGS=(direct sproxy copy fast out bypass redsocks proxychains microsocks)
+	CFG_GROUPS=(plain daemon copy fast)
 fi
 ALL_WLS=(iperf1_up iperf1_down iperf8_up curl_bulk conn_close keepalive dns mem ready)
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
@@ -723,6 +726,7 @@ run_workload() {
 			plain) cfgs=("${PLAIN_CFGS[@]}") ;;
 			daemon) cfgs=("${DAEMON_CFGS[@]}") ;;
 			copy) cfgs=(copy) ;;
+			fast) cfgs=(fast) ;;
 			esac
 			# rotate the order inside the group too: no configuration always
 			# runs right after the heavy one
@@ -734,6 +738,7 @@ run_workload() {
 			case $g in
 			daemon) daemon_start ;;
 			copy) daemon_start --relay copy ;;
+			fast) daemon_start --tag off ;;
 			esac
 			for cfg in "${cfgs[@]}"; do
 				[ -z "$(na_reason $wl $cfg)" ] && run_cell $wl $cfg $rep
@@ -773,6 +778,15 @@ verify_configs() { # configurations...
 			[ $tagged = 1 ] || check ua-tag failed "no sproxy-bpf in the User-Agent the server saw: $out"
 		elif [ $tagged = 1 ]; then
 			ok=0 why="User-Agent tagged although $cfg must not be proxied: $out"
+		fi
+		if [ $cfg = fast ]; then
+			# the kernel path: the client's own socket reaches the server,
+			# and the daemon logs it
+			if wait_for 3 grep -q "dst=[^ ]*:$HTTP_PORT .*path=kernel" "$TMP/conn.log"; then
+				check fastpath ok "the check's connection logged with path=kernel"
+			else
+				ok=0 why="no path=kernel line in the connection log: $(tail -n 2 "$TMP/conn.log" | tr '\n' ' ')"
+			fi
 		fi
 		if [ $ok = 1 ]; then
 			check "config-$cfg" ok "$out"
@@ -816,6 +830,10 @@ if daemon_start; then
 	daemon_stop
 	if [ $WITH_COPY = 1 ] && daemon_start --relay copy; then
 		verify_configs copy
+		daemon_stop
+	fi
+	if daemon_start --tag off; then
+		verify_configs fast
 		daemon_stop
 	fi
 else
@@ -970,6 +988,12 @@ END {
 	r = R_("conn_close", "sproxy", "p99_us")
 	target("p99 new-conn latency, ratio to direct", r, sprintf("%.3f", r), "<=1.5", r != "" && r + 0 <= 1.5)
 	ge("keepalive", "sproxy", "req_s", 0.80, "keep-alive req/s, ratio to direct")
+	ge("iperf1_up", "fast", "bit_s", 0.97, "fast path: 1-stream up, ratio to direct")
+	ge("iperf1_down", "fast", "bit_s", 0.97, "fast path: 1-stream down, ratio to direct")
+	ge("iperf8_up", "fast", "bit_s", 0.97, "fast path: 8 streams, ratio to direct")
+	ge("conn_close", "fast", "req_s", 0.95, "fast path: new conn/s, ratio to direct")
+	r = R_("conn_close", "fast", "p99_us")
+	target("fast path: p99 new-conn latency, ratio to direct", r, sprintf("%.3f", r), "<=1.1", r != "" && r + 0 <= 1.1)
 	split("iperf1_up iperf1_down iperf8_up curl_bulk conn_close keepalive dns", U, " ")
 	for (c = 1; c <= 2; c++) {
 		cfg = c == 1 ? "out" : "bypass"
@@ -1041,6 +1065,7 @@ jq -n \
 	  configs: {
 	    direct: "client in the client netns, no BPF programs attached",
 	    sproxy: "client in the captured cgroup, sproxy-bpf attach (direct relay)",
+	    fast: "the same with --tag off: every connection on the kernel fast path",
 	    out: "sproxy-bpf attached, client outside the captured cgroup",
 	    bypass: "client in the captured cgroup, destination in --bypass 198.51.100.0/24",
 	    redsocks: "iptables REDIRECT (-m cgroup --path) to redsocks, chained to microsocks",

@@ -1,5 +1,5 @@
-/* Fuzzer for user/http.c.  The first byte picks a split point and a feed
- * step; the rest is the client->server stream.  Invariants:
+/* Fuzzer for user/http.c and httpframe.c.  The first byte picks a split
+ * point and a feed step; the rest is the client->server stream.  Invariants:
  *  - the output does not depend on how the stream is cut: fed whole, in two
  *    parts, byte by byte, or through the verbatim/skip (splice) path;
  *  - the output is the input plus, per tagged request, exactly one

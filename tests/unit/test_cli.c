@@ -59,11 +59,33 @@ static const struct row rows[] = {
 	{ { "attach", "cg", "--reattach" }, -1, NULL, "reattach", 1 },
 	{ { "attach", "cg", "--listen", "127.0.0.1:70000" }, 2, "--listen", NULL, 0 },
 	{ { "attach", "cg", "--relay", "zero" }, 2, "--relay", NULL, 0 },
+	/* The kernel fast path. */
+	{ { "attach", "cg" }, -1, NULL, "fast_path_off", 0 },
+	{ { "attach", "cg", "--fast-path", "off" }, -1, NULL, "fast_path_off", 1 },
+	{ { "attach", "cg", "--fast-path", "maybe" }, 2, "--fast-path", NULL, 0 },
+	{ { "attach", "cg" }, -1, NULL, "n_tls_ports", 9 },
+	{ { "attach", "cg", "--tls-ports", "443,8000-8100" }, -1, NULL, "tls_ports_1", 8100 },
+	{ { "attach", "cg", "--tls-ports", "none" }, -1, NULL, "n_tls_ports", 0 },
+	{ { "attach", "cg", "--tls-ports", "0" }, 2, "--tls-ports", NULL, 0 },
+	{ { "attach", "cg", "--tls-ports", "9-8" }, 2, "--tls-ports", NULL, 0 },
+	{ { "attach", "cg", "--tls-ports", "443," }, -1, NULL, "n_tls_ports", 1 },
+	{ { "attach", "cg", "--tls-ports", "4x3" }, 2, "--tls-ports", NULL, 0 },
 	{ { "attach", "cg", "--no-such" }, 2, "no-such", NULL, 0 },
 	{ { "attach" }, 2, "needs a CGROUP", NULL, 0 },
 	{ { "attach", "cg", "more" }, 2, "unexpected argument 'more'", NULL, 0 },
 	{ { "detach", "cg" }, 2, "unknown command 'detach'", NULL, 0 },
 	{ { NULL }, 2, "Usage", NULL, 0 },
+	/* Sniffing: on by default, 100 ms. */
+	{ { "attach", "cg" }, -1, NULL, "sniff", 1 },
+	{ { "attach", "cg" }, -1, NULL, "sniff_override", 1 },
+	{ { "attach", "cg" }, -1, NULL, "sniff_timeout", 100 },
+	{ { "attach", "cg", "--sniff", "off" }, -1, NULL, "sniff", 0 },
+	{ { "attach", "cg", "--sniff-override", "off" }, -1, NULL, "sniff_override", 0 },
+	{ { "attach", "cg", "--sniff-timeout", "50" }, -1, NULL, "sniff_timeout", 50 },
+	{ { "attach", "cg", "--sniff", "maybe" }, 2, "--sniff is 'on' or 'off'", NULL, 0 },
+	{ { "attach", "cg", "--sniff-override", "yes" }, 2, "--sniff-override is", NULL, 0 },
+	{ { "attach", "cg", "--sniff-timeout", "0" }, 2, "--sniff-timeout", NULL, 0 },
+	{ { "attach", "cg", "--sniff-timeout", "10001" }, 2, "--sniff-timeout", NULL, 0 },
 	/* Rules, the config file, check. */
 	{ { "attach", "cg", "--rule", "DOMAIN,a..b,DIRECT" }, 2, "not a domain name", NULL, 0 },
 	{ { "attach", "cg", "--rule", "MATCH,Elsewhere" }, 2, "unknown target 'Elsewhere'",
@@ -85,6 +107,12 @@ static unsigned long field(const struct options *o, const char *name)
 	if (!strcmp(name, "mark")) return o->mark;
 	if (!strcmp(name, "n_bypass")) return (unsigned long)o->n_bypass;
 	if (!strcmp(name, "reattach")) return (unsigned long)o->reattach;
+	if (!strcmp(name, "sniff")) return (unsigned long)o->sniff;
+	if (!strcmp(name, "sniff_override")) return (unsigned long)o->sniff_override;
+	if (!strcmp(name, "sniff_timeout")) return o->sniff_timeout;
+	if (!strcmp(name, "fast_path_off")) return (unsigned long)o->fast_path_off;
+	if (!strcmp(name, "n_tls_ports")) return (unsigned long)o->n_tls_ports;
+	if (!strcmp(name, "tls_ports_1")) return o->tls_ports[1].hi;
 	return (unsigned long)-1;
 }
 

@@ -1,5 +1,6 @@
-/* Unit tests of user/http.c: exact output bytes for each kind of request
- * stream, fed whole, at every split point, and byte by byte. */
+/* Unit tests of user/http.c and httpframe.c: exact output bytes for each
+ * kind of request stream, fed whole, at every split point, and byte by
+ * byte. */
 #include <errno.h>
 #include <stdint.h>
 #include <stdio.h>

@@ -43,6 +43,36 @@ static void line_for(const char *comm, size_t n, int json, char *out, size_t out
 	slurp(path, out, outlen);
 }
 
+/* The route: rule and route after the host, in text and JSON; a line
+ * without a decision has neither. */
+static void route_fields(void)
+{
+	struct conn_log c = { .proto = "tcp", .host = "tls.test", .sniffed = "tls",
+			      .rule = 9, .route = "REJECT", .result = "rejected" };
+	char path[256], out[1024];
+
+	snprintf(path, sizeof(path), "%s/route.log", dir);
+	for (int json = 0; json < 2; json++) {
+		unlink(path);
+		CHECK(connlog_open(path, json) == 0);
+		connlog_write(&c);
+		c.route = NULL;
+		connlog_write(&c);
+		c.route = "REJECT";
+		connlog_close();
+		slurp(path, out, sizeof(out));
+		if (json)
+			CHECK(strstr(out, "\"host\":\"tls.test\",\"sniffed\":\"tls\",\"rule\":9,"
+				     "\"route\":\"REJECT\",") != NULL);
+		else
+			CHECK(strstr(out, " host=tls.test sniffed=tls rule=9 route=REJECT path=proxy up=0 ") !=
+			      NULL);
+		CHECK(strstr(strchr(out, '\n'), "rule") == NULL);
+		if (check_failed_now)
+			printf("  got: %s", out);
+	}
+}
+
 static void json_keeps_utf8(void)
 {
 	char out[1024];
@@ -147,6 +177,7 @@ int main(void)
 		perror("mkdtemp");
 		return 1;
 	}
+	RUN("log", route_fields);
 	RUN("log", json_keeps_utf8);
 	RUN("log", json_escapes_the_rest);
 	RUN("log", text_escapes);

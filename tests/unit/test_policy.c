@@ -12,6 +12,7 @@
 #include "policy.h"
 #include "rules.h"
 #include "sproxy.h"
+#include "upstream.h"
 
 static void cgroup_below(void)
 {
@@ -79,9 +80,40 @@ static void process(void)
 	rules_unref(r);
 }
 
+/* The upstream a decision goes through: a rule's by name, the default
+ * route when no rule matched, none for DIRECT even with a default. */
+static void upstreams(void)
+{
+	static struct daemon d;
+	static struct options o;
+	const struct upstream *u = (void *)1;
+	struct rule_result out = { .rule = 0, .action = RULE_DIRECT, .target = "DIRECT" };
+	char err[256];
+
+	d.opt = &o;
+	strcpy(o.upstream[0].name, "up");
+	o.upstream[0].kind = UPSTREAM_SOCKS5;
+	o.n_upstream = 1;
+	CHECK(policy_upstream(&d, &out, &u, err, sizeof(err)) == 0 && u == NULL);
+	strcpy(o.upstream[1].name, UPSTREAM_DEFAULT);
+	o.upstream[1].kind = UPSTREAM_HTTP;
+	o.n_upstream = 2;
+	CHECK(policy_upstream(&d, &out, &u, err, sizeof(err)) == 0 && u == &o.upstream[1]);
+	out.rule = 3;
+	CHECK(policy_upstream(&d, &out, &u, err, sizeof(err)) == 0 && u == NULL);
+	out.action = RULE_UPSTREAM;
+	out.target = "up";
+	CHECK(policy_upstream(&d, &out, &u, err, sizeof(err)) == 0 && u == &o.upstream[0]);
+	/* Named by rules read again on SIGHUP, unknown to the running daemon. */
+	out.target = "gone";
+	CHECK(policy_upstream(&d, &out, &u, err, sizeof(err)) < 0 && u == NULL);
+	CHECK(strstr(err, "rule 3") && strstr(err, "'gone'") && strstr(err, "restart"));
+}
+
 int main(void)
 {
 	RUN("policy", cgroup_below);
 	RUN("policy", process);
+	RUN("policy", upstreams);
 	CHECK_EXIT();
 }

@@ -226,7 +226,8 @@ static void targets(void)
 	CHECK(out.action == RULE_UPSTREAM && out.upstream == 0 && out.rule == 2);
 	CHECK_STREQ(rules_line(r, 2), "MATCH,proxyA");
 	CHECK(rules_count(r) == 2);
-	CHECK(rules_needs(r) == 0);
+	/* A name rule: a connection to a real address is worth sniffing. */
+	CHECK(rules_needs(r) == RULES_NEED_HOST);
 	rules_unref(r);
 
 	/* An unknown target is an error naming where the line came from. */
@@ -239,6 +240,12 @@ static void targets(void)
 	/* References: the set lives until the last one goes. */
 	r = build((const char *[]){ "PROCESS-NAME,x,REJECT", "CGROUP,a*,DIRECT", NULL }, 3);
 	CHECK(rules_needs(r) == (RULES_NEED_EXE | RULES_NEED_CGROUP));
+	rules_unref(r);
+	r = build((const char *[]){ "NOT,((DOMAIN-KEYWORD,ads)),DIRECT", NULL }, 3);
+	CHECK(rules_needs(r) == RULES_NEED_HOST);
+	rules_unref(r);
+	r = build((const char *[]){ "IP-CIDR,192.0.2.0/24,REJECT", "MATCH,DIRECT", NULL }, 3);
+	CHECK(rules_needs(r) == 0);
 	CHECK(rules_ref(r) == r);
 	rules_unref(r);
 	CHECK(rules_count(r) == 2);

@@ -1,0 +1,25 @@
+/* The kernel fast path, user space's side: the settings and the rules the
+ * hooks evaluate (maps), the real addresses of FakeIP names (resolved in
+ * the background when a fake answer is given), and the connection log's
+ * lines for connections and UDP flows the proxy never saw (path=kernel).
+ * The hooks are bpf/fastpath.bpf.h. */
+#ifndef SPROXY_FASTPATH_H
+#define SPROXY_FASTPATH_H
+#include <stddef.h>
+
+struct daemon;
+struct fastpath;
+
+/* Fills the maps from d->opt and d->rules (after loader_load and the DNS
+ * server, before the hooks are attached).  With --fast-path off, leaves
+ * the path disabled.  NULL, logged, when it cannot. */
+struct fastpath *fastpath_start(struct daemon *d);
+/* d->rules changed (SIGHUP): the maps again, and FakeIP entries dropped
+ * (their name's rule may have changed). */
+void fastpath_reload(struct fastpath *fp);
+/* A SPROXY_EV_FAST event from the ring buffer: one log line. */
+void fastpath_event(struct fastpath *fp, const void *data, size_t size);
+/* Logs the UDP flows still open, then frees. */
+void fastpath_free(struct fastpath *fp);
+
+#endif
