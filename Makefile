@@ -69,7 +69,7 @@ DEPS_BENCH := iperf3 wrk apache2-utils dnsperf redsocks proxychains4 \
 	microsocks gnuplot-nox iptables
 
 .PHONY: all deps deps-test deps-bench deps-pkg deps-deb test unit fuzz fuzz-long integration \
-	sanitize demo bench bench-smoke bench-rules install uninstall clean vmlinux tools \
+	sanitize demo bench bench-smoke bench-rules soak install uninstall clean vmlinux tools \
 	build-deps deb man
 
 MAN := $(OUTPUT)/sproxy-bpf.8
@@ -171,9 +171,14 @@ test: deps-bench deps-pkg
 unit: $(UNIT_BINS)
 	$(Q)tests/run --only unit
 
+# Each harness for FUZZ_RUNS executions (default 10 million); a table.
 fuzz-long: $(FUZZ_BINS)
-	$(Q)for f in $(FUZZ_BINS); do $$f -max_total_time=$${FUZZ_SECONDS:-300} \
-		-artifact_prefix=$(OUTPUT)/fuzz/ tests/fuzz/corpus/$$(basename $$f) || exit 1; done
+	$(Q)tests/fuzz/long.sh $(FUZZ_BINS)
+
+# Long mixed load against the ASan daemon; SOAK_SECONDS (default 3600).
+soak: deps-test
+	$(Q)$(MAKE) --no-print-directory $(OUTPUT)/asan/$(BIN) $(TOOL_BINS)
+	$(Q)bash tests/soak/soak.sh
 
 demo: deps-test
 	$(Q)$(MAKE) --no-print-directory $(BIN) $(TOOL_BINS)

@@ -184,7 +184,9 @@ int fakeip_normalize(const char *name, char buf[FAKEIP_NAME_MAX + 1])
 		char c = name[i];
 		if (c <= 0x20 || c >= 0x7f)
 			return -1;
-		if (c == '.' && (i == 0 || name[i - 1] == '.'))
+		/* no empty label, the last one included ("a.." is not
+		 * "a.") */
+		if (c == '.' && (i == 0 || i == len - 1 || name[i - 1] == '.'))
 			return -1;
 		buf[i] = (c >= 'A' && c <= 'Z') ? (char)(c + 32) : c;
 	}

@@ -75,6 +75,9 @@ int fakeip_load_ex(struct fakeip_pool *pool, const char *path,
 		   size_t *skipped, char *err, size_t errlen);
 int fakeip_load(struct fakeip_pool *pool, const char *path, char *err,
 		size_t errlen);
+/* The same from len bytes at buf, named "(memory)" in warnings. */
+int fakeip_load_mem(struct fakeip_pool *pool, const void *buf, size_t len,
+		    size_t *skipped, char *err, size_t errlen);
 /* Writes every mapping to path atomically: path.tmp (mode 0600: it
  * lists the names apps looked up), fsync, rename, fsync of the directory.  0 or -1 with a message in err.  Does not
  * clear the dirty flag: call fakeip_mark_clean after a successful save. */

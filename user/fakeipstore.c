@@ -77,24 +77,15 @@ static const char *load_line(struct fakeip_pool *pool, char *line)
 	return NULL;
 }
 
-int fakeip_load_ex(struct fakeip_pool *pool, const char *path,
-		   size_t *skipped, char *err, size_t errlen)
+/* The store's lines from f (closed here); path names it in messages. */
+static int load_stream(struct fakeip_pool *pool, FILE *f, const char *path,
+		       size_t *skipped, char *err, size_t errlen)
 {
 	char line[STORE_LINE_MAX];
 	unsigned long lineno = 0;
 	size_t nwarn = 0, before = pool->count;
 	int dirty = pool->dirty;
-	FILE *f = fopen(path, "re");
 
-	if (skipped)
-		*skipped = 0;
-	if (!f) {
-		if (errno == ENOENT)
-			return 0;
-		fakeip_seterr(err, errlen, "cannot open FakeIP store %s: %s", path,
-		       strerror(errno));
-		return -1;
-	}
 	for (;;) {
 		int r = read_line(f, line, sizeof(line));
 		if (r == 0)
@@ -122,6 +113,42 @@ int fakeip_load_ex(struct fakeip_pool *pool, const char *path,
 	/* Loading alone changes nothing on disk; dropping lines does. */
 	pool->dirty = dirty || nwarn > 0;
 	return (int)(pool->count - before);
+}
+
+int fakeip_load_ex(struct fakeip_pool *pool, const char *path,
+		   size_t *skipped, char *err, size_t errlen)
+{
+	FILE *f = fopen(path, "re");
+
+	if (skipped)
+		*skipped = 0;
+	if (!f) {
+		if (errno == ENOENT)
+			return 0;
+		fakeip_seterr(err, errlen, "cannot open FakeIP store %s: %s", path,
+		       strerror(errno));
+		return -1;
+	}
+	return load_stream(pool, f, path, skipped, err, errlen);
+}
+
+/* The same from memory, for the fuzzer: the parser sees exactly what a
+ * file with these bytes would give it. */
+int fakeip_load_mem(struct fakeip_pool *pool, const void *buf, size_t len,
+		    size_t *skipped, char *err, size_t errlen)
+{
+	FILE *f = len ? fmemopen((void *)buf, len, "r") : NULL;
+
+	if (skipped)
+		*skipped = 0;
+	if (!len)
+		return 0; /* as an empty file */
+	if (!f) {
+		fakeip_seterr(err, errlen, "cannot read FakeIP store from "
+			      "memory: %s", strerror(errno));
+		return -1;
+	}
+	return load_stream(pool, f, "(memory)", skipped, err, errlen);
 }
 
 int fakeip_load(struct fakeip_pool *pool, const char *path, char *err,

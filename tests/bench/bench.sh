@@ -7,6 +7,9 @@
 #   --smoke    every workload once, briefly (harness check; exits non-zero
 #              only if a workload could not run at all)
 #   --reps N   repetitions per cell (default 5; medians and spread)
+#   --mem-conns N  idle connections the mem workload holds per proxy
+#              (default 10000; 1000 with --smoke), as many as the fd
+#              hard limit lets each proxy hold
 #   --only     a subset of workloads: iperf1_up iperf1_down iperf8_up
 #              curl_bulk conn_close keepalive dns mem ready
 #   --with-copy  one more configuration, "copy": sproxy-bpf --relay copy
@@ -45,11 +48,12 @@ set -u
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$PWD
 
-SMOKE=0 REPS="" ONLY="" WITH_COPY=0 PLOT_JSON=""
+SMOKE=0 REPS="" ONLY="" WITH_COPY=0 PLOT_JSON="" MEM_CONNS=""
 while [ $# -gt 0 ]; do
 	case $1 in
 	--smoke) SMOKE=1 ;;
 	--reps) REPS=$2; shift ;;
+	--mem-conns) MEM_CONNS=$2; shift ;;
 	--only) ONLY=$2; shift ;;
 	--with-copy) WITH_COPY=1 ;;
 	--plot) PLOT_JSON=$2; shift ;;
@@ -67,6 +71,10 @@ else
 	T_IPERF=3 T_WRK=3 T_CURL=2 T_DNS=2 MEM_N=10000 MEM_REPS=2 READY_N=7
 fi
 MODE=$([ $SMOKE = 1 ] && echo smoke || echo full)
+if [ -n "$MEM_CONNS" ]; then
+	[[ $MEM_CONNS =~ ^[1-9][0-9]*$ ]] || { echo "bench: --mem-conns wants a positive number" >&2; exit 2; }
+	MEM_N=$MEM_CONNS
+fi
 
 OUT=$ROOT/build/bench
 BIN=$OUT/bin
@@ -217,13 +225,16 @@ h=$(ulimit -Hn)
 ulimit -Sn "$(ulimit -Hn)"
 FD_LIMIT=$(ulimit -Hn)
 [ "$FD_LIMIT" = unlimited ] && FD_LIMIT=1048576
-# a splicing relay holds up to 6 fds per connection (2 sockets, 2 pipes: redsocks)
-MEM_FIT=$(( (FD_LIMIT - 500) / 6 / 500 * 500 ))
+# Each proxy holds as many of the MEM_N idle connections as its fds allow
+# (the limit is per process): sproxy-bpf 2 per connection (the app's
+# socket and the one to the server), redsocks up to 6 (2 sockets, 2 pipes
+# while splicing). wl_mem works the number out from the fds the proxy
+# already has; MEM_HELD/MEM_NOTE say what it came to.
+declare -A MEM_FDS_PER=([sproxy]=2 [copy]=2 [redsocks]=6) MEM_HELD
 MEM_NOTE=""
-if [ "$MEM_FIT" -lt "$MEM_N" ]; then
-	MEM_NOTE="$MEM_N idle connections requested, $MEM_FIT held: the fd hard limit is $FD_LIMIT (no CAP_SYS_RESOURCE to raise it) and a splicing relay may need 6 fds per connection"
-	MEM_N=$MEM_FIT
-fi
+# The mem cells' daemon: a small UDP pool (the workload sends no UDP; the
+# pool's sockets would take fds from the connections).
+MEM_UDP_FLOWS=16
 
 nsx() { local ns=$1; shift; nsenter --net=/run/netns/"$ns" "$@"; }
 
@@ -617,13 +628,20 @@ wl_mem() {
 	# warm up (first allocations of the event loop, log, maps), then baseline
 	run_in "$cfg" 30 "$BIN/holdconn" -a $DST -p $HTTP_PORT -n 100 -t 20 -H 0 >/dev/null 2>&1
 	sleep 0.5
-	local r0 m0 r1 m1 r2 f0 f1
+	local r0 m0 r1 m1 r2 f0 f1 n fit
 	r0=$(rss_kib "$pid"); m0=$(rss_kib "$MSOCKS_PID"); f0=$(nfds "$pid")
+	# what the proxy's fd limit leaves room for, 32 fds to spare
+	fit=$(( (FD_LIMIT - f0 - 32) / ${MEM_FDS_PER[$cfg]:-6} ))
+	n=$(( fit < MEM_N ? fit : MEM_N ))
+	if [ "$n" -lt "$MEM_N" ] && [ -z "${MEM_HELD[$cfg]:-}" ]; then
+		MEM_NOTE+="${MEM_NOTE:+; }$cfg holds $n of $MEM_N (fd hard limit $FD_LIMIT, no CAP_SYS_RESOURCE to raise it; $f0 fds in use, ${MEM_FDS_PER[$cfg]:-6} per connection)"
+	fi
+	MEM_HELD[$cfg]=$n
 	prefix "$cfg"
-	timeout -k 3 120 "${PFX[@]}" "$BIN/holdconn" -a $DST -p $HTTP_PORT -n $MEM_N -c 256 -t 60 -H 60 \
+	timeout -k 3 120 "${PFX[@]}" "$BIN/holdconn" -a $DST -p $HTTP_PORT -n $n -c 256 -t 60 -H 60 \
 		>"$TMP/hold.out" 2>"$TMP/hold.err" &
 	local hp=$! i
-	for i in $(seq 700); do grep -q '^ready' "$TMP/hold.out" && break; kill -0 $hp 2>/dev/null || break; sleep 0.1; done
+	for i in $(seq 700); do grep -qs '^ready' "$TMP/hold.out" && break; kill -0 $hp 2>/dev/null || break; sleep 0.1; done
 	sleep 1
 	r1=$(rss_kib "$pid"); m1=$(rss_kib "$MSOCKS_PID"); f1=$(nfds "$pid")
 	local ready
@@ -647,7 +665,7 @@ wl_mem() {
 	sample mem "$cfg" "$rep" conns_failed "$bad"
 	[ "$cfg" = redsocks ] &&
 		sample mem "$cfg" "$rep" socks_kib_per_conn "$(awk -v a=$m0 -v b=$m1 -v n=$ok 'BEGIN { printf "%.3f", (b - a) / n }')"
-	[ "$bad" = 0 ] || echo "warning: $bad of $MEM_N connections failed" >&2
+	[ "$bad" = 0 ] || echo "warning: $bad of $n connections failed" >&2
 	return 0
 }
 
@@ -803,7 +821,6 @@ T_START=$(date +%s)
 LOAD_START=$(cut -d' ' -f1 /proc/loadavg)
 BUSY_START=$(busy_pct)
 log "mode $MODE, $REPS repetition(s); work dir $TMP; CPUs ${BUSY_START}% busy before start"
-[ -n "$MEM_NOTE" ] && log "$MEM_NOTE"
 setup_net
 start_servers
 
@@ -845,14 +862,14 @@ if want mem; then
 	log "workload mem ($MEM_N idle connections)"
 	for rep in $(seq $MEM_REPS); do
 		# fresh processes: earlier workloads' freed memory must not hide growth
-		if daemon_start; then
+		if daemon_start --udp-flows $MEM_UDP_FLOWS; then
 			run_cell mem sproxy $rep
 			daemon_stop
 		else
 			fail mem sproxy "$DAEMON_NOTE"
 		fi
 		if [ $WITH_COPY = 1 ]; then
-			if daemon_start --relay copy; then
+			if daemon_start --relay copy --udp-flows $MEM_UDP_FLOWS; then
 				run_cell mem copy $rep
 				daemon_stop
 			else
@@ -999,7 +1016,9 @@ END {
 }' "$TMP/summary.tsv" | tee "$TMP/table.txt"
 
 echo
-echo "Memory: $MEM_N idle connections held per proxy.${MEM_NOTE:+ Note: $MEM_NOTE.}"
+held=""
+for c in "${!MEM_HELD[@]}"; do held+="${held:+, }$c ${MEM_HELD[$c]}"; done
+[ -n "$held" ] && echo "Memory: idle connections held (of $MEM_N): $held.${MEM_NOTE:+ Note: $MEM_NOTE.}"
 if [ "$BUSY_START" -gt 15 ] || [ "$BUSY_END" -gt 15 ]; then
 	echo "Warning: other processes kept the CPUs ${BUSY_START}% busy before the run and ${BUSY_END}% after it (of $(nproc) CPUs): figures are noisy."
 fi
@@ -1014,6 +1033,9 @@ if grep -q $'\tfailed\t' "$CHECKS"; then
 	echo "Checks that failed:"
 	awk -F'\t' '$2 == "failed" { printf "  %-18s %s\n", $1, $3 }' "$CHECKS" | sort | uniq -c | sed 's/^ *\([0-9]*\) /  x\1/'
 fi
+
+# The figure the chart and the JSON name: what sproxy-bpf held.
+MEM_N=${MEM_HELD[sproxy]:-$MEM_N}
 
 # JSON
 DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)

@@ -155,7 +155,8 @@ static void test_assign_lookup(void)
 	memset(longname, 'a', sizeof(longname));
 	longname[254] = '\0';
 	const char *bad[] = { "", ".", "a b", "a..b", ".a", "tab\there",
-			      "nl\n", "\x7f", "caf\xc3\xa9", longname, NULL };
+			      "nl\n", "\x7f", "caf\xc3\xa9", "a..", "..", longname,
+			      NULL };
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
 		CHECK(fakeip_assign(p, bad[i], &x, &y) == -1);
 	longname[253] = '\0';
