@@ -187,7 +187,7 @@ const char *cg_name(const char *mount, uint64_t id)
 	return e->path ? e->path : "?";
 }
 
-static void remove_stale(const char *base)
+void cg_remove_stale(const char *base, const char *who)
 {
 	DIR *d = opendir(base);
 	struct dirent *e;
@@ -204,7 +204,7 @@ static void remove_stale(const char *base)
 		if (snprintf(p, sizeof(p), "%s/%ld", base, pid) >= (int)sizeof(p))
 			continue;
 		if (rmdir(p) == 0)
-			log_info("removed %s, left by a daemon that was killed", p);
+			log_info("removed %s, left by %s that was killed", p, who);
 	}
 	closedir(d);
 }
@@ -216,7 +216,7 @@ int cg_own_create(const char *mount, char *path, size_t len, char *err, size_t e
 	snprintf(base, sizeof(base), "%s/sproxy-bpf", mount);
 	if (mkdir(base, 0755) < 0 && errno != EEXIST)
 		goto fail_base;
-	remove_stale(base);
+	cg_remove_stale(base, "a daemon");
 	snprintf(path, len, "%s/%d", base, (int)getpid());
 	if (mkdir(path, 0755) < 0 && errno != EEXIST) {
 		snprintf(err, errlen, "cannot create cgroup %s: %s", path, strerror(errno));
@@ -243,6 +243,6 @@ void cg_own_remove_stale(const char *mount)
 	char base[PATH_MAX];
 
 	snprintf(base, sizeof(base), "%s/sproxy-bpf", mount);
-	remove_stale(base);
+	cg_remove_stale(base, "a daemon");
 	rmdir(base);    /* fails while a daemon runs: fine */
 }

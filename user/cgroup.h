@@ -33,5 +33,8 @@ int cg_own_create(const char *mount, char *path, size_t len, char *err, size_t e
 void cg_own_remove(const char *mount, const char *path);
 /* The empty cgroups of daemons that were killed (detach). */
 void cg_own_remove_stale(const char *mount);
+/* Removes base/<pid> directories whose pid is dead and that are empty
+ * (rmdir fails otherwise); the log line says they were left by who. */
+void cg_remove_stale(const char *base, const char *who);
 
 #endif

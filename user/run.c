@@ -10,7 +10,6 @@
  * left in the cgroup.  The daemon lives until the cgroup is empty
  * (cgroup.events says "populated 0", watched with inotify), then detaches,
  * removes the cgroup and exits with CMD's status. */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -81,30 +80,6 @@ static void child(struct runcmd *c, int rfd)
 	_exit(errno == ENOENT ? 127 : 126);
 }
 
-/* Empty run cgroups of runs that were killed, in the default parent only:
- * in a parent the user chose, a numeric directory may be anything. */
-static void remove_stale(const char *parent)
-{
-	DIR *d = opendir(parent);
-	struct dirent *e;
-	char p[PATH_MAX];
-
-	if (!d)
-		return;
-	while ((e = readdir(d))) {
-		char *end;
-		long pid = strtol(e->d_name, &end, 10);
-
-		if (*end || pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH)
-			continue;
-		if (snprintf(p, sizeof(p), "%s/%ld", parent, pid) >= (int)sizeof(p))
-			continue;
-		if (rmdir(p) == 0)
-			log_info("removed %s, left by a run that was killed", p);
-	}
-	closedir(d);
-}
-
 /* <parent>/<pid>: the parent from --cgroup-parent (which must exist, and
  * not be the root), or <cg2>/sproxy-bpf.run, made when missing. */
 static int make_cgroup(struct runcmd *c, const struct options *o)
@@ -139,7 +114,9 @@ static int make_cgroup(struct runcmd *c, const struct options *o)
 			return EXIT_RUNTIME;
 		}
 		c->own_parent = 1;
-		remove_stale(c->parent);
+		/* Only in the default parent: in one the user chose, a
+		 * numeric directory may be anything. */
+		cg_remove_stale(c->parent, "a run");
 	}
 	if (snprintf(c->cg, sizeof(c->cg), "%s/%d", c->parent, (int)getpid()) >=
 	    (int)sizeof(c->cg))
