@@ -28,6 +28,7 @@
 #include "notify.h"
 #include "owner.h"
 #include "pin.h"
+#include "policyset.h"
 #include "preflight.h"
 #include "privhelper.h"
 #include "privs.h"
@@ -551,7 +552,11 @@ static int run(struct options *o, int argc, char **argv, struct runcmd *cmd)
 
 	memset(&r, 0, sizeof(r));
 	r.d.opt = o;
-	r.d.rules = rules_ref(o->rules);
+	r.d.policy = policyset_new(o);
+	if (!r.d.policy) {
+		log_err("out of memory setting up the rules");
+		return EXIT_RUNTIME;
+	}
 	r.d.argc = argc;
 	r.d.argv = argv;
 	r.cmd = cmd;
@@ -559,13 +564,14 @@ static int run(struct options *o, int argc, char **argv, struct runcmd *cmd)
 	if (rc) {
 		r.rc = rc;
 		pin_leave(&r);
+		policyset_unref(r.d.policy);
 		return rc;
 	}
 	events_route_libevent_log();
 	rc = serve(&r, o);
 	r.rc = rc;
 	teardown(&r);
-	rules_unref(r.d.rules);
+	policyset_unref(r.d.policy);
 	return rc;
 }
 
