@@ -127,14 +127,14 @@ static void reload_policy(struct daemon *d)
 				*nl = 0;
 			log_err("SIGHUP: %s", p);
 		}
-		log_err("SIGHUP: the %d rules in use stay, and their %s",
+		log_err("SIGHUP: the %d rules in use stay, with %s",
 			 rules_count(old->rules), ups);
 		return;
 	}
 	ps = policyset_new(&n);
 	cli_options_free(&n);
 	if (!ps) {
-		log_err("SIGHUP: out of memory: the %d rules in use stay, and their %s",
+		log_err("SIGHUP: out of memory: the %d rules in use stay, with %s",
 			rules_count(old->rules), ups);
 		return;
 	}

@@ -35,7 +35,6 @@
 #include "proxy.h"
 #include "resolvconf.h"
 #include "fastpath.h"
-#include "rules.h"
 #include "run.h"
 #include "sproxy.skel.h"
 #include "status.h"
@@ -552,15 +551,12 @@ static int run(struct options *o, int argc, char **argv, struct runcmd *cmd)
 
 	memset(&r, 0, sizeof(r));
 	r.d.opt = o;
-	r.d.policy = policyset_new(o);
-	if (!r.d.policy) {
+	if (!(r.d.policy = policyset_new(o)))
 		log_err("out of memory setting up the rules");
-		return EXIT_RUNTIME;
-	}
 	r.d.argc = argc;
 	r.d.argv = argv;
 	r.cmd = cmd;
-	rc = check_args(&r, o);
+	rc = r.d.policy ? check_args(&r, o) : EXIT_RUNTIME;
 	if (rc) {
 		r.rc = rc;
 		pin_leave(&r);
