@@ -175,7 +175,13 @@ t_top_tty() {
 # Ctrl-C (the byte, through the terminal) ends top cleanly too.
 t_top_ctrl_c() {
 	local rc
-	(sleep 2.5; printf '\003'; sleep 10) | timeout 15 script -qfec \
+	: >"$TMP/top.tty"
+	# The byte goes once top has taken the terminal (its handlers are set
+	# by then): a Ctrl-C before that ends it by the default action.
+	{
+		wait_for 30 grep -q $'\e\\[?1049h' "$TMP/top.tty" && printf '\003'
+		sleep 10
+	} | timeout 45 script -qfec \
 		"$SPROXY_BIN top --interval 1" /dev/null >"$TMP/top.tty" 2>&1
 	rc=$?
 	expect "top exited $rc after Ctrl-C (124: it did not end)" [ $rc = 0 ] || return 1
