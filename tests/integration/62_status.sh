@@ -161,8 +161,12 @@ t_text() {
 
 t_top_tty() {
 	local rc
-	# q after two frames; script gives top a terminal.
-	(sleep 2.5; printf q; sleep 10) | timeout 15 script -qfec \
+	# q once a frame shows the connection; script gives top a terminal.
+	: >"$TMP/top.tty"
+	{
+		wait_for 30 grep -q '203\.0\.113\.10:7' "$TMP/top.tty" && printf q
+		sleep 10
+	} | timeout 45 script -qfec \
 		"$SPROXY_BIN top --interval 1" /dev/null >"$TMP/top.tty" 2>&1
 	rc=$?
 	expect "top under script exited $rc (124: q did not end it)" [ $rc = 0 ] || return 1
