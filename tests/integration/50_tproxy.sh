@@ -7,7 +7,8 @@
 # the gateway's address. Checked: TCP over IPv4 and IPv6, UDP with one
 # socket and two peers (each reply from its own peer), FakeIP DNS and curl
 # by name, the log naming the client, rules (a REJECT resets TCP and drops
-# UDP, a QUIC Initial named by its first datagram), --local capturing the gateway's own
+# UDP, a QUIC Initial named by its first datagram), UDP through a SOCKS5
+# upstream (its line, and a sniffed QUIC name sent in place of the address), --local capturing the gateway's own
 # processes without capturing the daemon (no loop), `rules --remove`
 # leaving the ruleset, rules and routes byte for byte as they were (nft
 # and iptables), --apply all-or-nothing, and `rules --print` never putting
@@ -223,6 +224,56 @@ t_gw_rules() {
 	expect "the server got the rejected request" eval '! http_has /gwrej'
 }
 
+# A UDP flow through a SOCKS5 upstream (danted, UDP ASSOCIATE, in the
+# remote namespace on 203.0.113.11): the relay is the server's peer and the
+# flow's line names the upstream.  A QUIC Initial sent to a real address
+# goes to the upstream by the name it carries (--sniff-override), which
+# the upstream resolves to another server than that address.
+t_udp_upstream() {
+	local hex
+	stop_daemon_gw
+	need danted ss || return 1
+	printf '127.0.0.1 localhost\n%s example.com\n' $R4 >"$TMP/up-hosts"
+	printf 'nameserver 127.0.0.1\n' >"$TMP/up-resolv.conf"
+	cat >"$TMP/danted.conf" <<-EOF
+	logoutput: $TMP/danted.log
+	internal: 203.0.113.11 port = 1082
+	external: 203.0.113.11
+	clientmethod: none
+	socksmethod: none
+	user.privileged: root
+	user.unprivileged: root
+	client pass {
+		from: 0.0.0.0/0 to: 0.0.0.0/0
+	}
+	socks pass {
+		from: 0.0.0.0/0 to: 0.0.0.0/0
+		command: udpassociate udpreply
+	}
+	EOF
+	start_bg danted server unshare -m --propagation private -- bash -c '
+		mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf || exit 125
+		exec danted -f "$3" -p "$4" -N 1' _ "$TMP/up-hosts" "$TMP/up-resolv.conf" \
+		"$TMP/danted.conf" "$TMP/danted.pid" || return 1
+	start_bg echo443 server "$TOOLS/echod" -o "$TMP/echo443.log" $R4:443 || return 1
+	expect "danted does not listen: $(tail -n 2 "$TMP/danted.err" | tr '\n' ' ')" \
+		wait_for 10 eval 'in_server ss -Hltn "sport = :1082" | grep -q .' || return 1
+	start_tproxy --udp-timeout 2 --upstream up=socks5://203.0.113.11:1082 \
+		--rule "NETWORK,udp,up" --rule "MATCH,DIRECT" || return 1
+	ran client_run upudp "$TOOLS/netclient" udp $R4:7 || return 1
+	expect "echod saw no datagram from the relay 203.0.113.11: $(tail -n 2 "$TMP/echo.log" | tr '\n' ' ')" \
+		grep -q "udp local=$R4:7 peer=203.0.113.11:" "$TMP/echo.log" || return 1
+	hex=$(od -An -tx1 -v "$ROOT/tests/fuzz/corpus/fuzz_sniff/quic_rfc9001" | tr -d ' \n')
+	client_run upquic "$TOOLS/netclient" udpsend -t 1 203.0.113.11:443 "$hex"
+	expect "no datagram reached example.com's $R4:443 (the upstream got the address, not the name)" \
+		wait_for 5 grep -q "udp local=$R4:443 peer=203.0.113.11:" "$TMP/echo443.log" || return 1
+	wait_log 8 " udp " "dst=203.0.113.11:443 " || true
+	expect_log " udp " "capture=tproxy " "client=192.0.2.2 " "dst=$R4:7 " "rule=1 " "route=up" \
+		"via=up" "result=ok" || return 1
+	expect_log " udp " "capture=tproxy " "dst=203.0.113.11:443 " "host=example.com " \
+		"sniffed=quic" "route=up" "via=up" "result=ok"
+}
+
 # The gateway's own curl, through OUTPUT marking; the daemon's own
 # connection out is not captured again (it would loop: a second log line
 # with the gateway as client, or no answer at all).
@@ -341,6 +392,7 @@ run_case direct_listener t_direct_listener
 run_case udp_two_peers t_udp_two_peers
 run_case dns_fakeip t_dns_fakeip
 run_case gw_rules t_gw_rules
+run_case udp_upstream t_udp_upstream
 run_case local t_local
 run_case local_by_name t_local_by_name
 run_case remove_exact t_remove_exact
