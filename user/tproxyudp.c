@@ -102,8 +102,8 @@ static struct tflow *find(struct tproxy_udp *u, const struct sockaddr_storage *c
 			  const struct sockaddr_storage *dst, unsigned h)
 {
 	for (struct tflow *f = u->bucket[h]; f; f = f->hnext)
-		if (addr_equal((struct sockaddr *)&f->client, (const struct sockaddr *)client) &&
-		    addr_equal((struct sockaddr *)&f->t.addr, (const struct sockaddr *)dst))
+		if (addr_equal((struct sockaddr *)&f->r.client, (const struct sockaddr *)client) &&
+		    addr_equal((struct sockaddr *)&f->r.t.addr, (const struct sockaddr *)dst))
 			return f;
 	return NULL;
 }
@@ -182,7 +182,7 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	for (f = u->all; f; f = next) {
 		next = f->next;
-		if (now - f->last >= (f->is_dns && limit > DNS_IDLE ? DNS_IDLE : limit))
+		if (now - f->r.last >= (f->r.is_dns && limit > DNS_IDLE ? DNS_IDLE : limit))
 			tflow_end(f);
 	}
 }

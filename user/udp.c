@@ -57,7 +57,7 @@ static void on_slot_read(evutil_socket_t fd, short what, void *arg)
 		}
 		/* A flow is one application socket: anything else writing to
 		 * its port is not let in. */
-		if (!addr_equal((struct sockaddr *)&from, (struct sockaddr *)&f->app)) {
+		if (!addr_equal((struct sockaddr *)&from, (struct sockaddr *)&f->r.client)) {
 			log_debug("UDP datagram on pool port %u from a stranger: dropped",
 				  slot->port);
 			continue;
@@ -136,8 +136,7 @@ static void scan_orphans(struct udp_pool *p)
 		}
 		for (i = 0; i < n_gone; i++)
 			if (gone[i]->flow)
-				udp_flow_end(gone[i]->flow, gone[i]->flow->refused ? "refused" : "ok",
-					 gone[i]->flow->refused);
+				udp_flow_end(gone[i]->flow);
 		for (i = 0; i < n; i++) {
 			struct sproxy_flow rec;
 
@@ -174,8 +173,8 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 		next = f->next;
 		/* Sends on a connected socket pass no hook: its port cannot
 		 * be handed out again later, so it stays until close. */
-		if (now - f->last >= (time_t)p->d->opt->udp_timeout && !flow_connected(f))
-			udp_flow_end(f, f->refused ? "refused" : "ok", f->refused);
+		if (now - f->r.last >= (time_t)p->d->opt->udp_timeout && !flow_connected(f))
+			udp_flow_end(f);
 	}
 	if (now - p->last_orphan_scan >= (time_t)(p->d->opt->udp_timeout / 2 + 1)) {
 		p->last_orphan_scan = now;
@@ -196,10 +195,10 @@ void udp_pool_release(struct udp_pool *p, uint64_t cookie)
 		 * after sending) still go out first. */
 		if (f->rec.cookie != cookie)
 			continue;
-		if ((f->creq || f->preq) && f->q)
-			f->closing = 1;
+		if ((f->r.creq || f->r.preq) && f->r.q)
+			f->r.closing = 1;
 		else
-			udp_flow_end(f, f->refused ? "refused" : "ok", f->refused);
+			udp_flow_end(f);
 	}
 }
 
@@ -322,6 +321,8 @@ struct udp_pool *udp_pool_new_ns(struct daemon *d, uint32_t per_family, int owne
 	p->owner = owner;
 	p->netns_fd = netns_fd;
 	p->netns_ino = netns_ino;
+	p->flows.retry = 1;
+	p->flows.max_queued = MAX_QUEUED_BYTES;
 	p->n_slots = 2 * (size_t)per_family;
 	p->slots = calloc(p->n_slots, sizeof(*p->slots));
 	if (!p->slots)
@@ -378,8 +379,7 @@ void udp_pool_free(struct udp_pool *p)
 	if (p->owner == UDP_OWNER_SELF && !p->d->bpf.pin)
 		udp_failopen(p->d);
 	while (p->active)
-		udp_flow_end(p->active, p->active->refused ? "refused" : "ok",
-			 p->active->refused);
+		udp_flow_end(p->active);
 	/* A namespace's pool goes while the daemon lives on: ports handed out
 	 * but never used leave no record behind. */
 	for (i = 0; p->owner != UDP_OWNER_SELF && p->slots && i < p->n_slots; i++) {
