@@ -602,3 +602,26 @@ _empty_cgroup() {
 
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
+
+# danted_conf FILE ADDR PORT [COMMANDS]: a danted (SOCKS5) that listens on
+# ADDR:PORT, relays from ADDR, asks no credentials, logs to FILE.log and
+# runs as root; COMMANDS default to "connect udpassociate udpreply".
+danted_conf() {
+	cat >"$1" <<EOF
+logoutput: $1.log
+internal: $2 port = $3
+external: $2
+clientmethod: none
+socksmethod: none
+user.privileged: root
+user.unprivileged: root
+client pass {
+	from: 0.0.0.0/0 to: 0.0.0.0/0
+}
+socks pass {
+	from: 0.0.0.0/0 to: 0.0.0.0/0
+	command: ${4:-connect udpassociate udpreply}
+	log: connect
+}
+EOF
+}

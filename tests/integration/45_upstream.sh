@@ -48,23 +48,7 @@ up_server() {
 }
 listening() { in_server ss -Hltn "sport = :$1" | grep -q .; }
 
-cat >"$TMP/danted.conf" <<EOF
-logoutput: $TMP/danted.log
-internal: $UP port = 1082
-external: $UP
-clientmethod: none
-socksmethod: none
-user.privileged: root
-user.unprivileged: root
-client pass {
-	from: 0.0.0.0/0 to: 0.0.0.0/0
-}
-socks pass {
-	from: 0.0.0.0/0 to: 0.0.0.0/0
-	command: connect udpassociate udpreply
-	log: connect
-}
-EOF
+danted_conf "$TMP/danted.conf" $UP 1082
 cat >"$TMP/tinyproxy.conf" <<EOF
 Port 3128
 Listen $UP
