@@ -35,7 +35,7 @@ struct tproxy_udp {
 	size_t n, max;
 	uint64_t full;
 	time_t last_full_log, last_nodst_log;
-	struct udprelay_table flows;      /* no retry, no cap on bytes queued */
+	struct udprelay_table flows;      /* bytes queued by all, connect retries */
 };
 
 /* One datagram's room, for the listener and every flow's sockets: the

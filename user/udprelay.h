@@ -14,7 +14,7 @@
 #include "connector.h"
 
 #define MAX_QUEUED   16    /* datagrams held while a flow connects */
-#define MAX_QUEUED_BYTES (4u << 20)  /* ... and by all a pool's flows together */
+#define MAX_QUEUED_BYTES (4u << 20)  /* ... and by all of a table's flows together */
 #define MAX_DNS      32    /* queries in flight per flow */
 #define MAX_DGRAM    65536
 
