@@ -205,10 +205,6 @@ struct tproxy_udp *tproxy_udp_new(struct daemon *d, int fd,
 	u->fd = fd;
 	u->addr = *addr;
 	u->max = 2 * (size_t)d->opt->udp_flows;
-	/* As for captured flows: a failed connector is tried again, and what
-	 * waits for one is bounded (a LAN client can open many flows). */
-	u->flows.retry = 1;
-	u->flows.max_queued = MAX_QUEUED_BYTES;
 	/* Dual stack: IPv4 datagrams on an IPv6 socket carry IP_ORIGDSTADDR. */
 	ok4 = setsockopt(fd, SOL_IP, IP_RECVORIGDSTADDR, &one, sizeof(one)) == 0;
 	if (addr->ss_family == AF_INET6)

@@ -321,8 +321,6 @@ struct udp_pool *udp_pool_new_ns(struct daemon *d, uint32_t per_family, int owne
 	p->owner = owner;
 	p->netns_fd = netns_fd;
 	p->netns_ino = netns_ino;
-	p->flows.retry = 1;
-	p->flows.max_queued = MAX_QUEUED_BYTES;
 	p->n_slots = 2 * (size_t)per_family;
 	p->slots = calloc(p->n_slots, sizeof(*p->slots));
 	if (!p->slots)

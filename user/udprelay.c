@@ -158,9 +158,9 @@ static void out_send(struct udprelay *r, const void *data, size_t len)
 }
 
 /* A connector that failed (out of fds, no route, a name that did not
- * resolve).  Where the table retries, it is tried again on a datagram a
- * second later or more: EMFILE passes once fds free up, and the flow need
- * not stay refused for life. */
+ * resolve, an upstream down) is tried again on a datagram a second later
+ * or more: EMFILE passes once fds free up, and the flow need not stay
+ * refused for life. */
 static void connect_failed(struct udprelay *r, const char *why)
 {
 	struct udprelay_table *tab = r->tab;
@@ -169,8 +169,6 @@ static void connect_failed(struct udprelay *r, const char *why)
 	snprintf(r->why, sizeof(r->why), "%s", why);
 	r->refused = r->why;
 	queue_drop(r);
-	if (!tab->retry)
-		return;
 	r->retry_at = r->ops->now() + 1;
 	if (tab->last_connect_log != r->retry_at) {
 		tab->last_connect_log = r->retry_at;
@@ -358,8 +356,8 @@ static void dns_in(struct udprelay *r, const uint8_t *data, size_t len)
 }
 
 /* Holds a datagram until the flow's connector is done: at most MAX_QUEUED
- * per flow and, where the table caps them, max_queued bytes for all
- * (flows resolving a name can be many, each with 64 KiB datagrams). */
+ * per flow and MAX_QUEUED_BYTES for all the table's (flows resolving a
+ * name can be many, each with 64 KiB datagrams). */
 static void enqueue(struct udprelay *r, const uint8_t *data, size_t n)
 {
 	struct udprelay_table *tab = r->tab;
@@ -369,7 +367,7 @@ static void enqueue(struct udprelay *r, const uint8_t *data, size_t n)
 
 	if (r->nq >= MAX_QUEUED)
 		return;
-	if (tab->max_queued && tab->queued + n > tab->max_queued) {
+	if (tab->queued + n > MAX_QUEUED_BYTES) {
 		tab->queue_drops++;
 		now = r->ops->now();
 		if (now != tab->last_queue_log) {
@@ -377,9 +375,9 @@ static void enqueue(struct udprelay *r, const uint8_t *data, size_t n)
 			r->ops->who(r, who, sizeof(who));
 			log_warn("UDP datagram %s to %s dropped: %zu bytes "
 				 "already queued for flows still connecting or resolving "
-				 "(at most %zu; %llu dropped so far)", who,
+				 "(at most %u; %llu dropped so far)", who,
 				 addr_str((struct sockaddr *)&r->t.addr, a, sizeof(a)),
-				 tab->queued, tab->max_queued, (unsigned long long)tab->queue_drops);
+				 tab->queued, MAX_QUEUED_BYTES, (unsigned long long)tab->queue_drops);
 		}
 		return;
 	}

@@ -52,10 +52,10 @@ struct udprelay_ops {
 	time_t (*now)(void);
 };
 
-/* What the flows of one table share. */
+/* What the flows of one table (a pool, a TPROXY listener) share: the
+ * bytes they hold queued, bounded to MAX_QUEUED_BYTES, and when their
+ * warnings were last said. */
 struct udprelay_table {
-	int retry;                   /* a failed connector is tried again a second later */
-	size_t max_queued;           /* bytes queued by all its flows; 0: no cap */
 	size_t queued;
 	uint64_t queue_drops;
 	time_t last_queue_log, last_connect_log;
