@@ -113,14 +113,17 @@ static void on_resolved(int err, const char *errmsg, const struct sockaddr *addr
 	free(q);
 }
 
-int policy_route(struct daemon *d, const struct policy_conn *c, struct rule_result *out,
-		 policy_cb cb, void *arg, struct policy_req **req)
+int policy_route(struct daemon *d, const struct policy_conn *c, policy_cb cb, void *arg,
+		 struct policy_req **req)
 {
+	struct rule_result out;
 	struct policy_req *q;
 
 	*req = NULL;
-	if (policy_decide(d, d->policy->rules, c, out) == RULES_DECIDED)
-		return RULES_DECIDED;
+	if (policy_decide(d, d->policy->rules, c, &out) == RULES_DECIDED) {
+		cb(&out, d->policy, arg);
+		return 0;
+	}
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -1;
@@ -136,7 +139,7 @@ int policy_route(struct daemon *d, const struct policy_conn *c, struct rule_resu
 		return -1;
 	}
 	*req = q;
-	return RULES_RESOLVE;
+	return 0;
 }
 
 void policy_cancel(struct policy_req *q)

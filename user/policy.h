@@ -41,13 +41,14 @@ struct policyset;
 typedef void (*policy_cb)(const struct rule_result *out, struct policyset *ps, void *arg);
 
 /* policy_decide with the set in force (d->policy), taken through to the
- * end: RULES_DECIDED with out set now (by d->policy), or RULES_RESOLVE
- * with *req set: the name is being looked up, the set held, and cb comes
- * from the event loop with the answer (unless policy_cancel comes first);
- * -1 out of memory.  c and what it points to must live until then;
- * resolved is filled in by the request. */
-int policy_route(struct daemon *d, const struct policy_conn *c, struct rule_result *out,
-		 policy_cb cb, void *arg, struct policy_req **req);
+ * end: cb gets the answer now (by d->policy) when the rules need no
+ * lookup, else from the event loop once host is looked up (*req set
+ * meanwhile, the set held; policy_cancel stops it).  0, or -1 out of
+ * memory (cb not called).  cb may free what req points into: nothing is
+ * touched after it.  c is copied, what it points to must live until cb
+ * (resolved is filled in by the request). */
+int policy_route(struct daemon *d, const struct policy_conn *c, policy_cb cb, void *arg,
+		 struct policy_req **req);
 void policy_cancel(struct policy_req *req);
 
 /* The route a decision of ps (not REJECT) goes through: *u NULL for

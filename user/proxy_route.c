@@ -78,17 +78,9 @@ static void decide(struct session *s)
 		.fakeip = s->t.host[0] != 0,
 		.proc = s->have_proc ? &s->proc : NULL,
 	};
-	struct rule_result out;
 
-	switch (policy_route(s->d, &c, &out, on_decided, s, &s->preq)) {
-	case RULES_DECIDED:
-		on_decided(&out, s->d->policy, s);
-		break;
-	case RULES_RESOLVE:
-		break;
-	default:
+	if (policy_route(s->d, &c, on_decided, s, &s->preq) < 0)
 		session_end(s, "error", "out of memory");
-	}
 }
 
 static void on_sniffed(const char *host, enum sniff_kind kind, void *arg)

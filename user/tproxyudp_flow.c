@@ -52,29 +52,21 @@ static int to_client(struct udprelay *r, const void *data, size_t len)
 	return 0;
 }
 
-/* Its reply socket closed, and out of the table. */
+/* Its reply socket closed, and out of its bucket. */
 static void flow_free(struct udprelay *r)
 {
 	struct tflow *f = (struct tflow *)r;
-	struct tproxy_udp *u = f->u;
 	struct tflow **pp;
 
 	if (f->rev)
 		event_free(f->rev);
 	if (f->rfd >= 0)
 		close(f->rfd);
-	for (pp = &u->bucket[f->bucket]; *pp; pp = &(*pp)->hnext)
+	for (pp = &f->u->bucket[f->bucket]; *pp; pp = &(*pp)->hnext)
 		if (*pp == f) {
 			*pp = f->hnext;
 			break;
 		}
-	if (f->prev)
-		f->prev->next = f->next;
-	else
-		u->all = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-	u->n--;
 	free(f);
 }
 
@@ -91,11 +83,6 @@ static const struct udprelay_ops tproxy_ops = {
 	.free = flow_free,
 	.now = wall_sec,
 };
-
-void tflow_end(struct tflow *f)
-{
-	udprelay_end(&f->r);
-}
 
 /* A datagram from the client, through the listener or the flow's socket. */
 void tflow_from_client(struct tflow *f, const unsigned char *data, size_t len)
@@ -159,11 +146,6 @@ struct tflow *tflow_new(struct tproxy_udp *u, const struct sockaddr_storage *cli
 	f->r.is_dns = f->r.is_dns && !f->own;
 	f->hnext = u->bucket[h];
 	u->bucket[h] = f;
-	f->next = u->all;
-	if (u->all)
-		u->all->prev = f;
-	u->all = f;
-	u->n++;
 	if (reply_socket(f) < 0) {
 		f->r.refused = f->r.why;
 		return f;

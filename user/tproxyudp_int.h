@@ -18,7 +18,6 @@ struct tflow {
 	struct udprelay r;                /* first: ops get a struct udprelay * */
 	struct tproxy_udp *u;
 	struct tflow *hnext;              /* in its bucket */
-	struct tflow *prev, *next;        /* every flow */
 	unsigned bucket;
 	int own;                          /* this daemon's own lookup: relayed, not logged */
 	int rfd;                          /* bound to r.t.addr, connected to the client */
@@ -31,11 +30,10 @@ struct tproxy_udp {
 	int fd;
 	struct event *ev, *sweep;
 	struct tflow *bucket[BUCKETS];
-	struct tflow *all;
-	size_t n, max;
+	size_t max;
 	uint64_t full;
 	time_t last_full_log, last_nodst_log;
-	struct udprelay_table flows;      /* bytes queued by all, connect retries */
+	struct udprelay_table flows;      /* every flow, and what they share */
 };
 
 /* One datagram's room, for the listener and every flow's sockets: the
@@ -51,7 +49,6 @@ struct tflow *tflow_new(struct tproxy_udp *u, const struct sockaddr_storage *cli
 			const uint8_t *first, size_t n);
 /* A datagram from the client, through the listener or the flow's socket. */
 void tflow_from_client(struct tflow *f, const unsigned char *data, size_t len);
-/* Writes the flow's log line, and frees it and all it holds. */
-void tflow_end(struct tflow *f);
+/* A flow ends by udprelay_end(&f->r): its log line, its reply socket closed. */
 
 #endif

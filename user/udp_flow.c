@@ -59,20 +59,13 @@ static int send_to_app(struct udprelay *r, const void *data, size_t len)
 	return 0;
 }
 
-/* Out of the pool's list, and the port given back. */
+/* Out of status, and the port given back. */
 static void flow_free(struct udprelay *r)
 {
 	struct udp_flow *f = (struct udp_flow *)r;
 	struct udp_pool *p = f->slot->pool;
 
 	live_del(&f->live);
-	if (f->prev)
-		f->prev->next = f->next;
-	else
-		p->active = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-	p->n_active--;
 	f->slot->flow = NULL;
 	udp_port_free(p->d, f->slot->family, f->slot->port, &f->rec);
 	free(f);
@@ -85,11 +78,6 @@ static const struct udprelay_ops pool_ops = {
 	.free = flow_free,
 	.now = udp_mono_sec,
 };
-
-void udp_flow_end(struct udp_flow *f)
-{
-	udprelay_end(&f->r);
-}
 
 void udp_slot_addr(const struct udp_slot *s, struct sockaddr_storage *ss)
 {
@@ -159,11 +147,6 @@ struct udp_flow *udp_flow_new(struct udp_slot *slot, const struct sockaddr_stora
 	f->r.proc = &f->rec.proc;
 	f->slot = slot;
 	slot->flow = f;
-	f->next = p->active;
-	if (p->active)
-		p->active->prev = f;
-	p->active = f;
-	p->n_active++;
 	f->live = (struct live){ .proto = f->r.is_dns ? "dns" : "udp", .proc = &f->rec.proc,
 		.src = &f->r.client, .dst = &f->r.t.addr, .host = f->r.t.host, .up = &f->r.up,
 		.down = &f->r.down, .start = &f->r.start, .via = &f->r.via };

@@ -28,7 +28,6 @@ struct udp_slot {
 struct udp_flow {
 	struct udprelay r;           /* first: ops get a struct udprelay * */
 	struct udp_slot *slot;
-	struct udp_flow *prev, *next;
 	struct sproxy_flow rec;
 	struct live live;            /* for status */
 };
@@ -37,13 +36,11 @@ struct udp_pool {
 	struct daemon *d;
 	struct udp_slot *slots;
 	size_t n_slots;
-	struct udp_flow *active;
-	size_t n_active;
 	struct event *sweep;
 	time_t last_orphan_scan;
 	time_t last_dry_log, last_limit_log, last_owner_log;
 	uint64_t dry, limited, strangers;
-	struct udprelay_table flows; /* bytes queued by all, connect retries */
+	struct udprelay_table flows; /* the flows open, and what they share */
 	uint32_t per_proc;
 	struct bcast *bcast;         /* broadcast goes direct (UDP only) */
 	int no_diag;                 /* sock_diag cannot tell a port's owner */
@@ -65,7 +62,6 @@ struct udp_flow *udp_flow_new(struct udp_slot *slot, const struct sockaddr_stora
 			      const uint8_t *data, size_t n);
 /* A datagram of the application, on its way out. */
 void udp_flow_in(struct udp_flow *f, const uint8_t *data, size_t n);
-/* Ends a flow with its log line and gives its port back. */
-void udp_flow_end(struct udp_flow *f);
+/* A flow ends by udprelay_end(&f->r): its log line, its port given back. */
 
 #endif

@@ -38,6 +38,11 @@ void udprelay_init(struct udprelay *r, const struct udprelay_ops *ops,
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	r->last = ops->now();
 	r->is_dns = addr_port((const struct sockaddr *)dst) == 53;
+	r->next = tab->all;
+	if (tab->all)
+		tab->all->prev = r;
+	tab->all = r;
+	tab->n++;
 }
 
 static const char *host_of(const struct udprelay *r)
@@ -117,6 +122,13 @@ void udprelay_end(struct udprelay *r)
 	if (r->out_fd >= 0)
 		close(r->out_fd);
 	policyset_unref(r->ps);
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		r->tab->all = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	r->tab->n--;
 	r->ops->free(r);
 }
 
@@ -267,17 +279,9 @@ void udprelay_decide(struct udprelay *r)
 		.fakeip = r->t.host[0] != 0,
 		.proc = r->proc,
 	};
-	struct rule_result out;
 
-	switch (policy_route(r->d, &c, &out, on_decided, r, &r->preq)) {
-	case RULES_DECIDED:
-		on_decided(&out, r->d->policy, r);
-		break;
-	case RULES_RESOLVE:
-		break;
-	default:
+	if (policy_route(r->d, &c, on_decided, r, &r->preq) < 0)
 		connect_failed(r, "out of memory");
-	}
 }
 
 int udprelay_name(struct udprelay *r, const uint8_t *first, size_t n, int sniff)

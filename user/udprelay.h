@@ -45,17 +45,19 @@ struct udprelay_ops {
 	/* What the log line adds (process, cgroup, capture=...): 0, or -1
 	 * for no line. */
 	int (*log)(const struct udprelay *r, struct conn_log *c);
-	/* Takes the flow out of its table and frees it: the rest it held is
-	 * gone already. */
+	/* Frees the flow and what only its kind holds: the rest is gone
+	 * already, and it is out of its table's list. */
 	void (*free)(struct udprelay *r);
 	/* The clock of last (seconds), as the table's sweep reads it. */
 	time_t (*now)(void);
 };
 
 /* What the flows of one table (a pool, a TPROXY listener) share: the
- * bytes they hold queued, bounded to MAX_QUEUED_BYTES, and when their
- * warnings were last said. */
+ * list of them all, the bytes they hold queued (bounded to
+ * MAX_QUEUED_BYTES), and when their warnings were last said. */
 struct udprelay_table {
+	struct udprelay *all;
+	size_t n;
 	size_t queued;
 	uint64_t queue_drops;
 	time_t last_queue_log, last_connect_log;
@@ -64,6 +66,7 @@ struct udprelay_table {
 struct udprelay {
 	const struct udprelay_ops *ops;
 	struct udprelay_table *tab;
+	struct udprelay *prev, *next;     /* in tab->all */
 	struct daemon *d;
 	const struct sproxy_proc *proc;   /* NULL: none known (TPROXY) */
 	struct sockaddr_storage client;   /* family 0: not known (no src= in the log) */
@@ -95,7 +98,8 @@ struct udprelay {
 	time_t last;                      /* ops->now() of the last datagram */
 };
 
-/* A new flow's common part (r zeroed by the caller): to dst, from client. */
+/* A new flow's common part (r zeroed by the caller): to dst, from client;
+ * put in tab's list. */
 void udprelay_init(struct udprelay *r, const struct udprelay_ops *ops,
 		   struct udprelay_table *tab, struct daemon *d,
 		   const struct sockaddr_storage *client, const struct sockaddr_storage *dst);
@@ -109,7 +113,8 @@ void udprelay_decide(struct udprelay *r);
 void udprelay_default_route(struct udprelay *r);
 /* A datagram of the client, on its way out. */
 void udprelay_in(struct udprelay *r, const uint8_t *data, size_t n);
-/* Writes the log line, releases all the flow holds and frees it (ops->free). */
+/* Writes the log line, releases all the flow holds, takes it out of its
+ * table's list and frees it (ops->free). */
 void udprelay_end(struct udprelay *r);
 
 #endif
