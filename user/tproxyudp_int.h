@@ -1,6 +1,6 @@
 /* Inside UDP behind TPROXY: the listener and its flow table (tproxyudp.c)
- * and one flow, its reply socket, route, relay and DNS (tproxyudp_flow.c).
- * Nothing else includes this. */
+ * and one flow's reply socket and what its kind adds (tproxyudp_flow.c);
+ * its route, relay and DNS are udprelay's.  Nothing else includes this. */
 #ifndef SPROXY_TPROXYUDP_INT_H
 #define SPROXY_TPROXYUDP_INT_H
 #include <stddef.h>
@@ -15,7 +15,7 @@
 /* A TPROXY flow: the common part (r.client is the client, unmapped; no
  * process) and what TPROXY adds. */
 struct tflow {
-	struct udprelay r;                /* first: ops get a struct udprelay * */
+	struct udprelay r;                /* first: a struct udprelay * is the flow */
 	struct tproxy_udp *u;
 	struct tflow *hnext;              /* in its bucket */
 	unsigned bucket;

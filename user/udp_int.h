@@ -26,7 +26,7 @@ struct udp_slot {
 /* A pool flow: the common part (r.client is the application's socket,
  * r.proc its process) and what the pool adds. */
 struct udp_flow {
-	struct udprelay r;           /* first: ops get a struct udprelay * */
+	struct udprelay r;           /* first: a struct udprelay * is the flow */
 	struct udp_slot *slot;
 	struct sproxy_flow rec;
 	struct live live;            /* for status */
