@@ -242,6 +242,14 @@ up_danted() {
 		wait_for 10 eval "in_server ss -Hltn 'sport = :$port' | grep -q ."
 }
 
+# stop_clean: SIGTERM, and the exit status must be 0 (an ASan build's is
+# not on a leak or a memory error, flows still open included).
+stop_clean() {
+	stop_daemon_gw
+	expect "the daemon exited $DAEMON_RC on SIGTERM: $(tail -n 3 "$TMP/daemon.err" | tr '\n' ' ')" \
+		[ "${DAEMON_RC:-0}" = 0 ]
+}
+
 # A UDP flow through a SOCKS5 upstream (danted, UDP ASSOCIATE, in the
 # remote namespace on 203.0.113.11): the relay is the server's peer and the
 # flow's line names the upstream.  A QUIC Initial sent to a real address
@@ -266,7 +274,8 @@ t_udp_upstream() {
 	expect_log " udp " "capture=tproxy " "client=192.0.2.2 " "dst=$R4:7 " "rule=1 " "route=up" \
 		"via=up" "result=ok" || return 1
 	expect_log " udp " "capture=tproxy " "dst=203.0.113.11:443 " "host=example.com " \
-		"sniffed=quic" "route=up" "via=up" "result=ok"
+		"sniffed=quic" "route=up" "via=up" "result=ok" || return 1
+	stop_clean
 }
 
 # A flow whose upstream is down when it begins is tried again on a
@@ -291,13 +300,14 @@ t_udp_retry() {
 	expect "the datagram after the upstream came up did not come back: $(tr '\n' ' ' <"$TMP/retry.out")" \
 		grep -q two "$TMP/retry.out" || return 1
 	expect "echod saw nothing from the relay 203.0.113.11" \
-		[ "$(grep -c "udp local=$R4:7 peer=203.0.113.11:" "$TMP/echo.log")" -gt "$n" ]
+		[ "$(grep -c "udp local=$R4:7 peer=203.0.113.11:" "$TMP/echo.log")" -gt "$n" ] || return 1
+	stop_clean
 }
 
 # Datagrams that wait for their flow's upstream are bounded to 4 MiB in
 # all, as captured flows' are: a client opening flow after flow behind an
 # upstream that accepts and never answers gets the rest dropped, with a
-# line that says so, and the daemon lives on.
+# line that says so, and the daemon lives on (and frees them all at exit).
 t_udp_queue_cap() {
 	stop_daemon_gw
 	need socat python3 ss || return 1
@@ -321,7 +331,8 @@ for i in range(250):
 	expect "no line about the bytes queued: $(tail -n 2 "$TMP/daemon.err" | tr '\n' ' ')" \
 		wait_for 5 grep -q "UDP datagram from 192.0.2.2:[0-9]* to $R4:7 dropped: [0-9]* bytes already queued.*at most 4194304" \
 		"$TMP/daemon.err" || return 1
-	daemon_running
+	daemon_running || return 1
+	stop_clean
 }
 
 # The gateway's own curl, through OUTPUT marking; the daemon's own
