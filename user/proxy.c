@@ -216,12 +216,21 @@ static void on_relay_done(struct relay *r, const char *err, void *arg)
 	session_end(s, err ? "error" : "ok", err);
 }
 
+/* The relay's tagger for the next request: made from the process each
+ * time, so that a connection between requests holds none. */
+static struct http_tagger *new_tagger(void *arg)
+{
+	struct session *s = arg;
+	char tag[TAG_BUF];
+
+	tag_format(tag, sizeof(tag), s->d->opt->tag, s->proc.comm, s->proc.tgid,
+		   s->proc.uid, s->proc.gid);
+	return http_tagger_new(tag);
+}
+
 void session_connected(int fd, const char *errmsg, void *arg)
 {
 	struct session *s = arg;
-	struct http_tagger *tagger = NULL;
-	const char *tpl = s->d->opt->tag;
-	char tag[TAG_BUF];
 
 	s->creq = NULL;
 	if (fd < 0) {
@@ -230,16 +239,8 @@ void session_connected(int fd, const char *errmsg, void *arg)
 	}
 	s->sfd = fd;
 	apply_sockopts(s);
-	if (s->have_proc && tpl) {
-		tag_format(tag, sizeof(tag), tpl, s->proc.comm, s->proc.tgid, s->proc.uid,
-			   s->proc.gid);
-		tagger = http_tagger_new(tag);
-		if (!tagger) {
-			session_end(s, "error", "out of memory");
-			return;
-		}
-	}
-	if (relay_start(&s->relay, s->d->base, s->cfd, s->sfd, tagger,
+	if (relay_start(&s->relay, s->d->base, s->cfd, s->sfd,
+			s->have_proc && s->d->opt->tag,
 			!s->d->opt->relay_copy, &s->d->limits, on_relay_done, s) < 0) {
 		s->relaying = 1;
 		session_end(s, "error", "out of memory");
@@ -465,6 +466,7 @@ struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *a
 	d->limits.idle_timeout = d->opt->idle_timeout;
 	d->limits.header_budget = d->opt->header_budget;
 	d->limits.over_budget = on_over_budget;
+	d->limits.new_tagger = new_tagger;
 	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
@@ -538,6 +540,7 @@ struct proxy_listener *proxy_listen_transparent(struct daemon *d, int fd,
 	d->limits.idle_timeout = d->opt->idle_timeout;
 	d->limits.header_budget = d->opt->header_budget;
 	d->limits.over_budget = on_over_budget;
+	d->limits.new_tagger = new_tagger;
 	pl->addr = *addr;
 	pl->wildcard = 1;           /* every connection has its own local address */
 	pl->transparent = 1;
