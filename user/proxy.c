@@ -30,6 +30,16 @@
 #define SO_ORIGINAL_DST 80
 #endif
 
+/* Families other than these two have no business here: left unknown. */
+static void sa46_from_storage(union sa46 *a, const struct sockaddr_storage *ss)
+{
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET)
+		memcpy(&a->in, ss, sizeof(a->in));
+	else if (ss->ss_family == AF_INET6)
+		memcpy(&a->in6, ss, sizeof(a->in6));
+}
+
 static double since(const struct timespec *t0)
 {
 	struct timespec now;
@@ -112,9 +122,9 @@ void session_close(struct session *s, const char *result, const char *err, int r
 		.proto = "tcp",
 		.proc = s->have_proc ? &s->proc : NULL,
 		.cgroup = s->have_proc ? daemon_cgroup_name(s->d, s->proc.cgroup_id) : NULL,
-		.src = (struct sockaddr *)&s->src,
-		.dst = (struct sockaddr *)&s->t.addr,
-		.host = s->t.host[0] ? s->t.host : s->sniffed ? s->sniffed_host : NULL,
+		.src = &s->src.sa,
+		.dst = s->dst.sa.sa_family ? &s->dst.sa : NULL,
+		.host = s->host,
 		.sniffed = sniff_kind_name(s->sniffed),
 		.rule = s->rule,
 		.route = s->decided ? s->route : NULL,
@@ -128,8 +138,6 @@ void session_close(struct session *s, const char *result, const char *err, int r
 		.netns = s->pl ? s->pl->netns_ino : 0,
 	};
 
-	if (s->t.addr.ss_family == 0)
-		c.dst = NULL;
 	connlog_write(&c);
 	session_route_cancel(s);
 	live_del(&s->live);
@@ -147,6 +155,7 @@ void session_close(struct session *s, const char *result, const char *err, int r
 			close(s->sfd);
 	}
 	s->d->n_conns--;
+	free(s->host);
 	free(s);
 }
 
@@ -167,13 +176,20 @@ static void apply_sockopts(struct session *s)
 		{ SPROXY_OPT_USER_TIMEOUT, IPPROTO_TCP, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT" },
 		{ SPROXY_OPT_KEEPALIVE, SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE" },
 	};
-	const struct sproxy_sockopts *o = &s->opts;
-	const uint32_t vals[] = { o->keepidle, o->keepintvl, o->keepcnt, o->user_timeout,
-				  o->keepalive };
+	int fd = bpf_map__fd(s->d->bpf.skel->maps.conns);
+	struct sproxy_conn c;
+	const struct sproxy_sockopts *o = &c.opts;
 	char a[ADDR_STRLEN];
 
-	if (s->sfd < 0)
+	/* The record keyed by the application socket's cookie holds the
+	 * options as they are now (the 4-tuple's copy may be older): read
+	 * when they are needed, not kept in every session. */
+	if (s->sfd < 0 || !s->cookie || bpf_map_lookup_elem(fd, &s->cookie, &c) < 0 ||
+	    !c.opts.set)
 		return;
+	const uint32_t vals[] = { o->keepidle, o->keepintvl, o->keepcnt, o->user_timeout,
+				  o->keepalive };
+
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
 		int v = (int)vals[i];
 
@@ -181,20 +197,8 @@ static void apply_sockopts(struct session *s)
 			continue;
 		if (setsockopt(s->sfd, opts[i].level, opts[i].name, &v, sizeof(v)) < 0)
 			log_debug("%s %d on the connection to %s: %s", opts[i].what, v,
-				  addr_str((struct sockaddr *)&s->t.addr, a, sizeof(a)),
-				  strerror(errno));
+				  addr_str(&s->dst.sa, a, sizeof(a)), strerror(errno));
 	}
-}
-
-/* The live record (keyed by the application socket's cookie) holds the
- * options as they are now; the copy taken at accept may be older. */
-static void read_sockopts(struct session *s)
-{
-	struct sproxy_conn c;
-	int fd = bpf_map__fd(s->d->bpf.skel->maps.conns);
-
-	if (bpf_map_lookup_elem(fd, &s->cookie, &c) == 0)
-		s->opts = c.opts;
 }
 
 void proxy_sockopts_changed(struct daemon *d, uint64_t cookie)
@@ -203,8 +207,7 @@ void proxy_sockopts_changed(struct daemon *d, uint64_t cookie)
 
 	(void)d;
 	if (!s)
-		return;     /* not accepted yet: accept reads the record */
-	read_sockopts(s);
+		return;     /* not accepted yet: the connection out reads the record */
 	apply_sockopts(s);
 }
 
@@ -260,19 +263,16 @@ static int take_record(struct session *s, const struct sockaddr_storage *local)
 	memset(&k, 0, sizeof(k));
 	/* The namespace the connection lives in: the listener's. */
 	k.netns = s->pl->netns ? s->pl->netns : s->d->netns;
-	addr_to_sproxy((const struct sockaddr *)&s->src, &k.app);
+	addr_to_sproxy(&s->src.sa, &k.app);
 	addr_to_sproxy((const struct sockaddr *)local, &k.proxy);
 	if (bpf_map_lookup_elem(s->d->tuples_fd, &k, &c) < 0)
 		return -1;
 	s->proc = c.proc;
 	s->have_proc = 1;
 	daemon_process_comm(&s->proc);
-	s->opts = c.opts;
 	s->cookie = c.cookie;
-	if (s->cookie) {
+	if (s->cookie)
 		cookie_add(s);
-		read_sockopts(s);
-	}
 	return 0;
 }
 
@@ -288,26 +288,30 @@ static int original_destination(struct session *s, const struct sockaddr_storage
 				char *err, size_t errlen)
 {
 	int level = local->ss_family == AF_INET ? SOL_IP : SOL_IPV6;
-	socklen_t olen = sizeof(s->t.addr);
+	struct sockaddr_storage dst;
+	socklen_t olen = sizeof(dst);
 	char a[ADDR_STRLEN];
 
-	if (getsockopt(s->cfd, level, SO_ORIGINAL_DST, &s->t.addr, &olen) < 0) {
+	/* Not the record's own copy of the destination: the hook checks that
+	 * the record is this very connection's (its ISN), which user space
+	 * cannot see without another call. */
+	if (getsockopt(s->cfd, level, SO_ORIGINAL_DST, &dst, &olen) < 0) {
 		if (errno == ENOENT)
 			snprintf(err, errlen, "no original destination for %s: not "
 				 "captured (a direct connection? a client outside the "
 				 "cgroup or its netns? run 'sproxy-bpf doctor')",
-				 addr_str((struct sockaddr *)&s->src, a, sizeof(a)));
+				 addr_str(&s->src.sa, a, sizeof(a)));
 		else
 			snprintf(err, errlen, "SO_ORIGINAL_DST: %s (getsockopt hook not "
 				 "attached, or another BPF program in the way? run "
 				 "'sproxy-bpf doctor')", strerror(errno));
-		memset(&s->t.addr, 0, sizeof(s->t.addr));
 		return -1;
 	}
-	addr_unmap(&s->t.addr);
+	addr_unmap(&dst);
+	sa46_from_storage(&s->dst, &dst);
 	if (take_record(s, local) < 0)
 		log_debug("no process record for %s (aged out of the map?)",
-			  addr_str((struct sockaddr *)&s->src, a, sizeof(a)));
+			  addr_str(&s->src.sa, a, sizeof(a)));
 	return 0;
 }
 
@@ -320,12 +324,12 @@ static int tproxy_destination(struct session *s, const struct proxy_listener *pl
 {
 	char a[ADDR_STRLEN];
 
-	s->t.addr = *local;
+	sa46_from_storage(&s->dst, local);
 	if (addr_port((const struct sockaddr *)local) == addr_port((const struct sockaddr *)&pl->addr) &&
 	    addr_is_ours((const struct sockaddr *)local)) {
 		snprintf(err, errlen, "%s connected to the TPROXY listener %s itself, not "
 			 "through the TPROXY rules (run 'sproxy-bpf doctor')",
-			 addr_str((struct sockaddr *)&s->src, a, sizeof(a)),
+			 addr_str(&s->src.sa, a, sizeof(a)),
 			 addr_str((const struct sockaddr *)local, a, sizeof(a)));
 		return -1;
 	}
@@ -336,9 +340,12 @@ static int tproxy_destination(struct session *s, const struct proxy_listener *pl
 static void route(struct session *s)
 {
 	struct daemon *d = s->d;
+	struct sockaddr_storage src, dst;
 
-	if (addr_port((struct sockaddr *)&s->t.addr) == 53) {
-		if (dnstcp_start(d, s->cfd, &s->proc, s->have_proc, &s->src, &s->t.addr) < 0) {
+	if (addr_port(&s->dst.sa) == 53) {
+		sa46_to_storage(&s->src, &src);
+		sa46_to_storage(&s->dst, &dst);
+		if (dnstcp_start(d, s->cfd, &s->proc, s->have_proc, &src, &dst) < 0) {
 			refuse(s, "out of memory");
 			return;
 		}
@@ -354,7 +361,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
 		      struct sockaddr *peer, int plen, void *arg)
 {
 	struct proxy_listener *pl = arg;
-	struct sockaddr_storage local;
+	struct sockaddr_storage local, src;
 	socklen_t len = sizeof(local);
 	struct session *s;
 	char err[200];
@@ -373,8 +380,10 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
 	s->sfd = -1;
 	s->d->n_conns++;
 	clock_gettime(CLOCK_MONOTONIC, &s->start);
-	memcpy(&s->src, peer, (size_t)plen < sizeof(s->src) ? (size_t)plen : sizeof(s->src));
-	addr_unmap(&s->src);
+	memset(&src, 0, sizeof(src));
+	memcpy(&src, peer, (size_t)plen < sizeof(src) ? (size_t)plen : sizeof(src));
+	addr_unmap(&src);
+	sa46_from_storage(&s->src, &src);
 	/* TCP_NODELAY comes from the listener. */
 	if (!pl->wildcard) {
 		local = pl->addr;
@@ -444,7 +453,7 @@ static void on_over_budget(struct relay *r, size_t held, void *arg)
 		 "request of %.16s (pid %u) to %s (%zu bytes so far) goes untagged%s; "
 		 "raise --header-budget, or lower --header-timeout if slow clients "
 		 "hold it", lim->header_budget / 1024, s->proc.comm, s->proc.tgid,
-		 addr_str((struct sockaddr *)&s->t.addr, a, sizeof(a)), held,
+		 addr_str(&s->dst.sa, a, sizeof(a)), held,
 		 more ? also : "");
 	more = 0;
 }

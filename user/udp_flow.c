@@ -404,7 +404,8 @@ struct udp_flow *udp_flow_new(struct udp_slot *slot, const struct sockaddr_stora
 	p->active = f;
 	p->n_active++;
 	f->live = (struct live){ .proto = f->is_dns ? "dns" : "udp", .proc = &f->rec.proc,
-		.src = &f->app, .dst = &f->t.addr, .host = f->t.host, .up = &f->up,
+		.src = (const struct sockaddr *)&f->app,
+		.dst = (const struct sockaddr *)&f->t.addr, .host = f->t.host, .up = &f->up,
 		.down = &f->down, .start = &f->start, .via = &f->via };
 	live_add(&p->d->live, &f->live);
 	if (f->is_dns)
