@@ -176,15 +176,16 @@ static void apply_sockopts(struct session *s)
 		{ SPROXY_OPT_USER_TIMEOUT, IPPROTO_TCP, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT" },
 		{ SPROXY_OPT_KEEPALIVE, SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE" },
 	};
-	int fd = bpf_map__fd(s->d->bpf.skel->maps.conns);
 	struct sproxy_conn c;
 	const struct sproxy_sockopts *o = &c.opts;
 	char a[ADDR_STRLEN];
 
 	/* The record keyed by the application socket's cookie holds the
 	 * options as they are now (the 4-tuple's copy may be older): read
-	 * when they are needed, not kept in every session. */
-	if (s->sfd < 0 || !s->cookie || bpf_map_lookup_elem(fd, &s->cookie, &c) < 0 ||
+	 * when they are needed, not kept in every session.  No cookie, no
+	 * record (TPROXY). */
+	if (s->sfd < 0 || !s->cookie ||
+	    bpf_map_lookup_elem(bpf_map__fd(s->d->bpf.skel->maps.conns), &s->cookie, &c) < 0 ||
 	    !c.opts.set)
 		return;
 	const uint32_t vals[] = { o->keepidle, o->keepintvl, o->keepcnt, o->user_timeout,
