@@ -253,6 +253,16 @@ void session_connected(int fd, const char *errmsg, void *arg)
 	s->relaying = 1;
 }
 
+static void use_record(struct session *s, const struct sproxy_conn *c)
+{
+	s->proc = c->proc;
+	s->have_proc = 1;
+	daemon_process_comm(&s->proc);
+	s->cookie = c->cookie;
+	if (s->cookie)
+		cookie_add(s);
+}
+
 /* The record the BPF side keyed by this connection's 4-tuple: the process.
  * Read, not deleted: the BPF side deletes it when the connection ends, and
  * counts it until then (a full map refuses new connections). */
@@ -268,12 +278,7 @@ static int take_record(struct session *s, const struct sockaddr_storage *local)
 	addr_to_sproxy((const struct sockaddr *)local, &k.proxy);
 	if (bpf_map_lookup_elem(s->d->tuples_fd, &k, &c) < 0)
 		return -1;
-	s->proc = c.proc;
-	s->have_proc = 1;
-	daemon_process_comm(&s->proc);
-	s->cookie = c.cookie;
-	if (s->cookie)
-		cookie_add(s);
+	use_record(s, &c);
 	return 0;
 }
 
@@ -283,20 +288,24 @@ static void refuse(struct session *s, const char *why)
 }
 
 /* Where the application was going: SO_ORIGINAL_DST, as any REDIRECT-style
- * proxy asks it, answered by the getsockopt hook; then the process from
- * the record.  0, or -1 with err saying why the connection is refused. */
+ * proxy asks it, answered by the getsockopt hook, which checks that the
+ * record is this very connection's (its ISN: user space cannot see it
+ * without another call).  Asked with a buffer larger than any address, the
+ * hook returns the whole record, process and all; an older object, or a
+ * kernel answer, returns the address only, and the process comes from the
+ * record read by 4-tuple.  0, or -1 with err saying why the connection is
+ * refused. */
 static int original_destination(struct session *s, const struct sockaddr_storage *local,
 				char *err, size_t errlen)
 {
 	int level = local->ss_family == AF_INET ? SOL_IP : SOL_IPV6;
 	struct sockaddr_storage dst;
-	socklen_t olen = sizeof(dst);
+	struct sproxy_origdst x;
+	socklen_t olen = sizeof(x);
 	char a[ADDR_STRLEN];
 
-	/* Not the record's own copy of the destination: the hook checks that
-	 * the record is this very connection's (its ISN), which user space
-	 * cannot see without another call. */
-	if (getsockopt(s->cfd, level, SO_ORIGINAL_DST, &dst, &olen) < 0) {
+	_Static_assert(sizeof(x) > sizeof(dst), "the whole record takes a larger buffer");
+	if (getsockopt(s->cfd, level, SO_ORIGINAL_DST, &x, &olen) < 0) {
 		if (errno == ENOENT)
 			snprintf(err, errlen, "no original destination for %s: not "
 				 "captured (a direct connection? a client outside the "
@@ -308,6 +317,14 @@ static int original_destination(struct session *s, const struct sockaddr_storage
 				 "'sproxy-bpf doctor')", strerror(errno));
 		return -1;
 	}
+	if (olen == sizeof(x) && x.magic == SPROXY_ORIGDST_MAGIC) {
+		addr_from_sproxy(&x.rec.dst, &dst);
+		sa46_from_storage(&s->dst, &dst);
+		use_record(s, &x.rec);
+		return 0;
+	}
+	memset(&dst, 0, sizeof(dst));
+	memcpy(&dst, &x, olen < sizeof(dst) ? olen : sizeof(dst));
 	addr_unmap(&dst);
 	sa46_from_storage(&s->dst, &dst);
 	if (take_record(s, local) < 0)
@@ -497,7 +514,8 @@ struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *a
 		: IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)addr)->sin6_addr);
 	/* Backlog 0: the socket listens already, with ours; -1 would have
 	 * libevent listen again with 128. */
-	pl->l = evconnlistener_new(d->base, on_accept, pl, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+	pl->l = evconnlistener_new(d->base, on_accept, pl,
+				   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (!pl->l) {
 		close(fd);
 		goto fail;
@@ -554,7 +572,8 @@ struct proxy_listener *proxy_listen_transparent(struct daemon *d, int fd,
 	pl->addr = *addr;
 	pl->wildcard = 1;           /* every connection has its own local address */
 	pl->transparent = 1;
-	pl->l = evconnlistener_new(d->base, on_accept, pl, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+	pl->l = evconnlistener_new(d->base, on_accept, pl,
+				   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (!pl->l)
 		goto oom;
 	evconnlistener_set_error_cb(pl->l, on_accept_error);
