@@ -63,10 +63,10 @@ struct sproxy_conn {
 	struct sproxy_sockopts opts;
 };
 
-/* SO_ORIGINAL_DST asked with a buffer this large (larger than any socket
- * address, so no other caller sees it) is answered with the connection's
- * whole record: the destination and the process in one call, for a record
- * the hook has checked is this connection's. */
+/* SO_ORIGINAL_DST asked with a buffer of exactly this size (larger than
+ * any socket address, so no other caller sees it) is answered with the
+ * connection's whole record: the destination and the process in one call,
+ * for a record the hook has checked is this connection's. */
 #define SPROXY_ORIGDST_MAGIC 0x7370726f78796f64ull
 struct sproxy_origdst {
 	__u64 magic;      /* SPROXY_ORIGDST_MAGIC */
