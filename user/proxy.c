@@ -290,8 +290,9 @@ static void refuse(struct session *s, const char *why)
 /* Where the application was going: SO_ORIGINAL_DST, as any REDIRECT-style
  * proxy asks it, answered by the getsockopt hook, which checks that the
  * record is this very connection's (its ISN: user space cannot see it
- * without another call).  Asked with a buffer larger than any address, the
- * hook returns the whole record, process and all; an older object, or a
+ * without another call).  Asked with a buffer of struct sproxy_origdst's
+ * size (larger than any address), the hook returns the whole record,
+ * process and all; an older object, or a
  * kernel answer, returns the address only, and the process comes from the
  * record read by 4-tuple.  0, or -1 with err saying why the connection is
  * refused. */
