@@ -19,6 +19,7 @@ struct daemon;
 struct evconnlistener;
 struct event;
 struct policy_req;
+struct policyset;
 struct sniff_wait;
 struct upstream;
 
@@ -63,6 +64,7 @@ struct session {
 	struct policy_req *preq;              /* deciding, a name being looked up */
 	/* The route, kept as decided: a reload does not change it. */
 	const struct upstream *up;            /* NULL: direct */
+	struct policyset *ps;                 /* holds up (and via) while it lives */
 	const char *route;                    /* shared (proxy_route.c) */
 	const char *via;                      /* the route, for the log */
 	int rule;

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "ownsock.h"
 #include "policy.h"
+#include "policyset.h"
 #include "rules.h"
 #include "sniff.h"
 #include "tproxyudp.h"
@@ -80,6 +81,7 @@ void tflow_end(struct tflow *f)
 		event_free(f->oev);
 	if (f->out_fd >= 0)
 		close(f->out_fd);
+	policyset_unref(f->ps);
 	if (f->rev)
 		event_free(f->rev);
 	if (f->rfd >= 0)
@@ -255,7 +257,7 @@ static int reply_socket(struct tflow *f)
 
 /* The policy's answer (no process behind TPROXY: process rules match
  * nothing).  Rejected: the datagrams are dropped. */
-static void on_decided(const struct rule_result *out, void *arg)
+static void on_decided(const struct rule_result *out, struct policyset *ps, void *arg)
 {
 	struct tflow *f = arg;
 	const struct upstream *up;
@@ -266,7 +268,7 @@ static void on_decided(const struct rule_result *out, void *arg)
 	f->rule = out->rule;
 	snprintf(f->route, sizeof(f->route), "%s", out->target);
 	if (out->action == RULE_REJECT ||
-	    policy_upstream(f->u->d, out, &up, f->why, sizeof(f->why)) < 0) {
+	    policy_upstream(ps, out, &up, &f->ps, f->why, sizeof(f->why)) < 0) {
 		f->rejected = out->action == RULE_REJECT;
 		f->refused = f->rejected ? "rejected" : f->why;
 		while ((q = f->q)) {
@@ -297,7 +299,7 @@ static void decide(struct tflow *f)
 
 	switch (policy_route(f->u->d, &c, &out, on_decided, f, &f->preq)) {
 	case RULES_DECIDED:
-		on_decided(&out, f);
+		on_decided(&out, f->u->d->policy, f);
 		break;
 	case RULES_RESOLVE:
 		break;
@@ -311,6 +313,7 @@ struct tflow *tflow_new(struct tproxy_udp *u, const struct sockaddr_storage *cli
 			const uint8_t *first, size_t n)
 {
 	struct tflow *f = calloc(1, sizeof(*f));
+	const struct upstream *up;
 	const char *name;
 	int in_range = 0;
 	char a[ADDR_STRLEN];
@@ -361,9 +364,12 @@ struct tflow *tflow_new(struct tproxy_udp *u, const struct sockaddr_storage *cli
 		decide(f);
 		return f;
 	}
-	/* The daemon's own lookups go where they were sent, past the rules. */
-	f->via = connector_via(u->d, SOCK_DGRAM);
-	f->creq = connector_start(u->d, &f->t, SOCK_DGRAM, on_connected, f);
+	/* The daemon's own lookups go where they were sent, past the rules:
+	 * by the default route. */
+	if ((up = policyset_default(u->d->policy)))
+		f->ps = policyset_ref(u->d->policy);
+	f->via = upstream_via(u->d->opt, up, SOCK_DGRAM);
+	f->creq = connector_start_via(u->d, up, &f->t, SOCK_DGRAM, on_connected, f);
 	if (!f->creq)
 		f->refused = "out of memory";
 	return f;

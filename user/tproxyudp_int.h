@@ -15,6 +15,7 @@
 #define MAX_DNS      32    /* queries in flight per flow */
 #define MAX_DGRAM    65536
 
+struct policyset;
 struct tflow;
 
 struct tdns {
@@ -39,6 +40,7 @@ struct tflow {
 	int is_dns;
 	int own;                          /* this daemon's own lookup: relayed, not logged */
 	const char *via;                  /* the route, for the log */
+	struct policyset *ps;             /* holds the route's upstream (and via) */
 	const char *refused;              /* set: datagrams are dropped, this says why */
 	char why[200];
 	char dns_err[200];

@@ -16,6 +16,7 @@
 #include "live.h"
 #include "log.h"
 #include "policy.h"
+#include "policyset.h"
 #include "rules.h"
 #include "sniff.h"
 #include "sproxy.h"
@@ -103,6 +104,7 @@ void udp_flow_end(struct udp_flow *f, const char *result, const char *err)
 		event_free(f->out_ev);
 	if (f->out_fd >= 0)
 		close(f->out_fd);
+	policyset_unref(f->ps);
 	if (f->prev)
 		f->prev->next = f->next;
 	else
@@ -225,17 +227,16 @@ static void connect_start(struct udp_flow *f)
 
 /* The policy's answer.  A rejected flow's datagrams are dropped, as if
  * sent into the void: UDP has nothing like a reset to say so. */
-static void on_decided(const struct rule_result *out, void *arg)
+static void on_decided(const struct rule_result *out, struct policyset *ps, void *arg)
 {
 	struct udp_flow *f = arg;
-	struct daemon *d = f->slot->pool->d;
 
 	f->preq = NULL;
 	f->decided = 1;
 	f->rule = out->rule;
 	snprintf(f->route, sizeof(f->route), "%s", out->target);
 	if (out->action == RULE_REJECT ||
-	    policy_upstream(d, out, &f->upstream, f->why, sizeof(f->why)) < 0) {
+	    policy_upstream(ps, out, &f->upstream, &f->ps, f->why, sizeof(f->why)) < 0) {
 		f->rejected = out->action == RULE_REJECT;
 		f->refused = f->rejected ? "rejected" : f->why;
 		queue_drop(f);
@@ -263,7 +264,7 @@ static void decide(struct udp_flow *f)
 
 	switch (policy_route(f->slot->pool->d, &c, &out, on_decided, f, &f->preq)) {
 	case RULES_DECIDED:
-		on_decided(&out, f);
+		on_decided(&out, f->slot->pool->d->policy, f);
 		break;
 	case RULES_RESOLVE:
 		break;

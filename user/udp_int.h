@@ -15,6 +15,7 @@
 #define MAX_DNS      32    /* queries in flight per flow */
 #define MAX_DGRAM    65536
 
+struct policyset;
 struct udp_flow;
 
 struct udp_slot {
@@ -56,6 +57,7 @@ struct udp_flow {
 	int decided, rule, rejected;
 	char route[64];
 	const struct upstream *upstream;  /* NULL: direct */
+	struct policyset *ps;        /* holds upstream (and via) while it lives */
 	char sniffed_host[256];      /* from a QUIC Initial, to a real address */
 	int sniffed;                 /* enum sniff_kind */
 	const char *via;             /* the route, for the log */
