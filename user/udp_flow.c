@@ -148,7 +148,8 @@ struct udp_flow *udp_flow_new(struct udp_slot *slot, const struct sockaddr_stora
 	f->slot = slot;
 	slot->flow = f;
 	f->live = (struct live){ .proto = f->r.is_dns ? "dns" : "udp", .proc = &f->rec.proc,
-		.src = &f->r.client, .dst = &f->r.t.addr, .host = f->r.t.host, .up = &f->r.up,
+		.src = (const struct sockaddr *)&f->r.client,
+		.dst = (const struct sockaddr *)&f->r.t.addr, .host = f->r.t.host, .up = &f->r.up,
 		.down = &f->r.down, .start = &f->r.start, .via = &f->r.via };
 	live_add(&p->d->live, &f->live);
 	if (f->r.is_dns || udprelay_name(&f->r, data, n, 1) < 0)
