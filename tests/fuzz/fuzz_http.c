@@ -1,7 +1,9 @@
 /* Fuzzer for user/http.c and httpframe.c.  The first byte picks a split
  * point and a feed step; the rest is the client->server stream.  Invariants:
  *  - the output does not depend on how the stream is cut: fed whole, in two
- *    parts, byte by byte, or through the verbatim/skip (splice) path;
+ *    parts, byte by byte, through the verbatim/skip (splice) path, or in
+ *    steps with the tagger let go whenever it is at rest between requests
+ *    and a fresh one taking the next bytes (as the relay does);
  *  - the output is the input plus, per tagged request, exactly one
  *    insertion of " TAG" or "User-Agent: TAG<eol>" in a User-Agent line,
  *    and nothing else changes (so untagged streams pass byte for byte);
@@ -28,13 +30,14 @@ struct run {
 	int raw;
 };
 
-enum mode { WHOLE, SPLIT, BYTES, SPLICE };
+enum mode { WHOLE, SPLIT, BYTES, SPLICE, REST, MODES };
 
 static void run(enum mode mode, const char *tag, const uint8_t *in,
 		size_t len, size_t split, size_t step, struct run *r)
 {
 	struct http_tagger *t = http_tagger_new(tag);
 	struct evbuffer *out = evbuffer_new();
+	uint64_t before = 0;       /* requests of the taggers let go at rest */
 	size_t pos, n;
 
 	ASSERT(t && out);
@@ -72,6 +75,22 @@ static void run(enum mode mode, const char *tag, const uint8_t *in,
 			}
 		}
 		break;
+	case REST:
+		/* As the relay does: a tagger at rest between requests is
+		 * let go, and the next bytes meet a fresh one. */
+		for (pos = 0; pos < len; pos += n) {
+			n = len - pos < step ? len - pos : step;
+			ASSERT(!http_tagger_feed(t, in + pos, n, out));
+			if (http_tagger_at_rest(t)) {
+				before += http_tagger_requests(t);
+				http_tagger_free(t);
+				t = http_tagger_new(tag);
+				ASSERT(t);
+			}
+		}
+		break;
+	case MODES:
+		break;
 	}
 	ASSERT(!http_tagger_flush(t, out));
 	ASSERT(http_tagger_held(t) == 0);
@@ -79,7 +98,7 @@ static void run(enum mode mode, const char *tag, const uint8_t *in,
 	r->out = malloc(r->len + 1);
 	ASSERT(r->out);
 	ASSERT(evbuffer_remove(out, r->out, r->len) == (int)r->len);
-	r->requests = http_tagger_requests(t);
+	r->requests = before + http_tagger_requests(t);
 	r->raw = http_tagger_is_raw(t);
 	http_tagger_free(t);
 	evbuffer_free(out);
@@ -289,7 +308,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct recipe recipe = { data + 1, size ? size - 1 : 0 };
 	unsigned generated = 0;
 	char tag[HTTP_TAG_MAX];
-	struct run r[4];
+	struct run r[MODES];
 	size_t split, step, i;
 	unsigned pid = 0;
 	uint8_t ctl;
@@ -320,7 +339,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	run(SPLIT, tag, data, size, split, step, &r[1]);
 	run(BYTES, tag, data, size, split, step, &r[2]);
 	run(SPLICE, tag, data, size, split, step, &r[3]);
-	for (i = 1; i < 4; i++)
+	run(REST, tag, data, size, split, step, &r[4]);
+	for (i = 1; i < MODES; i++)
 		same(&r[0], &r[i]);
 
 	ASSERT(r[0].len >= size);
@@ -359,7 +379,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		evbuffer_free(gin);
 		evbuffer_free(gexp);
 	}
-	for (i = 0; i < 4; i++)
+	for (i = 0; i < MODES; i++)
 		free(r[i].out);
 	return 0;
 }
