@@ -20,6 +20,7 @@
 #include "tag.h"
 #include "live.h"
 #include "log.h"
+#include "policyset.h"
 #include "proxy.h"
 #include "proxy_int.h"
 #include "relay.h"
@@ -137,6 +138,8 @@ void session_close(struct session *s, const char *result, const char *err, int r
 		connector_cancel(s->creq);
 	if (s->relaying)
 		relay_free(&s->relay);
+	/* Nothing uses the route's upstream now (the handshake is gone). */
+	policyset_unref(s->ps);
 	session_unlink(s);
 	if (reset) {
 		close_reset(s->cfd);

@@ -18,6 +18,7 @@ struct daemon;
 struct evconnlistener;
 struct event;
 struct policy_req;
+struct policyset;
 struct sniff_wait;
 struct upstream;
 
@@ -55,6 +56,7 @@ struct session {
 	int decided, rule;
 	enum rule_action action;
 	const struct upstream *up;           /* NULL: direct */
+	struct policyset *ps;                 /* holds up (and via) while it lives */
 	int sniff_tried;
 	char route[64];
 	const char *via;                      /* the route, for the log */

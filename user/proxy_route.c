@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "dnsserver.h"
 #include "policy.h"
+#include "policyset.h"
 #include "proxy_int.h"
 #include "rules.h"
 #include "sniffwait.h"
@@ -34,7 +35,7 @@ static void connect_out(struct session *s)
 
 /* The policy's answer: rejected at once (the application sees its
  * connection reset), or out, through an upstream or not. */
-static void on_decided(const struct rule_result *out, void *arg)
+static void on_decided(const struct rule_result *out, struct policyset *ps, void *arg)
 {
 	struct session *s = arg;
 	const struct options *o = s->d->opt;
@@ -49,7 +50,7 @@ static void on_decided(const struct rule_result *out, void *arg)
 		session_close(s, "rejected", NULL, 1);
 		return;
 	}
-	if (policy_upstream(s->d, out, &s->up, err, sizeof(err)) < 0) {
+	if (policy_upstream(ps, out, &s->up, &s->ps, err, sizeof(err)) < 0) {
 		session_end(s, "error", err);
 		return;
 	}
@@ -77,17 +78,9 @@ static void decide(struct session *s)
 		.fakeip = s->t.host[0] != 0,
 		.proc = s->have_proc ? &s->proc : NULL,
 	};
-	struct rule_result out;
 
-	switch (policy_route(s->d, &c, &out, on_decided, s, &s->preq)) {
-	case RULES_DECIDED:
-		on_decided(&out, s);
-		break;
-	case RULES_RESOLVE:
-		break;
-	default:
+	if (policy_route(s->d, &c, on_decided, s, &s->preq) < 0)
 		session_end(s, "error", "out of memory");
-	}
 }
 
 static void on_sniffed(const char *host, enum sniff_kind kind, void *arg)
@@ -137,7 +130,7 @@ void session_route(struct session *s)
 	live_add(&d->live, &s->live);
 	/* A name is worth waiting for when the destination is a real
 	 * address and some rule looks at names; otherwise not a moment. */
-	if (d->opt->sniff && !s->t.host[0] && (rules_needs(d->rules) & RULES_NEED_HOST))
+	if (d->opt->sniff && !s->t.host[0] && (rules_needs(d->policy->rules) & RULES_NEED_HOST))
 		start_sniff(s);
 	else
 		decide(s);
