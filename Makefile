@@ -55,6 +55,7 @@ TOOL_SRCS := $(wildcard tests/tools/*.c)
 TOOL_BINS := $(patsubst tests/tools/%.c,$(OUTPUT)/tools/%,$(TOOL_SRCS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_LIB_SRCS := $(filter-out user/main.c,$(USER_SRCS))
 
 # Debian packages: to build, to test, to benchmark.
 DEPS_BUILD := gcc make clang llvm pkg-config libbpf-dev bpftool libelf-dev \
@@ -69,7 +70,7 @@ DEPS_BENCH := iperf3 wrk apache2-utils dnsperf redsocks proxychains4 \
 	microsocks gnuplot-nox iptables
 
 .PHONY: all deps deps-test deps-bench deps-pkg deps-deb test unit fuzz fuzz-long integration \
-	sanitize demo bench bench-smoke bench-rules soak install uninstall clean vmlinux tools \
+	sanitize demo bench test-build bench-smoke bench-rules soak install uninstall clean vmlinux tools \
 	build-deps deb man
 
 MAN := $(OUTPUT)/sproxy-bpf.8
@@ -102,7 +103,7 @@ deps-test: deps
 deps-bench: deps-test
 	$(Q)tests/deps.sh $(DEPS_BENCH)
 
-$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests $(OUTPUT)/tools $(OUTPUT)/fuzz $(OUTPUT)/asan $(OUTPUT)/bench:
+$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests $(OUTPUT)/tools $(OUTPUT)/fuzz/obj $(OUTPUT)/asan/obj $(OUTPUT)/asan $(OUTPUT)/bench:
 	$(Q)mkdir -p $@
 
 # vmlinux.h is checked in per architecture (see README); regenerate with
@@ -141,31 +142,55 @@ $(OUTPUT)/tools/%: tests/tools/%.c | $(OUTPUT)/tools
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(CFLAGS) $(XCFLAGS) $< -o $@
 
-# Fuzzers: clang + libFuzzer + ASan/UBSan, built from the module sources.
-FUZZ_CFLAGS := -g -O1 -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=undefined -D_GNU_SOURCE -DSPROXY_VERSION='"$(VERSION)"' \
-	-Iuser -Ibpf -Iskel
-FUZZ_LIB_SRCS := $(filter-out user/main.c,$(USER_SRCS))
-$(OUTPUT)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_SRCS) $(SKELS) | $(OUTPUT)/fuzz
-	$(call msg,FUZZ,$@)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) $< $(FUZZ_LIB_SRCS) $(LDLIBS) -o $@
+# Fuzzers and the ASan builds: clang with ASan/UBSan.  Each module is
+# compiled once per flavour into its own obj/ directory and linked into
+# every binary of that flavour.
+SAN_CFLAGS := -g -O1 -fno-sanitize-recover=undefined -D_GNU_SOURCE \
+	-DSPROXY_VERSION='"$(VERSION)"' -Iuser -Ibpf -Iskel
 
-# The unit tests again under ASan/UBSan (LeakSanitizer included).
-ASAN_CFLAGS := -g -O1 -fsanitize=address,undefined -fno-omit-frame-pointer \
-	-fno-sanitize-recover=undefined -D_GNU_SOURCE -DSPROXY_VERSION='"$(VERSION)"' \
-	-Iuser -Ibpf -Iskel -Itests/unit
-$(OUTPUT)/asan/%: tests/unit/%.c $(FUZZ_LIB_SRCS) $(SKELS) | $(OUTPUT)/asan
+# Fuzzers: libFuzzer; the modules carry its coverage hooks
+# (fuzzer-no-link), only the harness links the fuzzer's main.
+FUZZ_CFLAGS := $(SAN_CFLAGS) -fsanitize=address,undefined
+FUZZ_OBJS := $(patsubst user/%.c,$(OUTPUT)/fuzz/obj/%.o,$(FUZZ_LIB_SRCS))
+$(FUZZ_OBJS): $(SKELS)
+$(OUTPUT)/fuzz/obj/%.o: user/%.c | $(OUTPUT)/fuzz/obj build-deps
+	$(call msg,FUZZ-CC,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+$(FUZZ_BINS): $(OUTPUT)/fuzz/%: tests/fuzz/%.c $(FUZZ_OBJS) $(SKELS) | $(OUTPUT)/fuzz/obj
+	$(call msg,FUZZ,$@)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -MMD -MP -MT $@ -MF $(OUTPUT)/fuzz/obj/$*.d \
+		$< $(FUZZ_OBJS) $(LDLIBS) -o $@
+
+# The unit tests again under ASan/UBSan (LeakSanitizer included), and the
+# daemon for the ASan run of 10_tcp.sh and the soak.
+ASAN_CFLAGS := $(SAN_CFLAGS) -fsanitize=address,undefined -fno-omit-frame-pointer \
+	-Itests/unit
+ASAN_OBJS := $(patsubst user/%.c,$(OUTPUT)/asan/obj/%.o,$(USER_SRCS))
+ASAN_LIB_OBJS := $(filter-out $(OUTPUT)/asan/obj/main.o,$(ASAN_OBJS))
+ASAN_BINS := $(patsubst $(OUTPUT)/tests/%,$(OUTPUT)/asan/%,$(UNIT_BINS))
+$(ASAN_OBJS): $(SKELS)
+$(OUTPUT)/asan/obj/%.o: user/%.c | $(OUTPUT)/asan/obj build-deps
+	$(call msg,ASAN-CC,$@)
+	$(Q)$(CLANG) $(ASAN_CFLAGS) -MMD -MP -c $< -o $@
+$(ASAN_BINS): $(OUTPUT)/asan/%: tests/unit/%.c $(ASAN_LIB_OBJS) $(SKELS) | $(OUTPUT)/asan/obj
 	$(call msg,ASAN,$@)
-	$(Q)$(CLANG) $(ASAN_CFLAGS) $< $(FUZZ_LIB_SRCS) $(LDLIBS) -o $@
-$(OUTPUT)/asan/$(BIN): $(USER_SRCS) $(SKELS) | $(OUTPUT)/asan
+	$(Q)$(CLANG) $(ASAN_CFLAGS) -MMD -MP -MT $@ -MF $(OUTPUT)/asan/obj/$*.d \
+		$< $(ASAN_LIB_OBJS) $(LDLIBS) -o $@
+$(OUTPUT)/asan/$(BIN): $(ASAN_OBJS) | $(OUTPUT)/asan
 	$(call msg,ASAN,$@)
-	$(Q)$(CLANG) $(ASAN_CFLAGS) $(USER_SRCS) $(LDLIBS) -o $@
+	$(Q)$(CLANG) $(ASAN_CFLAGS) $^ $(LDLIBS) -o $@
 
 tools: $(TOOL_BINS)
 
+# Everything the suite runs, built on every core unless the caller's make
+# already has a -j (then its jobserver is shared).
+NPROC := $(shell nproc 2>/dev/null || echo 1)
+test-build:
+	$(Q)$(MAKE) --no-print-directory $(if $(filter -j% --jobserver%,$(MAKEFLAGS)),,-j$(NPROC)) \
+		$(BIN) $(UNIT_BINS) $(TOOL_BINS) $(FUZZ_BINS) $(ASAN_BINS) $(OUTPUT)/asan/$(BIN)
+
 test: deps-bench deps-pkg
-	$(Q)$(MAKE) --no-print-directory $(BIN) $(UNIT_BINS) $(TOOL_BINS) $(FUZZ_BINS) \
-		$(patsubst $(OUTPUT)/tests/%,$(OUTPUT)/asan/%,$(UNIT_BINS)) $(OUTPUT)/asan/$(BIN)
+	$(Q)$(MAKE) --no-print-directory test-build
 	$(Q)tests/run
 
 unit: $(UNIT_BINS)
@@ -251,4 +276,5 @@ deb: deps-deb
 clean:
 	rm -rf $(OUTPUT) $(BIN) skel/*.skel.h
 
--include $(wildcard $(OUTPUT)/user/*.d $(OUTPUT)/tests/*.d $(OUTPUT)/tools/*.d)
+-include $(wildcard $(OUTPUT)/user/*.d $(OUTPUT)/tests/*.d $(OUTPUT)/tools/*.d \
+	$(OUTPUT)/bench/*.d $(OUTPUT)/asan/obj/*.d $(OUTPUT)/fuzz/obj/*.d)

@@ -391,19 +391,7 @@ static int check_args(struct run *r, struct options *o)
 	if (geteuid() != 0)
 		log_warn("not running as root: loading BPF programs needs CAP_BPF, "
 			 "CAP_NET_ADMIN and CAP_SYS_ADMIN");
-	if (o->fakeip_store && preflight_store(o->fakeip_store) < 0)
-		return EXIT_USAGE;
-	if (!o->disable_fakeip &&
-	    (preflight_fakeip_local(o->fakeip_range[0] ? o->fakeip_range[0] : FAKEIP_DEFAULT_V4,
-				    o->fakeip_range[0] != NULL) < 0 ||
-	     preflight_fakeip_local(o->fakeip_range[1] ? o->fakeip_range[1] : FAKEIP_DEFAULT_V6,
-				    o->fakeip_range[1] != NULL) < 0))
-		return EXIT_USAGE;
-	if (connlog_open(o->log_path, o->json) < 0) {
-		log_err("--log %s: cannot open it: %s", o->log_path, strerror(errno));
-		return EXIT_USAGE;
-	}
-	return 0;
+	return preflight_serving(o) < 0 ? EXIT_USAGE : 0;
 }
 
 /* The captured cgroup removed (a user's slice at logout): the links would

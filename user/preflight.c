@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <sys/utsname.h>
 
+#include "daemon.h"
+#include "fakeip.h"
 #include "log.h"
 #include "preflight.h"
 
@@ -205,4 +207,21 @@ int preflight_fakeip_local(const char *cidr, int given)
 	}
 	freeifaddrs(all);
 	return rc;
+}
+
+int preflight_serving(const struct options *o)
+{
+	if (o->fakeip_store && preflight_store(o->fakeip_store) < 0)
+		return -1;
+	if (!o->disable_fakeip &&
+	    (preflight_fakeip_local(o->fakeip_range[0] ? o->fakeip_range[0] : FAKEIP_DEFAULT_V4,
+				    o->fakeip_range[0] != NULL) < 0 ||
+	     preflight_fakeip_local(o->fakeip_range[1] ? o->fakeip_range[1] : FAKEIP_DEFAULT_V6,
+				    o->fakeip_range[1] != NULL) < 0))
+		return -1;
+	if (connlog_open(o->log_path, o->json) < 0) {
+		log_err("--log %s: cannot open it: %s", o->log_path, strerror(errno));
+		return -1;
+	}
+	return 0;
 }

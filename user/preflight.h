@@ -28,4 +28,10 @@ int fakeip_range_check(const char *cidr, char *err, size_t errlen);
  * else the default (a warning).  0, or -1 logged. */
 int preflight_fakeip_local(const char *cidr, int given);
 
+struct options;
+/* The checks both daemons (capture and TPROXY) make last: the FakeIP
+ * store and ranges, then the connection log, which this opens.  0, or -1
+ * logged. */
+int preflight_serving(const struct options *o);
+
 #endif

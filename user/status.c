@@ -62,6 +62,50 @@ int ctl_option(int c, const char *arg, struct ctl_choice *ch)
 	return 0;
 }
 
+int ctl_command(const struct ctl_cmd *cmd, int argc, char **argv, char *path, size_t len)
+{
+	static const struct option common[] = {
+		{ "pid", required_argument, 0, 'P' },
+		{ "socket", required_argument, 0, 'S' },
+		{ "control-dir", required_argument, 0, 'D' },
+		{ "help", no_argument, 0, 'h' },
+		{ 0, 0, 0, 0 },
+	};
+	struct option lo[16];
+	struct ctl_choice ch = { 0 };
+	size_t n = 0;
+	int c, rc;
+
+	/* The command's own first, as each command listed them before. */
+	while (cmd->extra && cmd->extra[n].name && n < 16 - 5) {
+		lo[n] = cmd->extra[n];
+		n++;
+	}
+	memcpy(lo + n, common, sizeof(common));
+	while ((c = getopt_long(argc, argv, cmd->shorts, lo, NULL)) != -1) {
+		if (ctl_option(c, optarg, &ch))
+			continue;
+		if (c == 'h') {
+			fputs(cmd->usage, stdout);
+			return 0;
+		}
+		if (c == '?' || !cmd->own) {
+			fprintf(stderr, "Try 'sproxy-bpf %s --help'.\n", cmd->name);
+			return EXIT_USAGE;
+		}
+		rc = cmd->own(c, optarg, cmd->ctx);
+		if (rc)
+			return rc;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sproxy-bpf: %s takes no argument ('%s')\n"
+			"Try 'sproxy-bpf %s --help'.\n", cmd->name, argv[optind], cmd->name);
+		return EXIT_USAGE;
+	}
+	rc = ctl_choose(&ch, path, len);
+	return rc ? rc : -1;
+}
+
 static int connect_to(const char *path)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -387,41 +431,29 @@ static void print_text(const struct json *j)
 	}
 }
 
+static int status_option(int c, const char *arg, void *ctx)
+{
+	(void)arg;
+	if (c != 'j')
+		return EXIT_USAGE;
+	*(int *)ctx = 1;
+	return 0;
+}
+
 int status_main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "json", no_argument, 0, 'j' },
-		{ "pid", required_argument, 0, 'P' },
-		{ "socket", required_argument, 0, 'S' },
-		{ "control-dir", required_argument, 0, 'D' },
-		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	struct ctl_choice ch = { 0 };
+	int json = 0;
+	const struct ctl_cmd cmd = { "status", status_usage, "h", lo, status_option, &json };
 	char path[PATH_MAX], *raw = NULL;
 	struct json *j;
-	int c, json = 0, rc;
+	int rc;
 
-	while ((c = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
-		if (ctl_option(c, optarg, &ch))
-			continue;
-		if (c == 'j') {
-			json = 1;
-		} else if (c == 'h') {
-			fputs(status_usage, stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "Try 'sproxy-bpf status --help'.\n");
-			return EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "sproxy-bpf: status takes no argument ('%s')\n"
-			"Try 'sproxy-bpf status --help'.\n", argv[optind]);
-		return EXIT_USAGE;
-	}
-	rc = ctl_choose(&ch, path, sizeof(path));
-	if (rc)
+	rc = ctl_command(&cmd, argc, argv, path, sizeof(path));
+	if (rc >= 0)
 		return rc;
 	j = ctl_status(path, &raw);
 	if (!j)

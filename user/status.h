@@ -25,6 +25,22 @@ struct ctl_choice {
 /* getopt's c for --pid ('P'), --socket ('S'), --control-dir ('D'): 1
  * when it was one of them (a bad pid exits with status 2). */
 int ctl_option(int c, const char *arg, struct ctl_choice *ch);
+struct option;
+/* What status and top share of their command lines. */
+struct ctl_cmd {
+	const char *name;             /* "status": for the messages */
+	const char *usage;            /* --help's text */
+	const char *shorts;           /* getopt's letters, with h */
+	const struct option *extra;   /* the command's own long options */
+	/* One of its own options: 0, or an exit status with the message
+	 * printed. */
+	int (*own)(int c, const char *arg, void *ctx);
+	void *ctx;
+};
+/* Parses argv: the command's own options, --pid, --socket, --control-dir
+ * and --help, no operand; then chooses the daemon.  -1 to go on, with the
+ * socket's path in path; else the exit status (0 after --help). */
+int ctl_command(const struct ctl_cmd *cmd, int argc, char **argv, char *path, size_t len);
 /* The socket's path into path.  0, or an exit status with the message
  * printed (none running: 1; several: 2, they are listed). */
 int ctl_choose(const struct ctl_choice *c, char *path, size_t len);

@@ -443,54 +443,51 @@ static int wait_next(struct top *t, double due)
 	}
 }
 
+/* What -n and -i set. */
+struct top_args {
+	unsigned long count;
+	unsigned interval;
+};
+
+static int top_option(int c, const char *arg, void *ctx)
+{
+	struct top_args *a = ctx;
+	unsigned long v;
+
+	if (cli_number(arg, 0, 1, c == 'n' ? 1000000 : 3600, &v) < 0) {
+		fprintf(stderr, "sproxy-bpf: %s wants a decimal number from 1 to %s, "
+			"not '%s'\n", c == 'n' ? "--count" : "--interval",
+			c == 'n' ? "1000000" : "3600", arg);
+		return EXIT_USAGE;
+	}
+	if (c == 'n')
+		a->count = v;
+	else
+		a->interval = (unsigned)v;
+	return 0;
+}
+
 int top_main(int argc, char **argv)
 {
 	static const struct option lo[] = {
 		{ "count", required_argument, 0, 'n' },
 		{ "interval", required_argument, 0, 'i' },
-		{ "pid", required_argument, 0, 'P' },
-		{ "socket", required_argument, 0, 'S' },
-		{ "control-dir", required_argument, 0, 'D' },
-		{ "help", no_argument, 0, 'h' },
 		{ 0, 0, 0, 0 },
 	};
-	struct ctl_choice ch = { 0 };
-	struct top t = { .interval = 2 };
+	struct top_args args = { .interval = 2 };
+	const struct ctl_cmd cmd = { "top", top_usage, "n:i:h", lo, top_option, &args };
+	struct top t = { 0 };
 	struct sigaction sa = { .sa_handler = on_signal };
-	unsigned long count = 0, v, frames = 0;
+	unsigned long count, frames = 0;
 	char path[PATH_MAX];
-	int c, rc = 0, alt;
+	int rc, alt;
 
-	while ((c = getopt_long(argc, argv, "n:i:h", lo, NULL)) != -1) {
-		if (ctl_option(c, optarg, &ch))
-			continue;
-		if ((c == 'n' || c == 'i') &&
-		    cli_number(optarg, 0, 1, c == 'n' ? 1000000 : 3600, &v) < 0) {
-			fprintf(stderr, "sproxy-bpf: %s wants a decimal number from 1 to %s, "
-				"not '%s'\n", c == 'n' ? "--count" : "--interval",
-				c == 'n' ? "1000000" : "3600", optarg);
-			return EXIT_USAGE;
-		}
-		if (c == 'n') {
-			count = v;
-		} else if (c == 'i') {
-			t.interval = (unsigned)v;
-		} else if (c == 'h') {
-			fputs(top_usage, stdout);
-			return 0;
-		} else {
-			fprintf(stderr, "Try 'sproxy-bpf top --help'.\n");
-			return EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "sproxy-bpf: top takes no argument ('%s')\n"
-			"Try 'sproxy-bpf top --help'.\n", argv[optind]);
-		return EXIT_USAGE;
-	}
-	rc = ctl_choose(&ch, path, sizeof(path));
-	if (rc)
+	rc = ctl_command(&cmd, argc, argv, path, sizeof(path));
+	if (rc >= 0)
 		return rc;
+	rc = 0;
+	count = args.count;
+	t.interval = args.interval;
 	t.tty = isatty(STDOUT_FILENO);
 	t.keys = t.tty && isatty(STDIN_FILENO);
 	/* The alternate screen gives the shell its screen back at the end;

@@ -170,19 +170,7 @@ static void teardown(struct trun *r)
 static int check_args(struct options *o)
 {
 	slog_level = o->verbose ? SLOG_DEBUG : SLOG_INFO;
-	if (o->fakeip_store && preflight_store(o->fakeip_store) < 0)
-		return EXIT_USAGE;
-	if (!o->disable_fakeip &&
-	    (preflight_fakeip_local(o->fakeip_range[0] ? o->fakeip_range[0] : FAKEIP_DEFAULT_V4,
-				    o->fakeip_range[0] != NULL) < 0 ||
-	     preflight_fakeip_local(o->fakeip_range[1] ? o->fakeip_range[1] : FAKEIP_DEFAULT_V6,
-				    o->fakeip_range[1] != NULL) < 0))
-		return EXIT_USAGE;
-	if (connlog_open(o->log_path, o->json) < 0) {
-		log_err("--log %s: cannot open it: %s", o->log_path, strerror(errno));
-		return EXIT_USAGE;
-	}
-	return 0;
+	return preflight_serving(o) < 0 ? EXIT_USAGE : 0;
 }
 
 static int serve(struct trun *r, struct options *o)
