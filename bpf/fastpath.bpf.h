@@ -42,15 +42,7 @@ struct {
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__type(key, struct sproxy_bypass_key);
 	__type(value, struct sproxy_fp_hit);
-} fp_cidr SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 16384);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct sproxy_bypass_key);
-	__type(value, struct sproxy_fp_hit);
-} fp_cidr_res SEC(".maps");
+} fp_cidr SEC(".maps"), fp_cidr_res SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -57,6 +57,24 @@ int sproxy_getsockopt(struct bpf_sockopt *ctx)
 		ctx->retval = -ENOENT;
 		return 1;
 	}
+	/* The daemon's own question, asked with a buffer of exactly this
+	 * size (a caller with a large buffer of another size still gets the
+	 * address alone): the whole record. */
+	struct sproxy_origdst *x = ctx->optval;
+
+	if (ctx->optlen == sizeof(*x) && (void *)(x + 1) <= end) {
+		if (is_v4(&c->dst) != (level == SOL_IP)) {
+			ctx->retval = -ENOENT;
+			return 1;
+		}
+		x->magic = SPROXY_ORIGDST_MAGIC;
+		x->rec = *c;
+		__builtin_memset(x->pad, 0, sizeof(x->pad));
+		ctx->optlen = sizeof(*x);
+		stat_inc(SPROXY_STAT_ORIGDST_HIT);
+		ctx->retval = 0;
+		return 1;
+	}
 	if (level == SOL_IP) {
 		struct sockaddr_in *sin = ctx->optval;
 

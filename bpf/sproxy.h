@@ -63,6 +63,17 @@ struct sproxy_conn {
 	struct sproxy_sockopts opts;
 };
 
+/* SO_ORIGINAL_DST asked with a buffer of exactly this size (larger than
+ * any socket address, so no other caller sees it) is answered with the
+ * connection's whole record: the destination and the process in one call,
+ * for a record the hook has checked is this connection's. */
+#define SPROXY_ORIGDST_MAGIC 0x7370726f78796f64ull
+struct sproxy_origdst {
+	__u64 magic;      /* SPROXY_ORIGDST_MAGIC */
+	struct sproxy_conn rec;
+	__u8 pad[48];     /* 160 bytes in all: above sockaddr_storage's 128 */
+};
+
 /* The proxy's accepted socket finds its record by this 4-tuple: the
  * application's end and the listener's end, as the accepted socket sees
  * them (its remote and local addresses), within one network namespace. */

@@ -556,6 +556,40 @@ cleanup() {
 	fi
 }
 
+# bounded_start NAME READY_RE CMD...: runs CMD (a daemon that should not
+# attach, or should stop at once) in the client namespace and cgroup, for
+# at most 5 s.  Should a line of its stderr match READY_RE (it attached!),
+# it is SIGKILLed at once (its bpf_links die with it) and BOUNDED is
+# "attached"; still running after 5 s, it is killed and BOUNDED is "hung";
+# else BOUNDED is its exit status.  Output in $TMP/NAME.out and .err.
+bounded_start() {
+	local name=$1 ready=$2 pid i
+	shift 2
+	LAST_RUN=$name
+	: >"$TMP/$name.err"
+	bash -c "$_ENTER" _ client "$CG" "$NS_C" "" "" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null &
+	pid=$!
+	BG_PIDS+=("$pid")
+	DAEMON_PIDS+=("$pid")
+	BOUNDED=hung
+	for i in $(seq 500); do
+		if grep -q "$ready" "$TMP/$name.err"; then
+			BOUNDED=attached
+			break
+		fi
+		alive "$pid" || break
+		sleep 0.01
+	done
+	if [ "$BOUNDED" != hung ] || alive "$pid"; then
+		# Reaped right here by wait: no "Killed" job notice.
+		kill -KILL "$pid" 2>/dev/null
+		wait "$pid" 2>/dev/null
+		return 0
+	fi
+	wait "$pid" 2>/dev/null
+	BOUNDED=$?
+}
+
 _empty_cgroup() {
 	local pid
 	[ -f "$1/cgroup.procs" ] || return 0
@@ -568,3 +602,26 @@ _empty_cgroup() {
 
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
+
+# danted_conf FILE ADDR PORT [COMMANDS]: a danted (SOCKS5) that listens on
+# ADDR:PORT, relays from ADDR, asks no credentials, logs to FILE.log and
+# runs as root; COMMANDS default to "connect udpassociate udpreply".
+danted_conf() {
+	cat >"$1" <<EOF
+logoutput: $1.log
+internal: $2 port = $3
+external: $2
+clientmethod: none
+socksmethod: none
+user.privileged: root
+user.unprivileged: root
+client pass {
+	from: 0.0.0.0/0 to: 0.0.0.0/0
+}
+socks pass {
+	from: 0.0.0.0/0 to: 0.0.0.0/0
+	command: ${4:-connect udpassociate udpreply}
+	log: connect
+}
+EOF
+}

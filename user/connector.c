@@ -192,17 +192,6 @@ static void on_upstream(int fd, const char *errmsg, void *arg)
 	cb(fd, errmsg, cbarg);
 }
 
-struct connect_req *connector_start(struct daemon *d, const struct target *t,
-				    int socktype, connect_cb cb, void *arg)
-{
-	return connector_start_via(d, upstream_default(d->opt), t, socktype, cb, arg);
-}
-
-const char *connector_via(const struct daemon *d, int socktype)
-{
-	return upstream_via(d->opt, upstream_default(d->opt), socktype);
-}
-
 struct connect_req *connector_start_via(struct daemon *d, const struct upstream *u,
 					const struct target *t, int socktype,
 					connect_cb cb, void *arg)

@@ -19,16 +19,11 @@ typedef void (*connect_cb)(int fd, const char *errmsg, void *arg);
 
 struct connect_req;
 struct upstream;
-/* The default route: the upstream named "default" when configured, else
- * direct. */
-struct connect_req *connector_start(struct daemon *d, const struct target *t,
-				    int socktype, connect_cb cb, void *arg);
-/* Through upstream u (NULL: direct). */
+/* Through upstream u (NULL: direct), which must live until the request
+ * ends (its caller holds the policy set u belongs to). */
 struct connect_req *connector_start_via(struct daemon *d, const struct upstream *u,
 					const struct target *t, int socktype,
 					connect_cb cb, void *arg);
-/* The connection log's via= for the default route (NULL: none). */
-const char *connector_via(const struct daemon *d, int socktype);
 void connector_cancel(struct connect_req *r);
 
 #endif

@@ -14,6 +14,7 @@ struct event_base;
 struct dns_server;
 struct udp_pool;
 struct rules;
+struct policyset;
 struct fastpath;
 struct netns_ctl;
 
@@ -60,7 +61,8 @@ struct options {
 	const char *origin;           /* "FILE:LINE" of the config line being applied */
 	char **owned;                 /* copies of values that outlive their source */
 	int n_owned;
-	struct upstream upstream[UPSTREAM_MAX];  /* --upstream, by name */
+	struct upstream upstream[UPSTREAM_MAX];  /* --upstream, by name: the running
+	                                          * daemon's are d->policy's */
 	int n_upstream;
 	int udp_over_http;            /* UDP_OVER_HTTP_REJECT or _DIRECT */
 	char *const *run_argv;        /* run: CMD and its arguments; NULL: attach */
@@ -93,9 +95,10 @@ struct daemon {
 	struct relay_limits limits;   /* shared by every relay */
 	struct live_list live;        /* sessions and flows, for status */
 	time_t attached_at;           /* when capture (re)started */
-	/* The rules in use.  SIGHUP swaps in a new set; a decision that waits
-	 * (on DNS) holds a reference (rules_ref) to the set it started with. */
-	struct rules *rules;
+	/* The rules and upstreams in force (policyset.h).  SIGHUP swaps in a
+	 * new set whole; a decision that waits (on DNS), and a connection
+	 * routed through an upstream, hold the set they were given. */
+	struct policyset *policy;
 	struct fastpath *fast;        /* the kernel fast path's user side */
 	int argc;                     /* the command line, read again on SIGHUP */
 	char **argv;

@@ -15,6 +15,7 @@
 #include "fakeip.h"
 #include "fastpath.h"
 #include "log.h"
+#include "policyset.h"
 #include "rules_kernel.h"
 #include "sproxy.skel.h"
 #include "upstream.h"
@@ -126,7 +127,7 @@ static int fill_ports(struct fastpath *fp, const struct rules_kernel *k)
 static int fill(struct fastpath *fp)
 {
 	const struct options *o = fp->d->opt;
-	const struct upstream *u = upstream_default(o);
+	const struct upstream *u = policyset_default(fp->d->policy);
 	struct sproxy_fp_conf conf = { 0 };
 	struct rules_kernel k;
 	uint32_t zero = 0;
@@ -136,7 +137,7 @@ static int fill(struct fastpath *fp)
 		return -1;          /* disabled while the maps change */
 	if (o->fast_path_off)
 		return 0;
-	if (rules_kernel_build(fp->d->rules, &k) < 0) {
+	if (rules_kernel_build(fp->d->policy->rules, &k) < 0) {
 		log_err("kernel fast path: out of memory compiling the rules; "
 			"everything goes through the proxy");
 		return -1;
@@ -227,7 +228,7 @@ static void on_resolved(int err, const char *errmsg, const struct sockaddr *addr
 		goto out;
 	addr_to_sproxy(addr, &v.real);
 	v.real.port = 0;
-	v.name = rules_kernel_name(fp->d->rules, rs->name);
+	v.name = rules_kernel_name(fp->d->policy->rules, rs->name);
 	v.name_hash = rs->hash;
 	v.filled_ns = now_ns();
 	if (bpf_map_update_elem(fp->fd_fake, &rs->fake, &v, BPF_ANY) < 0)

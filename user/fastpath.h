@@ -10,11 +10,12 @@
 struct daemon;
 struct fastpath;
 
-/* Fills the maps from d->opt and d->rules (after loader_load and the DNS
- * server, before the hooks are attached).  With --fast-path off, leaves
- * the path disabled.  NULL, logged, when it cannot. */
+/* Fills the maps from d->opt and d->policy (its rules and its default
+ * route), after loader_load and the DNS server, before the hooks are
+ * attached.  With --fast-path off, leaves the path disabled.  NULL,
+ * logged, when it cannot. */
 struct fastpath *fastpath_start(struct daemon *d);
-/* d->rules changed (SIGHUP): the maps again, and FakeIP entries dropped
+/* d->policy changed (SIGHUP): the maps again, and FakeIP entries dropped
  * (their name's rule may have changed). */
 void fastpath_reload(struct fastpath *fp);
 /* A SPROXY_EV_FAST event from the ring buffer: one log line. */

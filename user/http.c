@@ -36,15 +36,11 @@ struct http_tagger *http_tagger_new(const char *tag)
 			return NULL;
 		}
 	}
-	t = calloc(1, sizeof(*t));
+	t = calloc(1, sizeof(*t) + strlen(tag) + 1);
 	if (!t)
 		return NULL;
-	t->tag = strdup(tag);
-	if (!t->tag) {
-		free(t);
-		return NULL;
-	}
 	t->tag_len = strlen(tag);
+	memcpy(t->tag, tag, t->tag_len + 1);
 	t->state = ST_IDLE;
 	return t;
 }
@@ -54,7 +50,6 @@ void http_tagger_free(struct http_tagger *t)
 	if (!t)
 		return;
 	free(t->held);
-	free(t->tag);
 	free(t);
 }
 
@@ -461,6 +456,11 @@ uint64_t http_tagger_requests(const struct http_tagger *t)
 int http_tagger_is_raw(const struct http_tagger *t)
 {
 	return t->state == ST_RAW;
+}
+
+int http_tagger_at_rest(const struct http_tagger *t)
+{
+	return t->state == ST_IDLE && !t->held_len;
 }
 
 char *http_format_tag(char *buf, size_t size, const char *comm, unsigned pid)

@@ -60,6 +60,10 @@ size_t http_tagger_mem(const struct http_tagger *t);
 /* Requests tagged so far; whether the stream is raw for good. */
 uint64_t http_tagger_requests(const struct http_tagger *t);
 int http_tagger_is_raw(const struct http_tagger *t);
+/* Between requests with nothing held: a new tagger would go on the same
+ * way (but for the request count), so this one may be freed until the
+ * next byte comes. */
+int http_tagger_at_rest(const struct http_tagger *t);
 
 /* Builds the default tag (TAG_DEFAULT in tag.h), "sproxy-bpf (comm=COMM;
  * pid=PID)", into buf; COMM is sanitized (bytes outside printable ASCII and

@@ -30,7 +30,6 @@ enum rl_phase { RL_METHOD, RL_TARGET, RL_VERSION, RL_LF };
 enum field { F_OTHER, F_UA, F_CLEN, F_TE, F_CONNECTION, F_UPGRADE };
 
 struct http_tagger {
-	char *tag;
 	size_t tag_len;
 	enum state state;
 	uint64_t requests;
@@ -52,6 +51,7 @@ struct http_tagger {
 	uint64_t remain;	/* body or chunk bytes left */
 	size_t line_len;	/* chunk-size or trailer line length so far */
 	bool cr;		/* trailer line: last byte was CR */
+	char tag[];		/* one allocation with the state */
 };
 
 static inline bool is_ows(char c)

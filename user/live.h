@@ -17,8 +17,8 @@ struct live {
 	uint64_t id;                          /* unique while the daemon runs */
 	const char *proto;                    /* "tcp", "udp", "dns" */
 	const struct sproxy_proc *proc;       /* NULL: unknown */
-	const struct sockaddr_storage *src;   /* the application's end */
-	const struct sockaddr_storage *dst;   /* the original destination */
+	const struct sockaddr *src;           /* the application's end */
+	const struct sockaddr *dst;           /* the original destination */
 	const char *host;                     /* its name; "" when none */
 	const char *const *via;               /* the upstream's name; NULL: none */
 	const uint64_t *up, *down;            /* bytes app->server, server->app */

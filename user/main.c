@@ -28,13 +28,13 @@
 #include "notify.h"
 #include "owner.h"
 #include "pin.h"
+#include "policyset.h"
 #include "preflight.h"
 #include "privhelper.h"
 #include "privs.h"
 #include "proxy.h"
 #include "resolvconf.h"
 #include "fastpath.h"
-#include "rules.h"
 #include "run.h"
 #include "sproxy.skel.h"
 #include "status.h"
@@ -551,21 +551,23 @@ static int run(struct options *o, int argc, char **argv, struct runcmd *cmd)
 
 	memset(&r, 0, sizeof(r));
 	r.d.opt = o;
-	r.d.rules = rules_ref(o->rules);
+	if (!(r.d.policy = policyset_new(o)))
+		log_err("out of memory setting up the rules");
 	r.d.argc = argc;
 	r.d.argv = argv;
 	r.cmd = cmd;
-	rc = check_args(&r, o);
+	rc = r.d.policy ? check_args(&r, o) : EXIT_RUNTIME;
 	if (rc) {
 		r.rc = rc;
 		pin_leave(&r);
+		policyset_unref(r.d.policy);
 		return rc;
 	}
 	events_route_libevent_log();
 	rc = serve(&r, o);
 	r.rc = rc;
 	teardown(&r);
-	rules_unref(r.d.rules);
+	policyset_unref(r.d.policy);
 	return rc;
 }
 

@@ -12,6 +12,7 @@
 #include "dnsserver.h"
 #include "log.h"
 #include "policy.h"
+#include "policyset.h"
 #include "procinfo.h"
 #include "sproxy.h"
 #include "upstream.h"
@@ -78,7 +79,7 @@ int policy_decide(const struct daemon *d, const struct rules *r,
 
 struct policy_req {
 	struct daemon *d;
-	struct rules *rules;               /* the set the decision started with */
+	struct policyset *ps;              /* the set the decision started with */
 	struct policy_conn c;
 	struct sockaddr_storage addr;      /* the name's address, when found */
 	struct dns_resolving *res;
@@ -106,20 +107,23 @@ static void on_resolved(int err, const char *errmsg, const struct sockaddr *addr
 			  errmsg ? errmsg : "no address");
 	}
 	/* With the lookup done, the rules decide. */
-	policy_decide(q->d, q->rules, &q->c, &out);
-	q->cb(&out, q->arg);
-	rules_unref(q->rules);
+	policy_decide(q->d, q->ps->rules, &q->c, &out);
+	q->cb(&out, q->ps, q->arg);
+	policyset_unref(q->ps);
 	free(q);
 }
 
-int policy_route(struct daemon *d, const struct policy_conn *c, struct rule_result *out,
-		 policy_cb cb, void *arg, struct policy_req **req)
+int policy_route(struct daemon *d, const struct policy_conn *c, policy_cb cb, void *arg,
+		 struct policy_req **req)
 {
+	struct rule_result out;
 	struct policy_req *q;
 
 	*req = NULL;
-	if (policy_decide(d, d->rules, c, out) == RULES_DECIDED)
-		return RULES_DECIDED;
+	if (policy_decide(d, d->policy->rules, c, &out) == RULES_DECIDED) {
+		cb(&out, d->policy, arg);
+		return 0;
+	}
 	q = calloc(1, sizeof(*q));
 	if (!q)
 		return -1;
@@ -127,14 +131,15 @@ int policy_route(struct daemon *d, const struct policy_conn *c, struct rule_resu
 	q->c = *c;
 	q->cb = cb;
 	q->arg = arg;
+	q->ps = policyset_ref(d->policy);
 	q->res = dns_server_resolve(d->dns, c->host, AF_UNSPEC, on_resolved, q);
 	if (!q->res) {
+		policyset_unref(q->ps);
 		free(q);
 		return -1;
 	}
-	q->rules = rules_ref(d->rules);
 	*req = q;
-	return RULES_RESOLVE;
+	return 0;
 }
 
 void policy_cancel(struct policy_req *q)
@@ -143,21 +148,24 @@ void policy_cancel(struct policy_req *q)
 		return;
 	if (q->res)
 		dns_resolving_cancel(q->res);
-	rules_unref(q->rules);
+	policyset_unref(q->ps);
 	free(q);
 }
 
-int policy_upstream(const struct daemon *d, const struct rule_result *out,
-		    const struct upstream **u, char *err, size_t errlen)
+int policy_upstream(struct policyset *ps, const struct rule_result *out,
+		    const struct upstream **u, struct policyset **held, char *err,
+		    size_t errlen)
 {
 	*u = NULL;
+	*held = NULL;
 	if (out->rule == 0)
-		*u = upstream_default(d->opt);
-	else if (out->action == RULE_UPSTREAM && !(*u = upstream_find(d->opt, out->target))) {
-		snprintf(err, errlen, "rule %d names upstream '%s', which the running daemon "
-			 "does not have (a reload added it; upstreams change on a restart)",
-			 out->rule, out->target);
+		*u = policyset_default(ps);
+	else if (out->action == RULE_UPSTREAM && !(*u = policyset_find(ps, out->target))) {
+		snprintf(err, errlen, "rule %d names upstream '%s', which its rule set does "
+			 "not have", out->rule, out->target);
 		return -1;
 	}
+	if (*u)
+		*held = policyset_ref(ps);
 	return 0;
 }

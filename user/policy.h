@@ -33,27 +33,33 @@ int policy_decide(const struct daemon *d, const struct rules *r,
 
 /* A decision that waits for a name's addresses. */
 struct policy_req;
-/* out lives only during the call (its target belongs to the rule set the
- * decision started with): copy what is kept. */
-typedef void (*policy_cb)(const struct rule_result *out, void *arg);
+struct policyset;
+/* ps is the set that decided (d->policy, or the set in force when the
+ * decision began if a reload came meanwhile); out lives only during the
+ * call (its target belongs to ps's rules): copy what is kept, and take a
+ * reference to ps (policy_upstream does) to keep an upstream of it. */
+typedef void (*policy_cb)(const struct rule_result *out, struct policyset *ps, void *arg);
 
-/* policy_decide with d's rules in use, taken through to the end:
- * RULES_DECIDED with out set now, or RULES_RESOLVE with *req set: the
- * name is being looked up, the rule set held, and cb comes from the event
- * loop with the answer (unless policy_cancel comes first); -1 out of
- * memory.  c and what it points to must live until then; resolved is
- * filled in by the request. */
-int policy_route(struct daemon *d, const struct policy_conn *c, struct rule_result *out,
-		 policy_cb cb, void *arg, struct policy_req **req);
+/* policy_decide with the set in force (d->policy), taken through to the
+ * end: cb gets the answer now (by d->policy) when the rules need no
+ * lookup, else from the event loop once host is looked up (*req set
+ * meanwhile, the set held; policy_cancel stops it).  0, or -1 out of
+ * memory (cb not called).  cb may free what req points into: nothing is
+ * touched after it.  c is copied, what it points to must live until cb
+ * (resolved is filled in by the request). */
+int policy_route(struct daemon *d, const struct policy_conn *c, policy_cb cb, void *arg,
+		 struct policy_req **req);
 void policy_cancel(struct policy_req *req);
 
-/* The upstream a decision (not REJECT) goes through: NULL for direct.  No
- * rule matched: the default route (upstream_default).  -1 with err when
- * the named upstream is not in the running daemon's table (a reload named
- * a new one: upstreams change on a restart only). */
+/* The route a decision of ps (not REJECT) goes through: *u NULL for
+ * direct, else one of ps's upstreams, and *held a new reference to ps
+ * that keeps *u alive (policyset_unref when the connection ends).  No rule
+ * matched: ps's default route.  -1 with err when the named upstream is
+ * not in ps (rules_compile makes sure it is). */
 struct upstream;
-int policy_upstream(const struct daemon *d, const struct rule_result *out,
-		    const struct upstream **u, char *err, size_t errlen);
+int policy_upstream(struct policyset *ps, const struct rule_result *out,
+		    const struct upstream **u, struct policyset **held, char *err,
+		    size_t errlen);
 
 /* The path of cgroup name (as cg_name gives it, "/a/b") below target (an
  * absolute path under mount): "" for target itself, NULL when name is not

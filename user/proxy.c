@@ -20,6 +20,7 @@
 #include "tag.h"
 #include "live.h"
 #include "log.h"
+#include "policyset.h"
 #include "proxy.h"
 #include "proxy_int.h"
 #include "relay.h"
@@ -29,6 +30,16 @@
 #ifndef SO_ORIGINAL_DST
 #define SO_ORIGINAL_DST 80
 #endif
+
+/* Families other than these two have no business here: left unknown. */
+static void sa46_from_storage(union sa46 *a, const struct sockaddr_storage *ss)
+{
+	memset(a, 0, sizeof(*a));
+	if (ss->ss_family == AF_INET)
+		memcpy(&a->in, ss, sizeof(a->in));
+	else if (ss->ss_family == AF_INET6)
+		memcpy(&a->in6, ss, sizeof(a->in6));
+}
 
 static double since(const struct timespec *t0)
 {
@@ -112,9 +123,9 @@ void session_close(struct session *s, const char *result, const char *err, int r
 		.proto = "tcp",
 		.proc = s->have_proc ? &s->proc : NULL,
 		.cgroup = s->have_proc ? daemon_cgroup_name(s->d, s->proc.cgroup_id) : NULL,
-		.src = (struct sockaddr *)&s->src,
-		.dst = (struct sockaddr *)&s->t.addr,
-		.host = s->t.host[0] ? s->t.host : s->sniffed ? s->sniffed_host : NULL,
+		.src = &s->src.sa,
+		.dst = s->dst.sa.sa_family ? &s->dst.sa : NULL,
+		.host = s->host,
 		.sniffed = sniff_kind_name(s->sniffed),
 		.rule = s->rule,
 		.route = s->decided ? s->route : NULL,
@@ -128,8 +139,6 @@ void session_close(struct session *s, const char *result, const char *err, int r
 		.netns = s->pl ? s->pl->netns_ino : 0,
 	};
 
-	if (s->t.addr.ss_family == 0)
-		c.dst = NULL;
 	connlog_write(&c);
 	session_route_cancel(s);
 	live_del(&s->live);
@@ -137,6 +146,8 @@ void session_close(struct session *s, const char *result, const char *err, int r
 		connector_cancel(s->creq);
 	if (s->relaying)
 		relay_free(&s->relay);
+	/* Nothing uses the route's upstream now (the handshake is gone). */
+	policyset_unref(s->ps);
 	session_unlink(s);
 	if (reset) {
 		close_reset(s->cfd);
@@ -147,6 +158,7 @@ void session_close(struct session *s, const char *result, const char *err, int r
 			close(s->sfd);
 	}
 	s->d->n_conns--;
+	free(s->host);
 	free(s);
 }
 
@@ -167,13 +179,21 @@ static void apply_sockopts(struct session *s)
 		{ SPROXY_OPT_USER_TIMEOUT, IPPROTO_TCP, TCP_USER_TIMEOUT, "TCP_USER_TIMEOUT" },
 		{ SPROXY_OPT_KEEPALIVE, SOL_SOCKET, SO_KEEPALIVE, "SO_KEEPALIVE" },
 	};
-	const struct sproxy_sockopts *o = &s->opts;
-	const uint32_t vals[] = { o->keepidle, o->keepintvl, o->keepcnt, o->user_timeout,
-				  o->keepalive };
+	struct sproxy_conn c;
+	const struct sproxy_sockopts *o = &c.opts;
 	char a[ADDR_STRLEN];
 
-	if (s->sfd < 0)
+	/* The record keyed by the application socket's cookie holds the
+	 * options as they are now (the 4-tuple's copy may be older): read
+	 * when they are needed, not kept in every session.  No cookie, no
+	 * record (TPROXY). */
+	if (s->sfd < 0 || !s->cookie ||
+	    bpf_map_lookup_elem(bpf_map__fd(s->d->bpf.skel->maps.conns), &s->cookie, &c) < 0 ||
+	    !c.opts.set)
 		return;
+	const uint32_t vals[] = { o->keepidle, o->keepintvl, o->keepcnt, o->user_timeout,
+				  o->keepalive };
+
 	for (size_t i = 0; i < sizeof(opts) / sizeof(opts[0]); i++) {
 		int v = (int)vals[i];
 
@@ -181,20 +201,8 @@ static void apply_sockopts(struct session *s)
 			continue;
 		if (setsockopt(s->sfd, opts[i].level, opts[i].name, &v, sizeof(v)) < 0)
 			log_debug("%s %d on the connection to %s: %s", opts[i].what, v,
-				  addr_str((struct sockaddr *)&s->t.addr, a, sizeof(a)),
-				  strerror(errno));
+				  addr_str(&s->dst.sa, a, sizeof(a)), strerror(errno));
 	}
-}
-
-/* The live record (keyed by the application socket's cookie) holds the
- * options as they are now; the copy taken at accept may be older. */
-static void read_sockopts(struct session *s)
-{
-	struct sproxy_conn c;
-	int fd = bpf_map__fd(s->d->bpf.skel->maps.conns);
-
-	if (bpf_map_lookup_elem(fd, &s->cookie, &c) == 0)
-		s->opts = c.opts;
 }
 
 void proxy_sockopts_changed(struct daemon *d, uint64_t cookie)
@@ -203,8 +211,7 @@ void proxy_sockopts_changed(struct daemon *d, uint64_t cookie)
 
 	(void)d;
 	if (!s)
-		return;     /* not accepted yet: accept reads the record */
-	read_sockopts(s);
+		return;     /* not accepted yet: the connection out reads the record */
 	apply_sockopts(s);
 }
 
@@ -216,12 +223,21 @@ static void on_relay_done(struct relay *r, const char *err, void *arg)
 	session_end(s, err ? "error" : "ok", err);
 }
 
+/* The relay's tagger for the next request: made from the process each
+ * time, so that a connection between requests holds none. */
+static struct http_tagger *new_tagger(void *arg)
+{
+	struct session *s = arg;
+	char tag[TAG_BUF];
+
+	tag_format(tag, sizeof(tag), s->d->opt->tag, s->proc.comm, s->proc.tgid,
+		   s->proc.uid, s->proc.gid);
+	return http_tagger_new(tag);
+}
+
 void session_connected(int fd, const char *errmsg, void *arg)
 {
 	struct session *s = arg;
-	struct http_tagger *tagger = NULL;
-	const char *tpl = s->d->opt->tag;
-	char tag[TAG_BUF];
 
 	s->creq = NULL;
 	if (fd < 0) {
@@ -230,22 +246,24 @@ void session_connected(int fd, const char *errmsg, void *arg)
 	}
 	s->sfd = fd;
 	apply_sockopts(s);
-	if (s->have_proc && tpl) {
-		tag_format(tag, sizeof(tag), tpl, s->proc.comm, s->proc.tgid, s->proc.uid,
-			   s->proc.gid);
-		tagger = http_tagger_new(tag);
-		if (!tagger) {
-			session_end(s, "error", "out of memory");
-			return;
-		}
-	}
-	if (relay_start(&s->relay, s->d->base, s->cfd, s->sfd, tagger,
+	if (relay_start(&s->relay, s->d->base, s->cfd, s->sfd,
+			s->have_proc && s->d->opt->tag,
 			!s->d->opt->relay_copy, &s->d->limits, on_relay_done, s) < 0) {
 		s->relaying = 1;
 		session_end(s, "error", "out of memory");
 		return;
 	}
 	s->relaying = 1;
+}
+
+static void use_record(struct session *s, const struct sproxy_conn *c)
+{
+	s->proc = c->proc;
+	s->have_proc = 1;
+	daemon_process_comm(&s->proc);
+	s->cookie = c->cookie;
+	if (s->cookie)
+		cookie_add(s);
 }
 
 /* The record the BPF side keyed by this connection's 4-tuple: the process.
@@ -259,19 +277,11 @@ static int take_record(struct session *s, const struct sockaddr_storage *local)
 	memset(&k, 0, sizeof(k));
 	/* The namespace the connection lives in: the listener's. */
 	k.netns = s->pl->netns ? s->pl->netns : s->d->netns;
-	addr_to_sproxy((const struct sockaddr *)&s->src, &k.app);
+	addr_to_sproxy(&s->src.sa, &k.app);
 	addr_to_sproxy((const struct sockaddr *)local, &k.proxy);
 	if (bpf_map_lookup_elem(s->d->tuples_fd, &k, &c) < 0)
 		return -1;
-	s->proc = c.proc;
-	s->have_proc = 1;
-	daemon_process_comm(&s->proc);
-	s->opts = c.opts;
-	s->cookie = c.cookie;
-	if (s->cookie) {
-		cookie_add(s);
-		read_sockopts(s);
-	}
+	use_record(s, &c);
 	return 0;
 }
 
@@ -281,32 +291,49 @@ static void refuse(struct session *s, const char *why)
 }
 
 /* Where the application was going: SO_ORIGINAL_DST, as any REDIRECT-style
- * proxy asks it, answered by the getsockopt hook; then the process from
- * the record.  0, or -1 with err saying why the connection is refused. */
+ * proxy asks it, answered by the getsockopt hook, which checks that the
+ * record is this very connection's (its ISN: user space cannot see it
+ * without another call).  Asked with a buffer of struct sproxy_origdst's
+ * size (larger than any address), the hook returns the whole record,
+ * process and all; an older object, or a
+ * kernel answer, returns the address only, and the process comes from the
+ * record read by 4-tuple.  0, or -1 with err saying why the connection is
+ * refused. */
 static int original_destination(struct session *s, const struct sockaddr_storage *local,
 				char *err, size_t errlen)
 {
 	int level = local->ss_family == AF_INET ? SOL_IP : SOL_IPV6;
-	socklen_t olen = sizeof(s->t.addr);
+	struct sockaddr_storage dst;
+	struct sproxy_origdst x;
+	socklen_t olen = sizeof(x);
 	char a[ADDR_STRLEN];
 
-	if (getsockopt(s->cfd, level, SO_ORIGINAL_DST, &s->t.addr, &olen) < 0) {
+	_Static_assert(sizeof(x) > sizeof(dst), "the whole record takes a larger buffer");
+	if (getsockopt(s->cfd, level, SO_ORIGINAL_DST, &x, &olen) < 0) {
 		if (errno == ENOENT)
 			snprintf(err, errlen, "no original destination for %s: not "
 				 "captured (a direct connection? a client outside the "
 				 "cgroup or its netns? run 'sproxy-bpf doctor')",
-				 addr_str((struct sockaddr *)&s->src, a, sizeof(a)));
+				 addr_str(&s->src.sa, a, sizeof(a)));
 		else
 			snprintf(err, errlen, "SO_ORIGINAL_DST: %s (getsockopt hook not "
 				 "attached, or another BPF program in the way? run "
 				 "'sproxy-bpf doctor')", strerror(errno));
-		memset(&s->t.addr, 0, sizeof(s->t.addr));
 		return -1;
 	}
-	addr_unmap(&s->t.addr);
+	if (olen == sizeof(x) && x.magic == SPROXY_ORIGDST_MAGIC) {
+		addr_from_sproxy(&x.rec.dst, &dst);
+		sa46_from_storage(&s->dst, &dst);
+		use_record(s, &x.rec);
+		return 0;
+	}
+	memset(&dst, 0, sizeof(dst));
+	memcpy(&dst, &x, olen < sizeof(dst) ? olen : sizeof(dst));
+	addr_unmap(&dst);
+	sa46_from_storage(&s->dst, &dst);
 	if (take_record(s, local) < 0)
 		log_debug("no process record for %s (aged out of the map?)",
-			  addr_str((struct sockaddr *)&s->src, a, sizeof(a)));
+			  addr_str(&s->src.sa, a, sizeof(a)));
 	return 0;
 }
 
@@ -319,12 +346,12 @@ static int tproxy_destination(struct session *s, const struct proxy_listener *pl
 {
 	char a[ADDR_STRLEN];
 
-	s->t.addr = *local;
+	sa46_from_storage(&s->dst, local);
 	if (addr_port((const struct sockaddr *)local) == addr_port((const struct sockaddr *)&pl->addr) &&
 	    addr_is_ours((const struct sockaddr *)local)) {
 		snprintf(err, errlen, "%s connected to the TPROXY listener %s itself, not "
 			 "through the TPROXY rules (run 'sproxy-bpf doctor')",
-			 addr_str((struct sockaddr *)&s->src, a, sizeof(a)),
+			 addr_str(&s->src.sa, a, sizeof(a)),
 			 addr_str((const struct sockaddr *)local, a, sizeof(a)));
 		return -1;
 	}
@@ -335,9 +362,12 @@ static int tproxy_destination(struct session *s, const struct proxy_listener *pl
 static void route(struct session *s)
 {
 	struct daemon *d = s->d;
+	struct sockaddr_storage src, dst;
 
-	if (addr_port((struct sockaddr *)&s->t.addr) == 53) {
-		if (dnstcp_start(d, s->cfd, &s->proc, s->have_proc, &s->src, &s->t.addr) < 0) {
+	if (addr_port(&s->dst.sa) == 53) {
+		sa46_to_storage(&s->src, &src);
+		sa46_to_storage(&s->dst, &dst);
+		if (dnstcp_start(d, s->cfd, &s->proc, s->have_proc, &src, &dst) < 0) {
 			refuse(s, "out of memory");
 			return;
 		}
@@ -353,7 +383,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
 		      struct sockaddr *peer, int plen, void *arg)
 {
 	struct proxy_listener *pl = arg;
-	struct sockaddr_storage local;
+	struct sockaddr_storage local, src;
 	socklen_t len = sizeof(local);
 	struct session *s;
 	char err[200];
@@ -372,8 +402,10 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd,
 	s->sfd = -1;
 	s->d->n_conns++;
 	clock_gettime(CLOCK_MONOTONIC, &s->start);
-	memcpy(&s->src, peer, (size_t)plen < sizeof(s->src) ? (size_t)plen : sizeof(s->src));
-	addr_unmap(&s->src);
+	memset(&src, 0, sizeof(src));
+	memcpy(&src, peer, (size_t)plen < sizeof(src) ? (size_t)plen : sizeof(src));
+	addr_unmap(&src);
+	sa46_from_storage(&s->src, &src);
 	/* TCP_NODELAY comes from the listener. */
 	if (!pl->wildcard) {
 		local = pl->addr;
@@ -443,7 +475,7 @@ static void on_over_budget(struct relay *r, size_t held, void *arg)
 		 "request of %.16s (pid %u) to %s (%zu bytes so far) goes untagged%s; "
 		 "raise --header-budget, or lower --header-timeout if slow clients "
 		 "hold it", lim->header_budget / 1024, s->proc.comm, s->proc.tgid,
-		 addr_str((struct sockaddr *)&s->t.addr, a, sizeof(a)), held,
+		 addr_str(&s->dst.sa, a, sizeof(a)), held,
 		 more ? also : "");
 	more = 0;
 }
@@ -465,6 +497,7 @@ struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *a
 	d->limits.idle_timeout = d->opt->idle_timeout;
 	d->limits.header_budget = d->opt->header_budget;
 	d->limits.over_budget = on_over_budget;
+	d->limits.new_tagger = new_tagger;
 	fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		goto fail;
@@ -485,7 +518,8 @@ struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *a
 		: IN6_IS_ADDR_UNSPECIFIED(&((struct sockaddr_in6 *)addr)->sin6_addr);
 	/* Backlog 0: the socket listens already, with ours; -1 would have
 	 * libevent listen again with 128. */
-	pl->l = evconnlistener_new(d->base, on_accept, pl, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+	pl->l = evconnlistener_new(d->base, on_accept, pl,
+				   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (!pl->l) {
 		close(fd);
 		goto fail;
@@ -538,10 +572,12 @@ struct proxy_listener *proxy_listen_transparent(struct daemon *d, int fd,
 	d->limits.idle_timeout = d->opt->idle_timeout;
 	d->limits.header_budget = d->opt->header_budget;
 	d->limits.over_budget = on_over_budget;
+	d->limits.new_tagger = new_tagger;
 	pl->addr = *addr;
 	pl->wildcard = 1;           /* every connection has its own local address */
 	pl->transparent = 1;
-	pl->l = evconnlistener_new(d->base, on_accept, pl, LEV_OPT_CLOSE_ON_FREE, 0, fd);
+	pl->l = evconnlistener_new(d->base, on_accept, pl,
+				   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, fd);
 	if (!pl->l)
 		goto oom;
 	evconnlistener_set_error_cb(pl->l, on_accept_error);

@@ -6,6 +6,7 @@
 #include <stdint.h>
 #include <time.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
 
 #include "connector.h"
 #include "live.h"
@@ -18,6 +19,7 @@ struct daemon;
 struct evconnlistener;
 struct event;
 struct policy_req;
+struct policyset;
 struct sniff_wait;
 struct upstream;
 
@@ -34,35 +36,45 @@ struct proxy_listener {
 	uint64_t netns, netns_ino;  /* another namespace's listener; 0: the daemon's */
 };
 
+/* An address in the room its family needs, not sockaddr_storage's 128
+ * bytes: there are two in every session. */
+union sa46 {
+	struct sockaddr sa;
+	struct sockaddr_in in;
+	struct sockaddr_in6 in6;
+};
+
+/* What an idle relayed connection costs is mostly this, so it holds only
+ * what a relay needs for the log and status: names are allocated when
+ * there are any, the route is a shared string, and the relay's own parts
+ * come and go with the bytes (relay.h). */
 struct session {
 	struct daemon *d;
 	struct proxy_listener *pl;
 	struct session *prev, *next;          /* the listener's sessions */
 	struct session *hnext;                /* the cookie table's chain */
 	uint64_t cookie;                      /* the application socket's; 0: none */
-	struct sproxy_sockopts opts;          /* the application's, for sfd */
 	int cfd, sfd;
-	struct sockaddr_storage src;          /* the application's end */
-	struct target t;
+	union sa46 src;                       /* the application's end */
+	union sa46 dst;                       /* the original destination; 0: unknown */
+	char *host;                           /* its name; NULL: none */
 	struct sproxy_proc proc;
-	int have_proc;
 	struct connect_req *creq;
 	struct sniff_wait *sw;                /* peeking for a name */
 	struct policy_req *preq;              /* deciding, a name being looked up */
-	char sniffed_host[256];
-	enum sniff_kind sniffed;
 	/* The route, kept as decided: a reload does not change it. */
-	int decided, rule;
-	enum rule_action action;
-	const struct upstream *up;           /* NULL: direct */
-	int sniff_tried;
-	char route[64];
+	const struct upstream *up;            /* NULL: direct */
+	struct policyset *ps;                 /* holds up (and via) while it lives */
+	const char *route;                    /* shared (proxy_route.c) */
 	const char *via;                      /* the route, for the log */
-	struct relay relay;
-	int relaying;
-	int transparent;                      /* came through TPROXY */
+	int rule;
+	enum sniff_kind sniffed;              /* host came from the first bytes */
+	unsigned have_proc : 1, decided : 1, sniff_tried : 1;
+	unsigned relaying : 1;
+	unsigned transparent : 1;             /* came through TPROXY */
 	struct timespec start;
 	struct live live;                     /* for status, once routed */
+	struct relay relay;
 };
 
 /* proxy.c */
@@ -79,5 +91,12 @@ void session_connected(int fd, const char *errmsg, void *arg);
 void session_route(struct session *s);
 /* What session_route left running (a sniff, a lookup). */
 void session_route_cancel(struct session *s);
+/* The address in a sockaddr_storage, for the modules that take one. */
+void sa46_to_storage(const union sa46 *a, struct sockaddr_storage *ss);
+/* The FakeIP name, unless it came from sniffing. */
+static inline const char *session_fake_host(const struct session *s)
+{
+	return s->host && !s->sniffed ? s->host : NULL;
+}
 
 #endif

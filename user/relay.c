@@ -24,6 +24,10 @@
 
 static void pump(struct relay_dir *d);
 
+/* The done callback's error text: it is read during the call only, and
+ * one relay ends at a time, so no relay carries its own. */
+static char err_text[128];
+
 static void fail(struct relay_dir *d, const char *what, int err)
 {
 	struct relay *r = d->r;
@@ -31,8 +35,8 @@ static void fail(struct relay_dir *d, const char *what, int err)
 	if (r->finished)
 		return;
 	r->finished = 1;
-	snprintf(r->err, sizeof(r->err), "%s: %s", what, strerror(err));
-	r->done(r, r->err, r->arg);
+	snprintf(err_text, sizeof(err_text), "%s: %s", what, strerror(err));
+	r->done(r, err_text, r->arg);
 }
 
 /* Coarse is enough for deadlines in seconds, and costs no syscall. */
@@ -90,11 +94,11 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 	r->finished = 1;
 	if (r->header_ms && r->lim->header_timeout &&
 	    now - r->header_ms >= r->lim->header_timeout * 1000ull)
-		snprintf(r->err, sizeof(r->err), "request header not complete after %us",
+		snprintf(err_text, sizeof(err_text), "request header not complete after %us",
 			 r->lim->header_timeout);
 	else
-		snprintf(r->err, sizeof(r->err), "idle for %us", r->lim->idle_timeout);
-	r->done(r, r->err, r->arg);
+		snprintf(err_text, sizeof(err_text), "idle for %us", r->lim->idle_timeout);
+	r->done(r, err_text, r->arg);
 }
 
 /* Keeps this relay's header buffer in the shared count, and starts or
@@ -104,7 +108,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 static int header_account(struct relay *r)
 {
 	struct http_tagger *t = r->up.tagger;
-	size_t mem = http_tagger_mem(t), held = http_tagger_held(t);
+	size_t mem = t ? http_tagger_mem(t) : 0, held = t ? http_tagger_held(t) : 0;
 	struct relay_limits *lim = r->lim;
 	int grew = mem > r->header_mem;
 
@@ -121,6 +125,12 @@ static int header_account(struct relay *r)
 	}
 	if (!held) {
 		r->header_ms = 0;
+		/* Kept only for an idle timeout: between requests a relay
+		 * needs no timer. */
+		if (r->timer && !lim->idle_timeout) {
+			event_free(r->timer);
+			r->timer = NULL;
+		}
 	} else if (!r->header_ms && lim->header_timeout) {
 		r->header_ms = r->last_ms;
 		if (!r->timer)
@@ -150,7 +160,7 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
 /* Writes what is pending.  1: all out, 0: `to` is full, -1: failed. */
 static int drain(struct relay_dir *d)
 {
-	while (evbuffer_get_length(d->buf)) {
+	while (d->buf && evbuffer_get_length(d->buf)) {
 		int n = evbuffer_write(d->buf, d->to);
 
 		if (n < 0) {
@@ -204,6 +214,12 @@ static ssize_t take(struct relay_dir *d, int *more)
 	char tmp[COPY_BUF];
 	ssize_t n;
 
+	/* A tagging direction at rest holds no tagger: the next request
+	 * gets a fresh one. */
+	if (d->tagging && !d->tagger && !(d->tagger = d->r->lim->new_tagger(d->r->arg))) {
+		fail(d, "relay", ENOMEM);
+		return -2;
+	}
 	if (want_splice(d)) {
 		uint64_t v = d->tagger ? http_tagger_verbatim(d->tagger) : UINT64_MAX;
 		size_t len = v < PIPE_SIZE ? (size_t)v : PIPE_SIZE;
@@ -217,6 +233,10 @@ static ssize_t take(struct relay_dir *d, int *more)
 		}
 		*more = n == (ssize_t)len;
 	} else {
+		if (!d->buf && !(d->buf = evbuffer_new())) {
+			fail(d, "relay", ENOMEM);
+			return -2;
+		}
 		n = read(d->from, tmp, sizeof(tmp));
 		if (n > 0) {
 			int rc = d->tagger ? http_tagger_feed(d->tagger, tmp, (size_t)n, d->buf)
@@ -247,6 +267,26 @@ static ssize_t take(struct relay_dir *d, int *more)
 	return -2;
 }
 
+/* Waiting for `from` with nothing pending: what only moving bytes need
+ * goes, so that an idle relay holds its two read events and little else.
+ * A tagger that went raw for good goes too: the rest passes plain. */
+static void rest(struct relay_dir *d)
+{
+	if (d->buf && !evbuffer_get_length(d->buf)) {
+		evbuffer_free(d->buf);
+		d->buf = NULL;
+	}
+	if (d->tagger && (http_tagger_at_rest(d->tagger) || http_tagger_is_raw(d->tagger))) {
+		if (http_tagger_is_raw(d->tagger))
+			d->tagging = 0;
+		if (!http_tagger_held(d->tagger)) {
+			http_tagger_free(d->tagger);
+			d->tagger = NULL;
+		}
+	}
+	event_add(d->rd, NULL);
+}
+
 static void pump(struct relay_dir *d)
 {
 	struct relay *r = d->r;
@@ -258,12 +298,22 @@ static void pump(struct relay_dir *d)
 		if (rc < 0)
 			return;
 		if (rc == 0) {               /* wait for `to`; stop reading */
+			if (!d->wr && !(d->wr = event_new(r->base, d->to, EV_WRITE | EV_PERSIST,
+							   on_read, d))) {
+				fail(d, "relay", ENOMEM);
+				return;
+			}
 			event_del(d->rd);
 			event_add(d->wr, NULL);
 			return;
 		}
-		event_del(d->wr);
+		if (d->wr)
+			event_del(d->wr);
 		if (d->eof) {
+			if (d->tagger && !d->buf && !(d->buf = evbuffer_new())) {
+				fail(d, "relay", ENOMEM);
+				return;
+			}
 			if (d->tagger && http_tagger_flush(d->tagger, d->buf) == 0) {
 				header_account(r);
 				if (evbuffer_get_length(d->buf))
@@ -283,7 +333,11 @@ static void pump(struct relay_dir *d)
 		}
 		/* A short read emptied the socket: epoll says when there is
 		 * more, without a read that only returns EAGAIN. */
-		if (!more || ++rounds > MAX_ROUNDS) {
+		if (!more) {
+			rest(d);
+			return;
+		}
+		if (++rounds > MAX_ROUNDS) {
 			event_add(d->rd, NULL);
 			return;
 		}
@@ -292,7 +346,7 @@ static void pump(struct relay_dir *d)
 		if (n == -2)
 			return;
 		if (n == -1) {
-			event_add(d->rd, NULL);
+			rest(d);
 			return;
 		}
 		if (n == 0) {
@@ -309,14 +363,12 @@ static int dir_init(struct relay *r, struct relay_dir *d, struct event_base *bas
 	d->from = from;
 	d->to = to;
 	d->pipe[0] = d->pipe[1] = -1;
-	d->buf = evbuffer_new();
 	d->rd = event_new(base, from, EV_READ | EV_PERSIST, on_read, d);
-	d->wr = event_new(base, to, EV_WRITE | EV_PERSIST, on_read, d);
-	return d->buf && d->rd && d->wr ? 0 : -1;
+	return d->rd ? 0 : -1;
 }
 
 int relay_start(struct relay *r, struct event_base *base, int client, int server,
-		struct http_tagger *up_tagger, int use_splice,
+		int tag, int use_splice,
 		struct relay_limits *lim, relay_done_cb done, void *arg)
 {
 	memset(r, 0, sizeof(*r));
@@ -324,7 +376,7 @@ int relay_start(struct relay *r, struct event_base *base, int client, int server
 	r->done = done;
 	r->arg = arg;
 	r->use_splice = use_splice;
-	r->up.tagger = up_tagger;
+	r->up.tagging = tag && lim->new_tagger;
 	r->base = base;
 	r->lim = lim;
 	r->last_ms = now_ms();

@@ -16,20 +16,25 @@ struct event;
 struct http_tagger;
 struct relay;
 
+/* An idle relay holds only its two read events: the write event, the
+ * copy buffer, the pipe, the tagger and the timer exist while they are in
+ * use (a writer blocked, bytes held, bulk data, a request header). */
 struct relay_dir {
 	struct relay *r;
 	int from, to;
-	struct event *rd, *wr;
-	struct evbuffer *buf;          /* rewritten bytes waiting for `to` */
+	struct event *rd, *wr;         /* wr: made when `to` first fills up */
+	struct evbuffer *buf;          /* bytes waiting for `to`; NULL: none */
 	int pipe[2];
 	size_t in_pipe;
-	struct http_tagger *tagger;    /* owned; NULL = plain */
+	struct http_tagger *tagger;    /* owned; NULL between requests */
 	uint64_t bytes;                /* read from `from` */
-	int eof, shut;
-	int bulk;                      /* splice from now on */
+	unsigned eof : 1, shut : 1;
+	unsigned bulk : 1;             /* splice from now on */
+	unsigned tagging : 1;          /* HTTP: a tagger parses the next bytes */
 };
 
-/* err: NULL when both directions ended cleanly. */
+/* err: NULL when both directions ended cleanly; valid only during the
+ * call. */
 typedef void (*relay_done_cb)(struct relay *r, const char *err, void *arg);
 
 /* Shared by every relay of a daemon. */
@@ -41,6 +46,9 @@ struct relay_limits {
 	/* A relay whose header pushed header_mem over the budget: its held
 	 * bytes went out untagged, and it stays untagged (arg: the relay's). */
 	void (*over_budget)(struct relay *r, size_t held, void *arg);
+	/* A tagger for the next request of a tagging relay (arg: the
+	 * relay's); NULL on ENOMEM. */
+	struct http_tagger *(*new_tagger)(void *arg);
 };
 
 struct relay {
@@ -49,7 +57,6 @@ struct relay {
 	void *arg;
 	int use_splice;
 	int finished;
-	char err[128];
 	struct event_base *base;
 	struct relay_limits *lim;
 	struct event *timer;           /* header deadline and idle timeout */
@@ -59,9 +66,11 @@ struct relay {
 };
 
 /* Takes no ownership of the fds: the done callback closes them (after
- * relay_free).  up_tagger is owned by the relay; lim outlives it. */
+ * relay_free).  tag: requests client->server get tagged, by taggers from
+ * lim->new_tagger, one while a request is being parsed; lim outlives the
+ * relay. */
 int relay_start(struct relay *r, struct event_base *base, int client, int server,
-		struct http_tagger *up_tagger, int use_splice,
+		int tag, int use_splice,
 		struct relay_limits *lim, relay_done_cb done, void *arg);
 void relay_free(struct relay *r);
 

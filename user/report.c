@@ -161,11 +161,11 @@ static void put_conn(struct evbuffer *out, int first, const struct live *e,
 	evbuffer_add_printf(out, "%s{\"id\":%llu", first ? "" : ",",
 			    (unsigned long long)e->id);
 	put_str(out, 0, "proto", e->proto, SIZE_MAX);
-	if (e->src->ss_family)
-		put_str(out, 0, "src", addr_str((const struct sockaddr *)e->src, a, sizeof(a)),
+	if (e->src->sa_family)
+		put_str(out, 0, "src", addr_str(e->src, a, sizeof(a)),
 			SIZE_MAX);
-	put_str(out, 0, "dst", e->dst->ss_family ?
-		addr_str((const struct sockaddr *)e->dst, a, sizeof(a)) : "?", SIZE_MAX);
+	put_str(out, 0, "dst", e->dst->sa_family ?
+		addr_str(e->dst, a, sizeof(a)) : "?", SIZE_MAX);
 	if (e->host[0])
 		put_str(out, 0, "host", e->host, SIZE_MAX);
 	if (e->via && *e->via)

@@ -21,6 +21,7 @@
 #include "privs.h"
 #include "proxy.h"
 #include "resolvconf.h"
+#include "policyset.h"
 #include "rules.h"
 #include "sysenv.h"
 #include "tproxy.h"
@@ -232,9 +233,13 @@ int tproxy_run(struct options *o)
 	rc = check_args(o);
 	if (rc)
 		return rc;
-	r.d.rules = rules_ref(o->rules);
+	r.d.policy = policyset_new(o);
+	if (!r.d.policy) {
+		log_err("out of memory setting up the rules");
+		return EXIT_RUNTIME;
+	}
 	rc = serve(&r, o);
 	teardown(&r);
-	rules_unref(r.d.rules);
+	policyset_unref(r.d.policy);
 	return rc;
 }

@@ -102,8 +102,8 @@ static struct tflow *find(struct tproxy_udp *u, const struct sockaddr_storage *c
 			  const struct sockaddr_storage *dst, unsigned h)
 {
 	for (struct tflow *f = u->bucket[h]; f; f = f->hnext)
-		if (addr_equal((struct sockaddr *)&f->client, (const struct sockaddr *)client) &&
-		    addr_equal((struct sockaddr *)&f->t.addr, (const struct sockaddr *)dst))
+		if (addr_equal((struct sockaddr *)&f->r.client, (const struct sockaddr *)client) &&
+		    addr_equal((struct sockaddr *)&f->r.t.addr, (const struct sockaddr *)dst))
 			return f;
 	return NULL;
 }
@@ -158,10 +158,10 @@ static void on_listener(evutil_socket_t fd, short what, void *arg)
 		}
 		h = hash_pair(&client, &dst);
 		f = find(u, &client, &dst, h);
-		if (!f && u->n >= u->max) {
+		if (!f && u->flows.n >= u->max) {
 			u->full++;
 			snprintf(why, sizeof(why), "%zu UDP flows open (%llu dropped so far); "
-				 "raise --udp-flows or lower --udp-timeout", u->n,
+				 "raise --udp-flows or lower --udp-timeout", u->flows.n,
 				 (unsigned long long)u->full);
 			refuse_datagram(u, &u->last_full_log, &client, why);
 			continue;
@@ -176,14 +176,14 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct tproxy_udp *u = arg;
 	time_t now = time(NULL), limit = (time_t)u->d->opt->udp_timeout;
-	struct tflow *f, *next;
+	struct udprelay *r, *next;
 
 	(void)fd;
 	(void)what;
-	for (f = u->all; f; f = next) {
-		next = f->next;
-		if (now - f->last >= (f->is_dns && limit > DNS_IDLE ? DNS_IDLE : limit))
-			tflow_end(f);
+	for (r = u->flows.all; r; r = next) {
+		next = r->next;
+		if (now - r->last >= (r->is_dns && limit > DNS_IDLE ? DNS_IDLE : limit))
+			udprelay_end(r);
 	}
 }
 
@@ -229,8 +229,8 @@ void tproxy_udp_free(struct tproxy_udp *u)
 {
 	if (!u)
 		return;
-	while (u->all)
-		tflow_end(u->all);
+	while (u->flows.all)
+		udprelay_end(u->flows.all);
 	if (u->ev)
 		event_free(u->ev);
 	if (u->sweep)

@@ -1,6 +1,6 @@
 /* Inside UDP behind TPROXY: the listener and its flow table (tproxyudp.c)
- * and one flow, its reply socket, route, relay and DNS (tproxyudp_flow.c).
- * Nothing else includes this. */
+ * and one flow's reply socket and what its kind adds (tproxyudp_flow.c);
+ * its route, relay and DNS are udprelay's.  Nothing else includes this. */
 #ifndef SPROXY_TPROXYUDP_INT_H
 #define SPROXY_TPROXYUDP_INT_H
 #include <stddef.h>
@@ -8,56 +8,20 @@
 #include <time.h>
 #include <sys/socket.h>
 
-#include "connector.h"
+#include "udprelay.h"
 
 #define BUCKETS      1024
-#define MAX_QUEUED   16    /* datagrams held while a flow connects */
-#define MAX_DNS      32    /* queries in flight per flow */
-#define MAX_DGRAM    65536
 
-struct tflow;
-
-struct tdns {
-	struct tflow *flow;
-	struct dns_pending *p;
-	int starting;
-};
-
-struct queued {
-	struct queued *next;
-	size_t len;
-	unsigned char data[];
-};
-
+/* A TPROXY flow: the common part (r.client is the client, unmapped; no
+ * process) and what TPROXY adds. */
 struct tflow {
+	struct udprelay r;                /* first: a struct udprelay * is the flow */
 	struct tproxy_udp *u;
 	struct tflow *hnext;              /* in its bucket */
-	struct tflow *prev, *next;        /* every flow */
 	unsigned bucket;
-	struct sockaddr_storage client;   /* unmapped */
-	struct target t;                  /* t.addr: the original destination */
-	int is_dns;
 	int own;                          /* this daemon's own lookup: relayed, not logged */
-	const char *via;                  /* the route, for the log */
-	const char *refused;              /* set: datagrams are dropped, this says why */
-	char why[200];
-	char dns_err[200];
-	int rfd;                          /* bound to t.addr, connected to client */
+	int rfd;                          /* bound to r.t.addr, connected to the client */
 	struct event *rev;
-	int out_fd;
-	struct event *oev;
-	struct connect_req *creq;
-	struct policy_req *preq;          /* deciding, a name being looked up */
-	int decided, rule, rejected;      /* the route, kept across reloads */
-	char route[64];
-	char sniffed_host[256];           /* from a QUIC Initial */
-	int sniffed;                      /* enum sniff_kind */
-	struct queued *q, **qtail;
-	int nq;
-	struct tdns *dns[MAX_DNS];
-	uint64_t up, down;
-	struct timespec start;
-	time_t last;
 };
 
 struct tproxy_udp {
@@ -66,10 +30,10 @@ struct tproxy_udp {
 	int fd;
 	struct event *ev, *sweep;
 	struct tflow *bucket[BUCKETS];
-	struct tflow *all;
-	size_t n, max;
+	size_t max;
 	uint64_t full;
 	time_t last_full_log, last_nodst_log;
+	struct udprelay_table flows;      /* every flow, and what they share */
 };
 
 /* One datagram's room, for the listener and every flow's sockets: the
@@ -78,14 +42,13 @@ extern unsigned char tudp_dgram[MAX_DGRAM];
 
 /* A flow for (client, dst), put in bucket h and the list of every flow;
  * first (n bytes) is its first datagram, for sniffing.  Refused flows are
- * made too (f->refused says why), so their datagrams are dropped quietly.
+ * made too (f->r.refused says why), so their datagrams are dropped quietly.
  * NULL when out of memory. */
 struct tflow *tflow_new(struct tproxy_udp *u, const struct sockaddr_storage *client,
 			const struct sockaddr_storage *dst, unsigned h,
 			const uint8_t *first, size_t n);
 /* A datagram from the client, through the listener or the flow's socket. */
 void tflow_from_client(struct tflow *f, const unsigned char *data, size_t len);
-/* Writes the flow's log line, and frees it and all it holds. */
-void tflow_end(struct tflow *f);
+/* A flow ends by udprelay_end(&f->r): its log line, its reply socket closed. */
 
 #endif

@@ -57,7 +57,7 @@ static void on_slot_read(evutil_socket_t fd, short what, void *arg)
 		}
 		/* A flow is one application socket: anything else writing to
 		 * its port is not let in. */
-		if (!addr_equal((struct sockaddr *)&from, (struct sockaddr *)&f->app)) {
+		if (!addr_equal((struct sockaddr *)&from, (struct sockaddr *)&f->r.client)) {
 			log_debug("UDP datagram on pool port %u from a stranger: dropped",
 				  slot->port);
 			continue;
@@ -136,8 +136,7 @@ static void scan_orphans(struct udp_pool *p)
 		}
 		for (i = 0; i < n_gone; i++)
 			if (gone[i]->flow)
-				udp_flow_end(gone[i]->flow, gone[i]->flow->refused ? "refused" : "ok",
-					 gone[i]->flow->refused);
+				udprelay_end(&gone[i]->flow->r);
 		for (i = 0; i < n; i++) {
 			struct sproxy_flow rec;
 
@@ -166,16 +165,18 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct udp_pool *p = arg;
 	time_t now = udp_mono_sec();
-	struct udp_flow *f, *next;
+	struct udprelay *r, *next;
 
 	(void)fd;
 	(void)what;
-	for (f = p->active; f; f = next) {
-		next = f->next;
+	for (r = p->flows.all; r; r = next) {
+		struct udp_flow *f = (struct udp_flow *)r;
+
+		next = r->next;
 		/* Sends on a connected socket pass no hook: its port cannot
 		 * be handed out again later, so it stays until close. */
-		if (now - f->last >= (time_t)p->d->opt->udp_timeout && !flow_connected(f))
-			udp_flow_end(f, f->refused ? "refused" : "ok", f->refused);
+		if (now - f->r.last >= (time_t)p->d->opt->udp_timeout && !flow_connected(f))
+			udprelay_end(r);
 	}
 	if (now - p->last_orphan_scan >= (time_t)(p->d->opt->udp_timeout / 2 + 1)) {
 		p->last_orphan_scan = now;
@@ -187,19 +188,21 @@ static void on_sweep(evutil_socket_t fd, short what, void *arg)
 
 void udp_pool_release(struct udp_pool *p, uint64_t cookie)
 {
-	struct udp_flow *f, *next;
+	struct udprelay *r, *next;
 
-	for (f = p->active; f; f = next) {
-		next = f->next;
+	for (r = p->flows.all; r; r = next) {
+		struct udp_flow *f = (struct udp_flow *)r;
+
+		next = r->next;
 		/* Answers still in flight go nowhere now; datagrams that
 		 * wait for the outbound socket (a sender that exits right
 		 * after sending) still go out first. */
 		if (f->rec.cookie != cookie)
 			continue;
-		if ((f->creq || f->preq) && f->q)
-			f->closing = 1;
+		if ((f->r.creq || f->r.preq) && f->r.q)
+			f->r.closing = 1;
 		else
-			udp_flow_end(f, f->refused ? "refused" : "ok", f->refused);
+			udprelay_end(r);
 	}
 }
 
@@ -216,7 +219,7 @@ void udp_pool_dry(struct udp_pool *p, int family, const char *comm, uint32_t pid
 	log_warn("UDP pool for %s is dry: %zu flows open; a datagram of %s "
 		 "(pid %u) was refused (the DNS reserve is kept for port 53); raise "
 		 "--udp-flows or lower --udp-timeout", family == AF_INET ? "IPv4" : "IPv6",
-		 p->n_active, comm, pid);
+		 p->flows.n, comm, pid);
 }
 
 void udp_pool_limited(struct udp_pool *p, const char *comm, uint32_t pid)
@@ -377,9 +380,8 @@ void udp_pool_free(struct udp_pool *p)
 	 * pinned: the cgroup stays captured. */
 	if (p->owner == UDP_OWNER_SELF && !p->d->bpf.pin)
 		udp_failopen(p->d);
-	while (p->active)
-		udp_flow_end(p->active, p->active->refused ? "refused" : "ok",
-			 p->active->refused);
+	while (p->flows.all)
+		udprelay_end(p->flows.all);
 	/* A namespace's pool goes while the daemon lives on: ports handed out
 	 * but never used leave no record behind. */
 	for (i = 0; p->owner != UDP_OWNER_SELF && p->slots && i < p->n_slots; i++) {

@@ -243,11 +243,6 @@ const struct upstream *upstream_find(const struct options *o, const char *name)
 	return NULL;
 }
 
-const struct upstream *upstream_default(const struct options *o)
-{
-	return upstream_find(o, UPSTREAM_DEFAULT);
-}
-
 int upstream_carries(const struct options *o, const struct upstream *u, int socktype)
 {
 	(void)o;

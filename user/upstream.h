@@ -42,10 +42,9 @@ int upstream_parse_arg(const char *arg, struct upstream *u, char *err, size_t er
 /* Resolves u->host into u->addr (getaddrinfo, once).  0 or -1. */
 int upstream_resolve(struct upstream *u, char *err, size_t errlen);
 
+/* The upstream of that name among the options' (as they are parsed);
+ * the running daemon's are its policy set's (policyset.h). */
 const struct upstream *upstream_find(const struct options *o, const char *name);
-/* The route a captured connection takes until rules pick one: the
- * upstream named "default" when configured, else NULL (direct). */
-const struct upstream *upstream_default(const struct options *o);
 /* What the connection log shows as via= for route u and this socket type:
  * NULL when no upstream is involved, "direct" for UDP sent around an HTTP
  * upstream (--udp-over-http direct), else u's name. */

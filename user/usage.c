@@ -23,7 +23,7 @@ const char cli_usage_text[] =
 "Runs in the foreground until SIGINT or SIGTERM.  Once traffic is captured it\n"
 "prints one line that starts with 'sproxy-bpf: ready: ' to stderr, and\n"
 "READY=1 to $NOTIFY_SOCKET when set (systemd Type=notify).  SIGHUP reopens the\n"
-"--log file and reads the rules again.  Needs Linux 5.18 or later.\n"
+"--log file and reads the rules and upstreams again.  Needs Linux 5.18 or later.\n"
 "'check' reads the options, the --config file and the rules, prints 'ok' or\n"
 "what is wrong, and exits; it loads nothing and needs no privileges.\n"
 "\n"

@@ -21,15 +21,7 @@
 
 #include "fakeip.h"
 #include "log.h"
-
-#define ASSERT(c)                                                          \
-	do {                                                               \
-		if (!(c)) {                                                \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, \
-				#c);                                       \
-			abort();                                           \
-		}                                                          \
-	} while (0)
+#include "fuzz.h"
 
 struct shape {
 	const char *v4, *v6;

@@ -19,15 +19,7 @@
 #include <event2/buffer.h>
 
 #include "http.h"
-
-#define ASSERT(c)                                                          \
-	do {                                                               \
-		if (!(c)) {                                                \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, \
-				#c);                                       \
-			abort();                                           \
-		}                                                          \
-	} while (0)
+#include "fuzz.h"
 
 struct run {
 	unsigned char *out;

@@ -19,15 +19,7 @@
 #include "log.h"
 #include "resolvconf.h"
 #include "sproxy.h"
-
-#define ASSERT(c)                                                          \
-	do {                                                               \
-		if (!(c)) {                                                \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, \
-				#c);                                       \
-			abort();                                           \
-		}                                                          \
-	} while (0)
+#include "fuzz.h"
 
 /* The file resolvconf_read opens: a memfd, rewritten for each input. */
 static const char *memfile(const uint8_t *data, size_t size)

@@ -14,15 +14,7 @@
 #include "cli.h"
 #include "daemon.h"
 #include "rules.h"
-
-#define ASSERT(c)                                                          \
-	do {                                                               \
-		if (!(c)) {                                                \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, \
-				#c);                                       \
-			abort();                                           \
-		}                                                          \
-	} while (0)
+#include "fuzz.h"
 
 static void decide_all(const struct rules *r)
 {

@@ -15,15 +15,7 @@
 
 #include "connector.h"
 #include "upstream.h"
-
-#define ASSERT(c)                                                          \
-	do {                                                               \
-		if (!(c)) {                                                \
-			fprintf(stderr, "%s:%d: %s\n", __FILE__, __LINE__, \
-				#c);                                       \
-			abort();                                           \
-		}                                                          \
-	} while (0)
+#include "fuzz.h"
 
 static int parse(int which, const uint8_t *b, size_t n, char *err, size_t errlen)
 {

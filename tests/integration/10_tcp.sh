@@ -445,32 +445,13 @@ t_sigkill() {
 # it is killed and GUARD is "hung"; else GUARD is "exit N". Output in
 # $TMP/NAME.err.
 guarded() {
-	local name=$1 pid i rc
+	local name=$1
 	shift
-	LAST_RUN=$name
-	: >"$TMP/$name.err"
-	bash -c "$_ENTER" _ client "$CG" "$NS_C" "" "" "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null &
-	pid=$!
-	BG_PIDS+=("$pid")
-	DAEMON_PIDS+=("$pid")
-	GUARD=hung
-	for i in $(seq 500); do
-		if grep -qw ready "$TMP/$name.err"; then
-			GUARD=attached
-			break
-		fi
-		alive "$pid" || break
-		sleep 0.01
-	done
-	if [ "$GUARD" != hung ] || alive "$pid"; then
-		# Reaped right here by wait: no "Killed" job notice.
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		return 0
-	fi
-	wait "$pid" 2>/dev/null
-	rc=$?
-	GUARD="exit $rc"
+	bounded_start "$name" '\<ready\>' "$@"
+	case $BOUNDED in
+	attached | hung) GUARD=$BOUNDED ;;
+	*) GUARD="exit $BOUNDED" ;;
+	esac
 }
 
 # refused NAME WHAT: the guarded attach exited with 2 and said something.

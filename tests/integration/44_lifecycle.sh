@@ -51,36 +51,14 @@ fresh() {
 	start_daemon "$@"
 }
 
-# try NAME ARGS...: runs `sproxy-bpf ARGS` in the client namespace, bounded.
-# Should it print a ready line (it attached!), it is killed at once; TRY_RC
-# is then "attached", TRY_PRE (an array) comes before the binary, "hung" after 5 s, else its exit status. Output in
-# $TMP/NAME.err.
+# try NAME ARGS...: `sproxy-bpf ARGS` through bounded_start (TRY_PRE, an
+# array, comes before the binary); TRY_RC is "attached", "hung" or its exit
+# status.
 try() {
-	local name=$1 pid i
+	local name=$1
 	shift
-	LAST_RUN=$name
-	: >"$TMP/$name.err"
-	bash -c "$_ENTER" _ client "$CG" "$NS_C" "" "" ${TRY_PRE:+"${TRY_PRE[@]}"} "$SPROXY_BIN" "$@" \
-		>"$TMP/$name.out" 2>"$TMP/$name.err" </dev/null &
-	pid=$!
-	BG_PIDS+=("$pid")
-	DAEMON_PIDS+=("$pid")
-	TRY_RC=hung
-	for i in $(seq 500); do
-		if grep -q "$READY_RE\|: info: ready: " "$TMP/$name.err"; then
-			TRY_RC=attached
-			break
-		fi
-		alive "$pid" || break
-		sleep 0.01
-	done
-	if [ "$TRY_RC" != hung ] || alive "$pid"; then
-		kill -KILL "$pid" 2>/dev/null
-		wait "$pid" 2>/dev/null
-		return 0
-	fi
-	wait "$pid"
-	TRY_RC=$?
+	bounded_start "$name" "$READY_RE\|: info: ready: " ${TRY_PRE:+"${TRY_PRE[@]}"} "$SPROXY_BIN" "$@"
+	TRY_RC=$BOUNDED
 }
 
 # --- the command line ------------------------------------------------------------

@@ -9,6 +9,8 @@
 # upstream that is down, refuses the credentials, or accepts and never
 # answers fails the client's connection at once (reset, long before curl
 # gives up), with a log line that names the upstream, the stage and why.
+# A reload that removes the upstream leaves a UDP flow through it (UDP
+# ASSOCIATE) to go on to its end; a new flow goes direct.
 . "$(dirname "$0")/../lib.sh"
 
 WEB=203.0.113.10
@@ -46,23 +48,7 @@ up_server() {
 }
 listening() { in_server ss -Hltn "sport = :$1" | grep -q .; }
 
-cat >"$TMP/danted.conf" <<EOF
-logoutput: $TMP/danted.log
-internal: $UP port = 1082
-external: $UP
-clientmethod: none
-socksmethod: none
-user.privileged: root
-user.unprivileged: root
-client pass {
-	from: 0.0.0.0/0 to: 0.0.0.0/0
-}
-socks pass {
-	from: 0.0.0.0/0 to: 0.0.0.0/0
-	command: connect udpassociate udpreply
-	log: connect
-}
-EOF
+danted_conf "$TMP/danted.conf" $UP 1082
 cat >"$TMP/tinyproxy.conf" <<EOF
 Port 3128
 Listen $UP
@@ -222,6 +208,38 @@ t_danted_udp_name() {
 	expect_log " udp " "pid=$RUN_PID " "host=$NAME " "via=default " "result=ok"
 }
 
+# A UDP flow through danted across a reload that removes the upstream: the
+# flow keeps its association to its end (its second datagram, sent after
+# the reload, still goes through the relay), a new flow goes direct.
+t_reload_udp() {
+	local n m conf=$TMP/up.conf bg
+	printf 'upstream = socks5://%s:1082\n' $UP >"$conf"
+	restart_daemon --resolver 198.51.100.53 --udp-timeout 3 --config "$conf" || return 1
+	n=$(grep -c "udp local=$WEB:7 peer=$UP:" "$TMP/echo.log")
+	m=$(grep -c "udp local=$WEB:7 peer=203.0.113.1:" "$TMP/echo.log")
+	PIDFILE=$TMP/rudp.pid in_app bash -c \
+		"(echo one; sleep 2; echo two; sleep 1) | socat -t 2 - UDP:$WEB:7" \
+		>"$TMP/rudp.out" 2>"$TMP/rudp.err" </dev/null &
+	bg=$!
+	BG_PIDS+=("$bg")
+	expect "the first datagram did not come back: $(cat "$TMP/rudp.err")" \
+		wait_for 5 grep -q one "$TMP/rudp.out" || return 1
+	: >"$conf"
+	kill -HUP "$DAEMON_PID"
+	expect "no 'SIGHUP: 0 rules in use, no upstream'" \
+		wait_for 5 grep -q "SIGHUP: 0 rules in use, no upstream" "$TMP/daemon.err" || return 1
+	ran app_run rudp2 "$TOOLS/netclient" udpc $WEB:7 || return 1
+	expect "the new flow did not go direct" \
+		[ "$(grep -c "udp local=$WEB:7 peer=203.0.113.1:" "$TMP/echo.log")" -gt "$m" ] || return 1
+	wait_for 8 eval '! alive '"$bg"
+	expect "the second datagram did not come back: $(tr '\n' ' ' <"$TMP/rudp.out")" \
+		grep -q two "$TMP/rudp.out" || return 1
+	expect "the relay $UP did not carry both datagrams" \
+		[ "$(grep -c "udp local=$WEB:7 peer=$UP:" "$TMP/echo.log")" -ge $((n + 2)) ] || return 1
+	stop_daemon || return 1
+	expect_log " udp " "comm=socat " "dst=$WEB:7 " "via=default " "result=ok"
+}
+
 t_http() {
 	daemon_via http://user:$PASS@$UP:3128 || return 1
 	fetch hname "http://$NAME:8080" || return 1
@@ -348,6 +366,7 @@ run_case socks5-reply-code t_socks_refused_reply
 run_case danted-connect-name t_danted_tcp
 run_case danted-udp-associate t_danted_udp
 run_case danted-udp-name t_danted_udp_name
+run_case reload-udp-flow-keeps-upstream t_reload_udp
 run_case http-connect-auth t_http
 run_case http-server-speaks-first banner hbanner
 run_case http-udp-rejected t_http_udp_reject

@@ -18,13 +18,22 @@
 #   address, which shows in the server's log), and the address with
 #   --sniff-override off;
 #   SIGHUP: a connection open across a reload keeps its rule and route, a
-#   new one gets the new rules.
+#   new one gets the new rules; the upstreams change with the rules, in one
+#   step: a reload that adds an upstream and a rule for it sends new
+#   connections through it; one that moves an upstream to another port
+#   (another microsocks, which connects out from another address) sends new
+#   connections to the new one while a connection opened before goes on to
+#   its end over the old one; a bad upstream URL or a rule naming an unknown
+#   upstream is refused with a line that names it, the set in use stays and
+#   traffic flows; an upstream removed while a connection goes through it
+#   leaves that connection to finish (run under the ASan build: no use of
+#   freed memory).
 . "$(dirname "$0")/../lib.sh"
 
 V4=203.0.113.10
 V4B=203.0.113.11
 RESOLVER=198.51.100.53
-CASE_LOGS=("$HTTP_LOG")
+CASE_LOGS=("$HTTP_LOG" "$TMP/echo.log")
 
 setup_topology || finish
 setup_cgroup || finish
@@ -56,6 +65,11 @@ start_bg socks server unshare -m --propagation private -- bash -c '
 	mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf || exit 125
 	shift 2
 	exec "$@"' _ "$TMP/hosts" "$TMP/srv-resolv.conf" microsocks -i $V4B -p 1080 -b $V4B || finish
+# A second SOCKS5 upstream that connects out from $V4: the servers tell the
+# two apart by the peer they see (direct: 203.0.113.1).
+start_bg socks2 server microsocks -i $V4B -p 1081 -b $V4 || finish
+# An echo server that logs each connection's peer.
+start_bg echolog server "$TOOLS/echod" -o "$TMP/echo.log" $V4:9 || finish
 printf 'nameserver 192.0.2.53\noptions timeout:3 attempts:1\n' >"$TMP/resolv.conf"
 RESOLV_CONF=$TMP/resolv.conf
 cp "$(command -v curl)" "$TMP/mycurl"
@@ -335,6 +349,112 @@ t_reload_keeps() {
 	expect_log " tcp " "comm=socat " "dst=$V4:7 " "rule=15 " "route=DIRECT" "result=ok"
 }
 
+# --- reload: upstreams with the rules ---------------------------------------------
+
+CLIENT=203.0.113.1
+# reloaded N: the daemon said "SIGHUP: ... rules in use" N times.
+reloaded() { [ "$(grep -c "SIGHUP: [0-9]* rules in use" "$TMP/daemon.err")" -ge "$1" ]; }
+# peer_of PATH WANT: the server saw the request for PATH come from WANT.
+peer_of() {
+	served "$1" || return 1
+	local peer
+	peer=$(http_get "$1" peer)
+	expect "the server saw $1 from $peer, not from $2" eval "[[ $peer == $2:* ]]"
+}
+# long_start NAME: a connection to the echo server that sends a line now and
+# one 2 s later (and half-closes 1 s after that: microsocks closes both ways
+# on the first end); long_done NAME N: both came back, and the connection
+# log has N lines of such connections through corp.
+long_start() {
+	PIDFILE=$TMP/$1.pid in_app bash -c \
+		"(echo before; sleep 2; echo after; sleep 1) | socat -t 3 - TCP:$V4:9" \
+		>"$TMP/$1.out" 2>"$TMP/$1.err" </dev/null &
+	LONG_BG=$!
+	BG_PIDS+=("$LONG_BG")
+	expect "the long connection did not start" wait_for 5 grep -q before "$TMP/$1.out"
+}
+long_done() {
+	wait_for 8 eval '! alive '"$LONG_BG"
+	expect "the long connection lost bytes after the reload: $(tr '\n' ' ' <"$TMP/$1.out")" \
+		grep -q after "$TMP/$1.out" || return 1
+	expect "no $2 lines of long connections through corp, with rule 1 and result ok" \
+		wait_for 5 eval '[ "$(count_with "$TMP/conn.log" " tcp " "comm=socat " "dst=$V4:9 " \
+			"rule=1 " "route=corp" "via=corp " "up=13 down=13 " "result=ok")" -ge '"$2"' ]'
+}
+
+# Only DIRECT at start; a reload adds upstream corp and a rule for it.
+t_reload_adds_upstream() {
+	write_rules "MATCH,DIRECT"
+	restart_daemon --resolver $RESOLVER --config "$CONF" || return 1
+	ran app_run ru1 curl -sS -m 10 "http://$V4:8080/ru1" || return 1
+	peer_of /ru1 $CLIENT || return 1
+	write_rules "IP-CIDR,$V4/32,corp" "MATCH,DIRECT"
+	echo "upstream = corp=socks5://$V4B:1080" >>"$CONF"
+	kill -HUP "$DAEMON_PID"
+	expect "no 'SIGHUP: 2 rules in use'" wait_for 5 reloaded 1 || return 1
+	ran app_run ru2 curl -sS -m 10 "http://$V4:8080/ru2" || return 1
+	peer_of /ru2 $V4B || return 1
+	routed 1 corp "via=corp " "result=ok"
+}
+
+# corp moves to the other microsocks: new connections go there, one opened
+# before keeps the old one to its end.
+t_reload_changes_upstream() {
+	daemon_running || return 1
+	long_start rclong || return 1
+	expect "the long connection did not go through corp (port 1080)" \
+		wait_for 5 grep -q "tcp local=$V4:9 peer=$V4B:" "$TMP/echo.log" || return 1
+	write_rules "IP-CIDR,$V4/32,corp" "MATCH,DIRECT"
+	echo "upstream = corp=socks5://$V4B:1081" >>"$CONF"
+	kill -HUP "$DAEMON_PID"
+	expect "no second 'SIGHUP: 2 rules in use'" wait_for 5 reloaded 2 || return 1
+	ran app_run rc2 curl -sS -m 10 "http://$V4:8080/rc2" || return 1
+	peer_of /rc2 $V4 || return 1
+	routed 1 corp "via=corp " "result=ok" || return 1
+	long_done rclong 1
+}
+
+# A bad URL, then a rule naming an unknown upstream: refused, named, and
+# the set in use (corp on port 1081) stays.
+t_reload_refused() {
+	daemon_running || return 1
+	write_rules "IP-CIDR,$V4/32,corp" "MATCH,DIRECT"
+	echo "upstream = corp=ftp://$V4B:1080" >>"$CONF"
+	kill -HUP "$DAEMON_PID"
+	expect "the bad upstream was not named" \
+		wait_for 5 grep -q "SIGHUP: .*--upstream corp" "$TMP/daemon.err" || return 1
+	expect "no 'the 2 rules in use stay'" \
+		wait_for 5 grep -q "SIGHUP: the 2 rules in use stay" "$TMP/daemon.err" || return 1
+	write_rules "IP-CIDR,$V4/32,elsewhere" "MATCH,DIRECT"
+	echo "upstream = corp=socks5://$V4B:1080" >>"$CONF"
+	kill -HUP "$DAEMON_PID"
+	expect "the unknown upstream was not named" \
+		wait_for 5 grep -q "SIGHUP: .*unknown target 'elsewhere'" "$TMP/daemon.err" || return 1
+	expect "no second 'the 2 rules in use stay'" \
+		wait_for 5 eval '[ "$(grep -c "SIGHUP: the 2 rules in use stay" "$TMP/daemon.err")" -ge 2 ]' ||
+		return 1
+	expect "the daemon died of a refused reload" daemon_running || return 1
+	ran app_run rr curl -sS -m 10 "http://$V4:8080/rr" || return 1
+	peer_of /rr $V4 || return 1
+	routed 1 corp "via=corp " "result=ok"
+}
+
+# corp is removed while a connection goes through it: that connection
+# finishes, new ones go direct.
+t_reload_removes_upstream() {
+	daemon_running || return 1
+	long_start rmlong || return 1
+	local n
+	n=$(grep -c "SIGHUP: [0-9]* rules in use" "$TMP/daemon.err")
+	write_rules "MATCH,DIRECT"
+	kill -HUP "$DAEMON_PID"
+	expect "no 'SIGHUP: 1 rules in use'" wait_for 5 reloaded $((n + 1)) || return 1
+	ran app_run rm2 curl -sS -m 10 "http://$V4:8080/rm2" || return 1
+	peer_of /rm2 $CLIENT || return 1
+	long_done rmlong 2 || return 1
+	expect "the daemon died" daemon_running
+}
+
 if start_daemon --resolver $RESOLVER --udp-timeout 2 --config "$CONF"; then
 	pass daemon-start
 else
@@ -365,6 +485,10 @@ run_case sniff-quic-initial t_sniff_quic
 run_case sniff-override-upstream t_override
 run_case sniff-override-off t_override_off
 run_case reload-keeps-route t_reload_keeps
+run_case reload-adds-upstream t_reload_adds_upstream
+run_case reload-changes-upstream t_reload_changes_upstream
+run_case reload-refused-set-stays t_reload_refused
+run_case reload-removes-upstream t_reload_removes_upstream
 # Exit status 0 (an ASan build exits otherwise on a leak).
 run_case daemon-stops-clean stop_daemon
 finish

@@ -7,7 +7,10 @@
 # the gateway's address. Checked: TCP over IPv4 and IPv6, UDP with one
 # socket and two peers (each reply from its own peer), FakeIP DNS and curl
 # by name, the log naming the client, rules (a REJECT resets TCP and drops
-# UDP, a QUIC Initial named by its first datagram), --local capturing the gateway's own
+# UDP, a QUIC Initial named by its first datagram), UDP through a SOCKS5
+# upstream (its line, a sniffed QUIC name sent in place of the address, a
+# flow tried again a second after its upstream failed, the 4 MiB bound on
+# datagrams waiting for one), --local capturing the gateway's own
 # processes without capturing the daemon (no loop), `rules --remove`
 # leaving the ruleset, rules and routes byte for byte as they were (nft
 # and iptables), --apply all-or-nothing, and `rules --print` never putting
@@ -223,6 +226,115 @@ t_gw_rules() {
 	expect "the server got the rejected request" eval '! http_has /gwrej'
 }
 
+# up_danted NAME PORT: danted (UDP ASSOCIATE only) in the remote namespace
+# on 203.0.113.11:PORT, resolving example.com to $R4 from a hosts file of
+# its own.
+up_danted() {
+	local name=$1 port=$2
+	printf '127.0.0.1 localhost\n%s example.com\n' $R4 >"$TMP/up-hosts"
+	printf 'nameserver 127.0.0.1\n' >"$TMP/up-resolv.conf"
+	danted_conf "$TMP/$name.conf" 203.0.113.11 "$port" "udpassociate udpreply"
+	start_bg "$name" server unshare -m --propagation private -- bash -c '
+		mount --bind "$1" /etc/hosts && mount --bind "$2" /etc/resolv.conf || exit 125
+		exec danted -f "$3" -p "$4" -N 1' _ "$TMP/up-hosts" "$TMP/up-resolv.conf" \
+		"$TMP/$name.conf" "$TMP/$name.dpid" || return 1
+	expect "$name does not listen on $port: $(tail -n 2 "$TMP/$name.err" | tr '\n' ' ')" \
+		wait_for 10 eval "in_server ss -Hltn 'sport = :$port' | grep -q ."
+}
+
+# stop_clean: SIGTERM, and the exit status must be 0 (an ASan build's is
+# not on a leak or a memory error, flows still open included).
+stop_clean() {
+	stop_daemon_gw
+	expect "the daemon exited $DAEMON_RC on SIGTERM: $(tail -n 3 "$TMP/daemon.err" | tr '\n' ' ')" \
+		[ "${DAEMON_RC:-0}" = 0 ]
+}
+
+# A UDP flow through a SOCKS5 upstream (danted, UDP ASSOCIATE, in the
+# remote namespace on 203.0.113.11): the relay is the server's peer and the
+# flow's line names the upstream.  A QUIC Initial sent to a real address
+# goes to the upstream by the name it carries (--sniff-override), which
+# the upstream resolves to another server than that address.
+t_udp_upstream() {
+	local hex
+	stop_daemon_gw
+	need danted ss || return 1
+	up_danted danted 1082 || return 1
+	start_bg echo443 server "$TOOLS/echod" -o "$TMP/echo443.log" $R4:443 || return 1
+	start_tproxy --udp-timeout 2 --upstream up=socks5://203.0.113.11:1082 \
+		--rule "NETWORK,udp,up" --rule "MATCH,DIRECT" || return 1
+	ran client_run upudp "$TOOLS/netclient" udp $R4:7 || return 1
+	expect "echod saw no datagram from the relay 203.0.113.11: $(tail -n 2 "$TMP/echo.log" | tr '\n' ' ')" \
+		grep -q "udp local=$R4:7 peer=203.0.113.11:" "$TMP/echo.log" || return 1
+	hex=$(od -An -tx1 -v "$ROOT/tests/fuzz/corpus/fuzz_sniff/quic_rfc9001" | tr -d ' \n')
+	client_run upquic "$TOOLS/netclient" udpsend -t 1 203.0.113.11:443 "$hex"
+	expect "no datagram reached example.com's $R4:443 (the upstream got the address, not the name)" \
+		wait_for 5 grep -q "udp local=$R4:443 peer=203.0.113.11:" "$TMP/echo443.log" || return 1
+	wait_log 8 " udp " "dst=203.0.113.11:443 " || true
+	expect_log " udp " "capture=tproxy " "client=192.0.2.2 " "dst=$R4:7 " "rule=1 " "route=up" \
+		"via=up" "result=ok" || return 1
+	expect_log " udp " "capture=tproxy " "dst=203.0.113.11:443 " "host=example.com " \
+		"sniffed=quic" "route=up" "via=up" "result=ok" || return 1
+	stop_clean
+}
+
+# A flow whose upstream is down when it begins is tried again on a
+# datagram a second later or more, as a captured flow is: the upstream up
+# by then, the client's next datagram goes through it and the echo comes
+# back on the same socket.
+t_udp_retry() {
+	local bg n
+	stop_daemon_gw
+	need danted ss socat || return 1
+	n=$(grep -c "udp local=$R4:7 peer=203.0.113.11:" "$TMP/echo.log")
+	start_tproxy --udp-timeout 5 --upstream socks5://203.0.113.11:1083 || return 1
+	in_client bash -c "(echo one; sleep 4; echo two; sleep 1) | socat -t 2 - UDP:$R4:7" \
+		>"$TMP/retry.out" 2>"$TMP/retry.err" </dev/null &
+	bg=$!
+	BG_PIDS+=("$bg")
+	expect "no line saying the flow is tried again: $(tail -n 2 "$TMP/daemon.err" | tr '\n' ' ')" \
+		wait_for 5 grep -q "UDP flow from 192.0.2.2:[0-9]* to $R4:7: .*tried again" \
+		"$TMP/daemon.err" || return 1
+	up_danted danted2 1083 || return 1
+	wait_for 10 eval '! alive '"$bg"
+	expect "the datagram after the upstream came up did not come back: $(tr '\n' ' ' <"$TMP/retry.out")" \
+		grep -q two "$TMP/retry.out" || return 1
+	expect "echod saw nothing from the relay 203.0.113.11" \
+		[ "$(grep -c "udp local=$R4:7 peer=203.0.113.11:" "$TMP/echo.log")" -gt "$n" ] || return 1
+	stop_clean
+}
+
+# Datagrams that wait for their flow's upstream are bounded to 4 MiB in
+# all, as captured flows' are: a client opening flow after flow behind an
+# upstream that accepts and never answers gets the rest dropped, with a
+# line that says so, and the daemon lives on (and frees them all at exit).
+t_udp_queue_cap() {
+	stop_daemon_gw
+	need socat python3 ss || return 1
+	start_bg silent server socat TCP-LISTEN:1090,bind=203.0.113.11,reuseaddr,fork \
+		SYSTEM:"cat >/dev/null" || return 1
+	expect "nothing listens on 203.0.113.11:1090" \
+		wait_for 10 eval "in_server ss -Hltn 'sport = :1090' | grep -q ." || return 1
+	start_tproxy --udp-timeout 5 --connect-timeout 10 \
+		--upstream socks5://203.0.113.11:1090 || return 1
+	# 250 flows of 16 datagrams of 1400 bytes: 5.6 MB.
+	client_run flood python3 -c '
+import socket, sys, time
+socks = []
+for i in range(250):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for j in range(16):
+        s.sendto(b"x" * 1400, (sys.argv[1], 7))
+    socks.append(s)
+    time.sleep(0.005)
+' $R4
+	expect "no line about the bytes queued: $(tail -n 2 "$TMP/daemon.err" | tr '\n' ' ')" \
+		wait_for 5 grep -q "UDP datagram from 192.0.2.2:[0-9]* to $R4:7 dropped: [0-9]* bytes already queued.*at most 4194304" \
+		"$TMP/daemon.err" || return 1
+	daemon_running || return 1
+	stop_clean
+}
+
 # The gateway's own curl, through OUTPUT marking; the daemon's own
 # connection out is not captured again (it would loop: a second log line
 # with the gateway as client, or no answer at all).
@@ -341,6 +453,9 @@ run_case direct_listener t_direct_listener
 run_case udp_two_peers t_udp_two_peers
 run_case dns_fakeip t_dns_fakeip
 run_case gw_rules t_gw_rules
+run_case udp_upstream t_udp_upstream
+run_case udp_upstream_retry t_udp_retry
+run_case udp_queue_cap t_udp_queue_cap
 run_case local t_local
 run_case local_by_name t_local_by_name
 run_case remove_exact t_remove_exact

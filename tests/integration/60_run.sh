@@ -292,12 +292,19 @@ t_ctrl_c() {
 	inner="nsenter --net=/run/netns/$NS_C env -u SUDO_UID -u SUDO_GID -u PKEXEC_UID ${SUDO_ENV[*]} \
 		$SPROXY_BIN run --cgroup-parent $PARENT --log $TMP/tty.log -- \
 		sh -c 'trap \"echo got-int | tr a-z A-Z; exit 9\" INT; echo armed; read x'"
+	# Ctrl-C only once CMD has its trap: before that, the default action
+	# of SIGINT ends CMD (130), which is right but not what is tested.
+	rm -f "$TMP/tty.sent"
 	{
-		wait_for 10 grep -q armed "$ts"
-		printf '\003'
-		sleep 5
-	} | timeout 30 script -qfec "$inner" "$ts" >/dev/null 2>&1
+		if wait_for 40 grep -q armed "$ts"; then
+			printf '\003'
+			: >"$TMP/tty.sent"
+			sleep 5
+		fi
+	} | timeout 60 script -qfec "$inner" "$ts" >/dev/null 2>&1
 	rc=$?
+	expect "CMD never said it was armed within 40 s: $(tail -n 3 "$ts" | tr '\r\n' '  ')" \
+		[ -e "$TMP/tty.sent" ] || return 1
 	expect "under a terminal, run exited with $rc after Ctrl-C, want CMD's 9: $(tail -n 2 "$ts" | tr '\r\n' '  ')" \
 		[ "$rc" = 9 ] || return 1
 	expect "CMD got SIGINT $(grep -c GOT-INT "$ts") times, want once" [ "$(grep -c GOT-INT "$ts")" = 1 ] || return 1

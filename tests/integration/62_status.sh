@@ -161,8 +161,12 @@ t_text() {
 
 t_top_tty() {
 	local rc
-	# q after two frames; script gives top a terminal.
-	(sleep 2.5; printf q; sleep 10) | timeout 15 script -qfec \
+	# q once a frame shows the connection; script gives top a terminal.
+	: >"$TMP/top.tty"
+	{
+		wait_for 30 grep -q '203\.0\.113\.10:7' "$TMP/top.tty" && printf q
+		sleep 10
+	} | timeout 45 script -qfec \
 		"$SPROXY_BIN top --interval 1" /dev/null >"$TMP/top.tty" 2>&1
 	rc=$?
 	expect "top under script exited $rc (124: q did not end it)" [ $rc = 0 ] || return 1
@@ -175,7 +179,13 @@ t_top_tty() {
 # Ctrl-C (the byte, through the terminal) ends top cleanly too.
 t_top_ctrl_c() {
 	local rc
-	(sleep 2.5; printf '\003'; sleep 10) | timeout 15 script -qfec \
+	: >"$TMP/top.tty"
+	# The byte goes once top has taken the terminal (its handlers are set
+	# by then): a Ctrl-C before that ends it by the default action.
+	{
+		wait_for 30 grep -q $'\e\\[?1049h' "$TMP/top.tty" && printf '\003'
+		sleep 10
+	} | timeout 45 script -qfec \
 		"$SPROXY_BIN top --interval 1" /dev/null >"$TMP/top.tty" 2>&1
 	rc=$?
 	expect "top exited $rc after Ctrl-C (124: it did not end)" [ $rc = 0 ] || return 1

@@ -65,7 +65,7 @@ static void cancel_after_finish(void)
 	setup(&d, &o, &t, 9);
 	before = open_fds();
 	called = 0;
-	r = connector_start(&d, &t, SOCK_DGRAM, on_done, NULL);
+	r = connector_start_via(&d, NULL, &t, SOCK_DGRAM, on_done, NULL);
 	CHECK(r != NULL);
 	CHECK(open_fds() == before + 1);
 	connector_cancel(r);
@@ -86,7 +86,7 @@ static void deliver_after_finish(void)
 	setup(&d, &o, &t, 9);
 	before = open_fds();
 	called = 0;
-	CHECK(connector_start(&d, &t, SOCK_DGRAM, on_done, NULL) != NULL);
+	CHECK(connector_start_via(&d, NULL, &t, SOCK_DGRAM, on_done, NULL) != NULL);
 	event_base_loop(d.base, EVLOOP_NONBLOCK);
 	CHECK(called == 1);
 	CHECK(open_fds() == before);

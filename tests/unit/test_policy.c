@@ -10,6 +10,7 @@
 #include "check.h"
 #include "daemon.h"
 #include "policy.h"
+#include "policyset.h"
 #include "rules.h"
 #include "sproxy.h"
 #include "upstream.h"
@@ -81,33 +82,79 @@ static void process(void)
 }
 
 /* The upstream a decision goes through: a rule's by name, the default
- * route when no rule matched, none for DIRECT even with a default. */
+ * route when no rule matched, none for DIRECT even with a default; a
+ * route through an upstream holds the set. */
 static void upstreams(void)
 {
-	static struct daemon d;
 	static struct options o;
+	struct policyset *ps, *held = (void *)1;
 	const struct upstream *u = (void *)1;
 	struct rule_result out = { .rule = 0, .action = RULE_DIRECT, .target = "DIRECT" };
 	char err[256];
 
-	d.opt = &o;
 	strcpy(o.upstream[0].name, "up");
 	o.upstream[0].kind = UPSTREAM_SOCKS5;
 	o.n_upstream = 1;
-	CHECK(policy_upstream(&d, &out, &u, err, sizeof(err)) == 0 && u == NULL);
+	ps = policyset_new(&o);
+	CHECK(ps && ps->refs == 1);
+	CHECK(policy_upstream(ps, &out, &u, &held, err, sizeof(err)) == 0 && u == NULL &&
+	      held == NULL && ps->refs == 1);
+	policyset_unref(ps);
 	strcpy(o.upstream[1].name, UPSTREAM_DEFAULT);
 	o.upstream[1].kind = UPSTREAM_HTTP;
 	o.n_upstream = 2;
-	CHECK(policy_upstream(&d, &out, &u, err, sizeof(err)) == 0 && u == &o.upstream[1]);
+	ps = policyset_new(&o);
+	CHECK(policy_upstream(ps, &out, &u, &held, err, sizeof(err)) == 0 &&
+	      u == &ps->upstream[1] && held == ps && ps->refs == 2);
+	policyset_unref(held);
 	out.rule = 3;
-	CHECK(policy_upstream(&d, &out, &u, err, sizeof(err)) == 0 && u == NULL);
+	CHECK(policy_upstream(ps, &out, &u, &held, err, sizeof(err)) == 0 && u == NULL &&
+	      held == NULL);
 	out.action = RULE_UPSTREAM;
 	out.target = "up";
-	CHECK(policy_upstream(&d, &out, &u, err, sizeof(err)) == 0 && u == &o.upstream[0]);
-	/* Named by rules read again on SIGHUP, unknown to the running daemon. */
+	CHECK(policy_upstream(ps, &out, &u, &held, err, sizeof(err)) == 0 &&
+	      u == &ps->upstream[0] && held == ps);
+	policyset_unref(held);
 	out.target = "gone";
-	CHECK(policy_upstream(&d, &out, &u, err, sizeof(err)) < 0 && u == NULL);
-	CHECK(strstr(err, "rule 3") && strstr(err, "'gone'") && strstr(err, "restart"));
+	CHECK(policy_upstream(ps, &out, &u, &held, err, sizeof(err)) < 0 && u == NULL &&
+	      held == NULL && ps->refs == 1);
+	CHECK(strstr(err, "rule 3") && strstr(err, "'gone'"));
+	policyset_unref(ps);
+}
+
+/* A set is a copy: the options it was made from may change or go, and
+ * what a connection holds stays as it was. */
+static void set_is_a_copy(void)
+{
+	static struct options o;
+	struct policyset *a, *b;
+	char err[256], buf[512];
+
+	strcpy(o.upstream[0].name, "corp");
+	o.upstream[0].kind = UPSTREAM_SOCKS5;
+	strcpy(o.upstream[0].label, "corp (192.0.2.1:1080)");
+	o.n_upstream = 1;
+	o.rules = rules_new();
+	CHECK(rules_add(o.rules, "MATCH,corp", "t", err, sizeof(err)) == 0);
+	CHECK(rules_compile(o.rules, (const char *const[]){ "corp" }, 1, err, sizeof(err)) == 0);
+	a = policyset_new(&o);
+	b = policyset_ref(a);
+	strcpy(o.upstream[0].name, "other");
+	o.n_upstream = 0;
+	rules_unref(o.rules);
+	o.rules = NULL;
+	CHECK(policyset_find(a, "corp") == &a->upstream[0] && policyset_find(a, "other") == NULL);
+	CHECK(policyset_default(a) == NULL);
+	CHECK(rules_count(a->rules) == 1);
+	policyset_describe(a, buf, sizeof(buf));
+	CHECK_STREQ(buf, "upstreams corp (192.0.2.1:1080)");
+	policyset_unref(a);
+	CHECK(strcmp(b->upstream[0].name, "corp") == 0);
+	policyset_unref(b);
+	a = policyset_new(&o);
+	policyset_describe(a, buf, sizeof(buf));
+	CHECK_STREQ(buf, "no upstream");
+	policyset_unref(a);
 }
 
 int main(void)
@@ -115,5 +162,6 @@ int main(void)
 	RUN("policy", cgroup_below);
 	RUN("policy", process);
 	RUN("policy", upstreams);
+	RUN("policy", set_is_a_copy);
 	CHECK_EXIT();
 }
