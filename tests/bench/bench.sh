@@ -15,6 +15,10 @@
 #   --with-copy  one more configuration, "copy": sproxy-bpf --relay copy
 #              (user-space copy instead of splice), to compare relay modes
 #   --plot FILE.json  only draw build/bench/bench-latest.png again from a saved run
+#   --anchor OPTS  the options of the anchor relay (tests/bench/minrelay.c);
+#              given again, one more anchor column each (anchor2, anchor3...),
+#              to compare its settings in one run
+#   --configs LIST  only these columns (direct is always measured)
 #   SPROXY_BPF=path  the daemon to measure (default ./sproxy-bpf)
 #
 # Topology (every name carries this script's pid; all removed on exit):
@@ -32,6 +36,10 @@
 #   sproxy       client in <cg2>/sproxy-bpf-test-PID-bench, sproxy-bpf attached
 #                to it (direct relay); the daemon runs in ns C
 #   copy         (--with-copy) the same with --relay copy
+#   anchor       client in ns C connects to 127.0.0.1, where minrelay (a bare
+#                splice relay, no BPF) relays to the server: the same two TCP
+#                legs as the daemon's path, so anchor/direct is what this
+#                kernel allows a user-space relay; anchorN: 127.0.0.N
 #   fast         the same with --tag off: nothing needs the proxy, so every
 #                connection takes the kernel fast path (not relayed, logged)
 #   out          programs attached, client outside the cgroup
@@ -48,7 +56,10 @@ set -u
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$PWD
 
-SMOKE=0 REPS="" ONLY="" WITH_COPY=0 PLOT_JSON="" MEM_CONNS=""
+SMOKE=0 REPS="" ONLY="" WITH_COPY=0 PLOT_JSON="" MEM_CONNS="" ONLY_CFGS=""
+# The anchor's settings: what the grid in README's Performance section found
+# best for the daemon's own relay (see user/relay.c), so that the two compare.
+ANCHOR_OPTS=() DEFAULT_ANCHOR="--pipe-size 1048576"
 while [ $# -gt 0 ]; do
 	case $1 in
 	--smoke) SMOKE=1 ;;
@@ -57,12 +68,15 @@ while [ $# -gt 0 ]; do
 	--only) ONLY=$2; shift ;;
 	--with-copy) WITH_COPY=1 ;;
 	--plot) PLOT_JSON=$2; shift ;;
+	--anchor) ANCHOR_OPTS+=("$2"); shift ;;
+	--configs) ONLY_CFGS=$2; shift ;;
 	-h | --help) sed -n '2,/^set -u/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
 	*) echo "bench: unknown argument $1" >&2; exit 2 ;;
 	esac
 	shift
 done
 
+[ ${#ANCHOR_OPTS[@]} = 0 ] && ANCHOR_OPTS=("$DEFAULT_ANCHOR")
 if [ $SMOKE = 1 ]; then
 	: "${REPS:=1}"
 	T_IPERF=1 T_WRK=1 T_CURL=1 T_DNS=1 MEM_N=1000 MEM_REPS=1 READY_N=2
@@ -173,7 +187,7 @@ if [ -n "$PLOT_JSON" ]; then
 	MEM_N=$(jq -r .idle_connections_held "$PLOT_JSON")
 	PLOT_KERNEL=$(jq -r .kernel "$PLOT_JSON") PLOT_NPROC=$(jq -r .nproc "$PLOT_JSON")
 	read -r -a CONFIGS <<<"$(jq -r '[.summary[].config] | unique | . as $c |
-		["direct", "sproxy", "copy", "fast", "out", "bypass", "redsocks", "proxychains", "microsocks"] |
+		["direct", "anchor", "anchor2", "anchor3", "anchor4", "anchor5", "anchor6", "anchor7", "anchor8", "sproxy", "copy", "fast", "out", "bypass", "redsocks", "proxychains", "microsocks"] |
 		map(select(. as $x | $c | index($x))) | join(" ")' "$PLOT_JSON")"
 	[[ " ${CONFIGS[*]} " == *" copy "* ]] && WITH_COPY=1
 	chart
@@ -190,7 +204,7 @@ CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 [ -n "$CG2" ] && [ -d "$CG2" ] || die "no cgroup2 mount in /proc/mounts"
 
 # --- C helpers, built here (the Makefile's tools/ rule is not ours) -----------
-for t in httpd holdconn launch; do
+for t in httpd holdconn launch minrelay; do
 	if [ ! -x "$BIN/$t" ] || [ "tests/bench/$t.c" -nt "$BIN/$t" ]; then
 		gcc -O2 -Wall -Wextra -D_GNU_SOURCE -o "$BIN/$t" "tests/bench/$t.c" -lpthread ||
 			die "cannot build tests/bench/$t.c"
@@ -391,6 +405,25 @@ start_servers() {
 		-m cgroup --path "${CG_RS#"$CG2"/}" -j REDIRECT --to-ports 12345
 }
 
+# The anchors: minrelay in ns C on 127.0.0.N, the server's ports, to the server.
+declare -A ANCHOR_PID
+anchors_start() {
+	local i a ip opts
+	for i in "${!ANCHORS[@]}"; do
+		a=${ANCHORS[$i]}
+		[[ " ${CONFIGS[*]} " == *" $a "* ]] || continue
+		ip=$(dst_of "$a")
+		read -r -a opts <<<"${ANCHOR_OPTS[$i]}"
+		nsenter --net="$NSP_C" "$BIN/minrelay" "${opts[@]}" $ip:$IPERF_PORT $DST:$IPERF_PORT \
+			$ip:$HTTP_PORT $DST:$HTTP_PORT >"$TMP/$a.log" 2>&1 &
+		ANCHOR_PID[$a]=$!
+		PIDS+=($!)
+		wait_for 5 grep -q '^ready' "$TMP/$a.log" ||
+			BROKEN[$a]="minrelay ${ANCHOR_OPTS[$i]} did not start: $(tail -c 300 "$TMP/$a.log")"
+		log "$a: minrelay ${ANCHOR_OPTS[$i]}"
+	done
+}
+
 redsocks_start() {
 	nsenter --net="$NSP_R" redsocks -c "$TMP/redsocks.conf" >>"$TMP/redsocks.out" 2>&1 &
 	REDSOCKS_PID=$!
@@ -471,9 +504,17 @@ prefix() {
 	redsocks)
 		PFX=(bash -c 'echo $$ >"$1/cgroup.procs" && exec nsenter --net="$2" "${@:3}"' _ "$CG_RS" "$NSP_R") ;;
 	proxychains) PFX=(nsenter --net="$NSP_C" proxychains4 -q -f "$TMP/proxychains.conf") ;;
+	anchor*) PFX=(nsenter --net="$NSP_C") ;;
 	esac
 }
-dst_of() { [ "$1" = bypass ] && echo $DST_BYPASS || echo $DST; }
+dst_of() {
+	case $1 in
+	bypass) echo $DST_BYPASS ;;
+	anchor) echo 127.0.0.1 ;;
+	anchor*) echo "127.0.0.${1#anchor}" ;;
+	*) echo $DST ;;
+	esac
+}
 # run_in CFG LIMIT_S CMD...
 run_in() {
 	local cfg=$1 lim=$2; shift 2
@@ -486,7 +527,8 @@ na_reason() { # wl cfg
 	case "$1:$2" in
 	iperf*:microsocks) echo "iperf3 has no SOCKS client" ;;
 	conn_close:microsocks | keepalive:microsocks) echo "wrk has no SOCKS client" ;;
-	dns:redsocks | dns:proxychains | dns:microsocks) echo "no DNS relay in this setup" ;;
+	dns:redsocks | dns:proxychains | dns:microsocks | dns:anchor*) echo "no DNS relay in this setup" ;;
+	mem:anchor*) echo "sproxy-bpf and redsocks only" ;;
 	dns:bypass) echo "port 53 is always captured" ;;
 	dns:copy | dns:fast) echo "same FakeIP server as sproxy" ;;
 	mem:fast) echo "nothing held: the kernel path keeps no proxy state" ;;
@@ -512,6 +554,7 @@ proxy_pid() { # the relay process of a configuration, for CPU accounting
 	case $1 in
 	sproxy | copy) echo "$DAEMON_PID" ;;
 	redsocks) echo "$REDSOCKS_PID" ;;
+	anchor*) echo "${ANCHOR_PID[$1]}" ;;
 	esac
 }
 
@@ -705,6 +748,21 @@ if [ $WITH_COPY = 1 ]; then
 	CONFIGS=(direct sproxy copy fast out bypass redsocks proxychains microsocks)
 	CFG_GROUPS=(plain daemon copy fast)
 fi
+ANCHORS=()
+for i in "${!ANCHOR_OPTS[@]}"; do ANCHORS+=("anchor$([ "$i" = 0 ] || echo $((i + 1)))"); done
+CONFIGS=(direct "${ANCHORS[@]}" "${CONFIGS[@]:1}")
+PLAIN_CFGS+=("${ANCHORS[@]}")
+if [ -n "$ONLY_CFGS" ]; then # keep direct and the columns named, in their order
+	keep() { local c out=(); for c in "$@"; do { [ $c = direct ] || [[ ",$ONLY_CFGS," == *",$c,"* ]]; } && out+=($c); done; echo "${out[*]}"; }
+	read -r -a CONFIGS <<<"$(keep "${CONFIGS[@]}")"
+	read -r -a PLAIN_CFGS <<<"$(keep "${PLAIN_CFGS[@]}")"
+	read -r -a DAEMON_CFGS <<<"$(keep "${DAEMON_CFGS[@]}")"
+	g2=(plain)
+	[ ${#DAEMON_CFGS[@]} -gt 0 ] && g2+=(daemon)
+	[[ " ${CONFIGS[*]} " == *" copy "* ]] && g2+=(copy)
+	[[ " ${CONFIGS[*]} " == *" fast "* ]] && g2+=(fast)
+	CFG_GROUPS=("${g2[@]}")
+fi
 ALL_WLS=(iperf1_up iperf1_down iperf8_up curl_bulk conn_close keepalive dns mem ready)
 want() { [ -z "$ONLY" ] || [[ ",$ONLY," == *",$1,"* ]]; }
 for w in ${ONLY//,/ }; do
@@ -823,10 +881,11 @@ BUSY_START=$(busy_pct)
 log "mode $MODE, $REPS repetition(s); work dir $TMP; CPUs ${BUSY_START}% busy before start"
 setup_net
 start_servers
+anchors_start
 
 # First start: check every configuration, and the daemon's own contract.
 if daemon_start; then
-	verify_configs direct sproxy out bypass redsocks proxychains microsocks
+	verify_configs direct "${ANCHORS[@]}" sproxy out bypass redsocks proxychains microsocks
 	daemon_stop
 	if [ $WITH_COPY = 1 ] && daemon_start --relay copy; then
 		verify_configs copy
@@ -839,7 +898,7 @@ if daemon_start; then
 else
 	log "sproxy-bpf unavailable: $DAEMON_NOTE"
 	check daemon-start failed "$DAEMON_NOTE"
-	verify_configs direct redsocks proxychains microsocks
+	verify_configs direct "${ANCHORS[@]}" redsocks proxychains microsocks
 fi
 
 for wl in iperf1_up iperf1_down iperf8_up curl_bulk conn_close keepalive dns; do
@@ -1047,7 +1106,7 @@ jq -n \
 	--arg date "$DATE" --arg mode "$MODE" --arg kernel "$(uname -r)" \
 	--arg cpu "$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)" \
 	--arg nproc "$(nproc)" --arg reps "$REPS" --arg git "$GITREV" \
-	--arg daemon "$SPROXY_SRC" --arg dver "$DVER" --arg dsum "$SPROXY_SUM" --arg dnote "$DAEMON_NOTE" \
+	--arg anchor "${ANCHOR_OPTS[*]}" --arg daemon "$SPROXY_SRC" --arg dver "$DVER" --arg dsum "$SPROXY_SUM" --arg dnote "$DAEMON_NOTE" \
 	--arg secs "$((T_END - T_START))" --arg memn "$MEM_N" --arg memnote "$MEM_NOTE" \
 	--arg load "$LOAD_START $LOAD_END" --arg busy "$BUSY_START $BUSY_END" --arg fdlimit "$FD_LIMIT" \
 	--arg tools "iperf3 $(iperf3 --version | awk 'NR == 1 { print $2 }'); $(wrk -v 2>&1 | head -1 | awk '{ print $1, $2 }'); dnsperf $(dnsperf -h 2>&1 | awk '/^Version/ { print $2 }'); $(dpkg-query -W -f='${Package} ${Version}; ' redsocks proxychains4 microsocks dnsmasq-base curl 2>/dev/null)" \
@@ -1064,6 +1123,7 @@ jq -n \
 	  daemon: { binary: $daemon, version: $dver, snapshot: $dsum, problem: (if $dnote == "" then null else $dnote end) },
 	  configs: {
 	    direct: "client in the client netns, no BPF programs attached",
+	    anchor: ("tests/bench/minrelay " + $anchor + " in the client netns: the same two TCP legs as the daemon, no BPF"),
 	    sproxy: "client in the captured cgroup, sproxy-bpf attach (direct relay)",
 	    fast: "the same with --tag off: every connection on the kernel fast path",
 	    out: "sproxy-bpf attached, client outside the captured cgroup",
