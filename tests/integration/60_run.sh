@@ -291,12 +291,14 @@ t_ctrl_c() {
 	: >"$ts"
 	inner="nsenter --net=/run/netns/$NS_C env -u SUDO_UID -u SUDO_GID -u PKEXEC_UID ${SUDO_ENV[*]} \
 		$SPROXY_BIN run --cgroup-parent $PARENT --log $TMP/tty.log -- \
-		sh -c 'trap \"echo got-int | tr a-z A-Z; exit 9\" INT; echo armed; read x'"
+		sh -c 'trap \"echo got-int | tr a-z A-Z; exit 9\" INT; echo armed | tr a-z A-Z; read x'"
 	# Ctrl-C only once CMD has its trap: before that, the default action
 	# of SIGINT ends CMD (130), which is right but not what is tested.
+	# CMD says so in capitals: the typescript's first line holds the
+	# command as typed, so the word as written there is no sign.
 	rm -f "$TMP/tty.sent"
 	{
-		if wait_for 40 grep -q armed "$ts"; then
+		if wait_for 40 grep -q ARMED "$ts"; then
 			printf '\003'
 			: >"$TMP/tty.sent"
 			sleep 5
