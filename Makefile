@@ -33,10 +33,10 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 CFLAGS   ?= -g -O2
-XCFLAGS  := -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE \
+XCFLAGS  := -Wall -Wextra -Werror -MMD -MP -D_GNU_SOURCE -pthread \
 	-DSPROXY_VERSION='"$(VERSION)"' -Iuser -Ibpf -I$(OUTPUT)
 LDLIBS   := $(shell $(PKG_CONFIG) --libs libbpf libevent inih libcap-ng 2>/dev/null || \
-	echo -lbpf -levent -linih -lcap-ng) -lelf -lz
+	echo -lbpf -levent -linih -lcap-ng) -lelf -lz -pthread
 
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-I$(dir $(VMLINUX)) -Ibpf
@@ -103,7 +103,7 @@ deps-test: deps
 deps-bench: deps-test
 	$(Q)tests/deps.sh $(DEPS_BENCH)
 
-$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests $(OUTPUT)/tools $(OUTPUT)/fuzz/obj $(OUTPUT)/asan/obj $(OUTPUT)/asan $(OUTPUT)/bench:
+$(OUTPUT) $(OUTPUT)/user $(OUTPUT)/tests $(OUTPUT)/tools $(OUTPUT)/fuzz/obj $(OUTPUT)/asan/obj $(OUTPUT)/asan $(OUTPUT)/tsan/obj $(OUTPUT)/bench:
 	$(Q)mkdir -p $@
 
 # vmlinux.h is checked in per architecture (see README); regenerate with
@@ -180,6 +180,18 @@ $(OUTPUT)/asan/$(BIN): $(ASAN_OBJS) | $(OUTPUT)/asan
 	$(call msg,ASAN,$@)
 	$(Q)$(CLANG) $(ASAN_CFLAGS) $^ $(LDLIBS) -o $@
 
+# The daemon under TSan, for the run of 52_relay_loops.sh: relays move
+# between threads there.
+TSAN_CFLAGS := $(SAN_CFLAGS) -fsanitize=thread -fno-omit-frame-pointer
+TSAN_OBJS := $(patsubst user/%.c,$(OUTPUT)/tsan/obj/%.o,$(USER_SRCS))
+$(TSAN_OBJS): $(SKELS)
+$(OUTPUT)/tsan/obj/%.o: user/%.c | $(OUTPUT)/tsan/obj build-deps
+	$(call msg,TSAN-CC,$@)
+	$(Q)$(CLANG) $(TSAN_CFLAGS) -MMD -MP -c $< -o $@
+$(OUTPUT)/tsan/$(BIN): $(TSAN_OBJS)
+	$(call msg,TSAN,$@)
+	$(Q)$(CLANG) $(TSAN_CFLAGS) $^ $(LDLIBS) -o $@
+
 tools: $(TOOL_BINS)
 
 # Everything the suite runs, built on every core unless the caller's make
@@ -187,7 +199,8 @@ tools: $(TOOL_BINS)
 NPROC := $(shell nproc 2>/dev/null || echo 1)
 test-build:
 	$(Q)$(MAKE) --no-print-directory $(if $(filter -j% --jobserver%,$(MAKEFLAGS)),,-j$(NPROC)) \
-		$(BIN) $(UNIT_BINS) $(TOOL_BINS) $(FUZZ_BINS) $(ASAN_BINS) $(OUTPUT)/asan/$(BIN)
+		$(BIN) $(UNIT_BINS) $(TOOL_BINS) $(FUZZ_BINS) $(ASAN_BINS) $(OUTPUT)/asan/$(BIN) \
+		$(OUTPUT)/tsan/$(BIN)
 
 test: deps-bench deps-pkg
 	$(Q)$(MAKE) --no-print-directory test-build

@@ -10,6 +10,7 @@
 #include "daemon.h"
 #include "dnsserver.h"
 #include "log.h"
+#include "relayloop.h"
 #include "sproxy.h"
 
 void daemon_mark(const struct daemon *d, int fd)
@@ -88,4 +89,23 @@ int daemon_dns_new(struct daemon *d, char *err, size_t errlen)
 	}
 	d->dns = dns_server_new(d->base, &dc, err, errlen);
 	return d->dns ? 0 : -1;
+}
+
+void daemon_loops_start(struct daemon *d)
+{
+	int n = d->opt->threads ? (int)d->opt->threads : relay_loops_default();
+	char err[256];
+
+	d->limits.loops = relay_loops_new(d->base, n, err, sizeof(err));
+	if (!d->limits.loops && err[0])
+		log_warn("%s: every connection is relayed on the main loop", err);
+	else if (d->limits.loops)
+		log_debug("relaying on %d event loops", n);
+}
+
+/* After every connection has ended. */
+void daemon_loops_stop(struct daemon *d)
+{
+	relay_loops_free(d->limits.loops);
+	d->limits.loops = NULL;
 }

@@ -38,6 +38,7 @@ struct options {
 #define UDP_PER_PROC_AUTO UINT32_MAX  /* a quarter of udp_flows, none below 16 */
 	uint32_t mark;
 	int relay_copy;               /* 1: never splice */
+	unsigned threads;             /* relay loops in all; 0: one per CPU */
 	int disable_fakeip;
 	const char *fakeip_range[2];  /* IPv4, IPv6; NULL = default */
 	const char *fakeip_store;
@@ -108,6 +109,10 @@ struct daemon {
 int daemon_dns_new(struct daemon *d, char *err, size_t errlen);
 /* Sets the socket mark that the BPF side skips.  Logs a failure. */
 void daemon_mark(const struct daemon *d, int fd);
+/* The loops bulk relays spread over, once privileges are dropped (threads
+ * would keep the capabilities); one loop when they cannot start. */
+void daemon_loops_start(struct daemon *d);
+void daemon_loops_stop(struct daemon *d);
 /* Replaces the thread name the hooks saw with the process's. */
 struct sproxy_proc;
 void daemon_process_comm(struct sproxy_proc *p);

@@ -25,11 +25,13 @@ void slog(int level, const char *fmt, ...)
 
 	if (level > slog_level)
 		return;
+	flockfile(stderr);       /* one line, whichever loop says it */
 	fprintf(stderr, "sproxy-bpf: %s: ", names[level]);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+	funlockfile(stderr);
 }
 
 /* A new file is private: the log names every process and destination. */

@@ -282,6 +282,7 @@ static void teardown(struct run *r)
 	upstream_shutdown();
 	for (i = 0; i < r->n_lis; i++)
 		proxy_listener_free(r->lis[i]);
+	daemon_loops_stop(d);
 	events_free(r->ev);
 	if (d->dns)
 		dns_server_free(d->dns);
@@ -522,6 +523,7 @@ static int serve(struct run *r, struct options *o)
 		.log_path = o->log_path, .store_path = o->fakeip_store, .target = d->target,
 		.cg_mount = d->cg_mount, .own_cg = r->own_cg, .self_cg = r->self_cg }) < 0)
 		return EXIT_RUNTIME;
+	daemon_loops_start(d);
 	notify_ready("capturing %s (pid %d); listening on %s%s%s", d->target,
 		     (int)getpid(), lc->listen4 ? addr_str(lc->listen4, a, sizeof(a)) : "",
 		     lc->listen4 && lc->listen6 ? " and " : "",

@@ -28,7 +28,7 @@ enum { O_LOG = 256, O_JSON, O_ALL, O_MAPSIZE, O_UDPFLOWS, O_UDPTIMEOUT,
        O_CONFIG, O_RULE, O_PRIVATE, O_FPERPROC, O_UPSTREAM, O_UDPHTTP,
        O_UDPPERPROC, O_USER, O_CGPARENT, O_NETNS, O_PIN, O_CTLDIR, O_SNIFF,
        O_SNIFFOVERRIDE, O_SNIFFTIMEOUT, O_FASTPATH, O_TLSPORTS, O_TO,
-       O_PROXYCG, O_NODROP };
+       O_PROXYCG, O_NODROP, O_THREADS };
 
 const struct option cli_long_opts[] = {
 	{ "listen", required_argument, 0, 'l' },
@@ -43,6 +43,7 @@ const struct option cli_long_opts[] = {
 	{ "udp-flows-per-process", required_argument, 0, O_UDPPERPROC },
 	{ "connect-timeout", required_argument, 0, O_CONNTIMEOUT },
 	{ "relay", required_argument, 0, O_RELAY },
+	{ "threads", required_argument, 0, O_THREADS },
 	{ "mark", required_argument, 0, O_MARK },
 	{ "netns", required_argument, 0, O_NETNS },
 	{ "resolver", required_argument, 0, O_RESOLVER },
@@ -292,6 +293,9 @@ int cli_apply_opt(struct options *o, int c, const char *arg, char *err, size_t e
 	case O_HDRBUDGET:
 		NUMBER(o->header_budget, arg, "--header-budget", 0, 64, 1u << 22);
 		o->header_budget *= 1024;
+		break;
+	case O_THREADS:
+		NUMBER(o->threads, arg, "--threads", 0, 1, 64);
 		break;
 	case O_IDLETIMEOUT:
 		NUMBER(o->idle_timeout, arg, "--idle-timeout", 0, 0, 7 * 86400);

@@ -1,4 +1,5 @@
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -119,6 +120,9 @@ static void close_reset(int fd)
  * peer takes a cut stream for a complete one. */
 void session_close(struct session *s, const char *result, const char *err, int reset)
 {
+	/* A relay on another loop stops there first: its counts are final. */
+	if (s->relaying)
+		relay_halt(&s->relay);
 	struct conn_log c = {
 		.proto = "tcp",
 		.proc = s->have_proc ? &s->proc : NULL,
@@ -454,9 +458,11 @@ static void on_pause_end(evutil_socket_t fd, short what, void *arg)
 }
 
 /* The header budget ran out: this connection goes untagged.  Said once a
- * second at most, with how many more went the same way. */
+ * second at most, with how many more went the same way; relays on every
+ * loop may call it. */
 static void on_over_budget(struct relay *r, size_t held, void *arg)
 {
+	static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 	struct session *s = arg;
 	const struct relay_limits *lim = &s->d->limits;
 	static time_t last;
@@ -465,8 +471,10 @@ static void on_over_budget(struct relay *r, size_t held, void *arg)
 	char a[ADDR_STRLEN], also[64];
 
 	(void)r;
+	pthread_mutex_lock(&mu);
 	if (now == last) {
 		more++;
+		pthread_mutex_unlock(&mu);
 		return;
 	}
 	last = now;
@@ -478,6 +486,7 @@ static void on_over_budget(struct relay *r, size_t held, void *arg)
 		 addr_str(&s->dst.sa, a, sizeof(a)), held,
 		 more ? also : "");
 	more = 0;
+	pthread_mutex_unlock(&mu);
 }
 
 struct proxy_listener *proxy_listen(struct daemon *d, struct sockaddr_storage *addr,

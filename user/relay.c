@@ -10,6 +10,7 @@
 
 #include "http.h"
 #include "relay.h"
+#include "relayloop.h"
 
 /* The splice settings are the ones a bare relay on the same path
  * (tests/bench/minrelay.c, the bench's anchor column) measured best here:
@@ -24,9 +25,28 @@
 
 static void pump(struct relay_dir *d);
 
-/* The done callback's error text: it is read during the call only, and
- * one relay ends at a time, so no relay carries its own. */
-static char err_text[128];
+/* The done callback's error text: it is read during the call only (or
+ * copied, on another loop), and one relay of a loop ends at a time, so no
+ * relay carries its own. */
+static __thread char err_text[128];
+
+/* The end: told at once on the main loop; from another loop, handed back
+ * to the main one, which tells it. */
+static void finish(struct relay *r, const char *err)
+{
+	r->finished = 1;
+	if (relay_loops_away(r)) {
+		relay_suspend(r);
+		relay_loops_finished(r, err);
+		return;
+	}
+	r->done(r, err, r->arg);
+}
+
+void relay_deliver(struct relay *r, const char *err)
+{
+	r->done(r, err, r->arg);
+}
 
 static void fail(struct relay_dir *d, const char *what, int err)
 {
@@ -34,9 +54,8 @@ static void fail(struct relay_dir *d, const char *what, int err)
 
 	if (r->finished)
 		return;
-	r->finished = 1;
 	snprintf(err_text, sizeof(err_text), "%s: %s", what, strerror(err));
-	r->done(r, err_text, r->arg);
+	finish(r, err_text);
 }
 
 /* Coarse is enough for deadlines in seconds, and costs no syscall. */
@@ -91,33 +110,33 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 		arm(r, left);
 		return;
 	}
-	r->finished = 1;
 	if (r->header_ms && r->lim->header_timeout &&
 	    now - r->header_ms >= r->lim->header_timeout * 1000ull)
 		snprintf(err_text, sizeof(err_text), "request header not complete after %us",
 			 r->lim->header_timeout);
 	else
 		snprintf(err_text, sizeof(err_text), "idle for %us", r->lim->idle_timeout);
-	r->done(r, err_text, r->arg);
+	finish(r, err_text);
 }
 
-/* Keeps this relay's header buffer in the shared count, and starts or
- * stops the header deadline.  Past the budget, the relay that grew the
- * count sends what it holds untagged and tags no more: memory stays
- * bounded, and the connection still works. */
+/* Keeps this relay's header buffer in the shared count (relays on other
+ * loops count there too), and starts or stops the header deadline.  Past
+ * the budget, the relay that grew the count sends what it holds untagged
+ * and tags no more: memory stays bounded, and the connection still works. */
 static int header_account(struct relay *r)
 {
 	struct http_tagger *t = r->up.tagger;
 	size_t mem = t ? http_tagger_mem(t) : 0, held = t ? http_tagger_held(t) : 0;
 	struct relay_limits *lim = r->lim;
 	int grew = mem > r->header_mem;
+	size_t total = __atomic_add_fetch(&lim->header_mem, mem - r->header_mem,
+					  __ATOMIC_RELAXED);
 
-	lim->header_mem = lim->header_mem - r->header_mem + mem;
 	r->header_mem = mem;
-	if (held && grew && lim->header_mem > lim->header_budget) {
+	if (held && grew && total > lim->header_budget) {
 		if (http_tagger_flush(t, r->up.buf) < 0)
 			return -1;
-		lim->header_mem -= r->header_mem;
+		__atomic_sub_fetch(&lim->header_mem, r->header_mem, __ATOMIC_RELAXED);
 		r->header_mem = 0;
 		if (lim->over_budget)
 			lim->over_budget(r, held, r->arg);
@@ -144,10 +163,8 @@ static int header_account(struct relay *r)
 
 static void maybe_done(struct relay *r)
 {
-	if (!r->finished && r->up.shut && r->down.shut) {
-		r->finished = 1;
-		r->done(r, NULL, r->arg);
-	}
+	if (!r->finished && r->up.shut && r->down.shut)
+		finish(r, NULL);
 }
 
 static void on_read(evutil_socket_t fd, short what, void *arg)
@@ -247,11 +264,16 @@ static ssize_t take(struct relay_dir *d, int *more)
 			}
 		}
 		*more = n == (ssize_t)sizeof(tmp);
-		if (*more)
+		if (*more && !d->bulk) {
 			d->bulk = 1;
+			/* Placed once, when the first direction turns bulk. */
+			if (d->r->lim->loops && !d->r->away &&
+			    relay_loops_place(d->r->lim->loops, d->r) == 1)
+				d->r->move = 1;
+		}
 	}
 	if (n > 0) {
-		d->bytes += (uint64_t)n;
+		__atomic_store_n(&d->bytes, d->bytes + (uint64_t)n, __ATOMIC_RELAXED);
 		d->r->last_ms = now_ms();
 		if (d->tagger && header_account(d->r) < 0) {
 			fail(d, "relay", ENOMEM);
@@ -293,7 +315,15 @@ static void pump(struct relay_dir *d)
 	int rounds = 0, more = 1;
 
 	while (!r->finished) {
-		int rc = drain(d);
+		int rc;
+
+		if (r->move) {               /* to the loop it was placed on */
+			r->move = 0;
+			relay_suspend(r);
+			relay_loops_move(r);
+			return;
+		}
+		rc = drain(d);
 
 		if (rc < 0)
 			return;
@@ -414,14 +444,58 @@ static void dir_free(struct relay_dir *d)
 	d->pipe[0] = d->pipe[1] = -1;
 }
 
-void relay_free(struct relay *r)
+/* Events only: buffers, pipes and taggers travel with the relay. */
+void relay_suspend(struct relay *r)
 {
-	if (r->lim)
-		r->lim->header_mem -= r->header_mem;
-	r->header_mem = 0;
+	struct relay_dir *dirs[2] = { &r->up, &r->down };
+
+	for (int i = 0; i < 2; i++) {
+		if (dirs[i]->rd)
+			event_free(dirs[i]->rd);
+		if (dirs[i]->wr)
+			event_free(dirs[i]->wr);
+		dirs[i]->rd = dirs[i]->wr = NULL;
+	}
 	if (r->timer)
 		event_free(r->timer);
 	r->timer = NULL;
+}
+
+/* Each direction picks up where it was: pump drains what is held (and
+ * waits for `to` when it is full), then reads, and sets its events as it
+ * would have on the old loop. */
+void relay_resume(struct relay *r, struct event_base *base)
+{
+	r->base = base;
+	if (!(r->up.rd = event_new(base, r->up.from, EV_READ | EV_PERSIST, on_read, &r->up)) ||
+	    !(r->down.rd = event_new(base, r->down.from, EV_READ | EV_PERSIST, on_read, &r->down)) ||
+	    ((r->lim->idle_timeout || r->header_ms) &&
+	     !(r->timer = evtimer_new(base, on_timer, r)))) {
+		fail(&r->up, "relay", ENOMEM);
+		return;
+	}
+	if (r->timer)
+		arm(r, next_deadline(r, now_ms()));
+	pump(&r->up);
+	if (!r->finished)
+		pump(&r->down);
+}
+
+void relay_halt(struct relay *r)
+{
+	if (r->away)
+		relay_loops_release(r);
+	relay_suspend(r);
+}
+
+void relay_free(struct relay *r)
+{
+	if (r->away)
+		relay_loops_release(r);
+	if (r->lim)
+		__atomic_sub_fetch(&r->lim->header_mem, r->header_mem, __ATOMIC_RELAXED);
+	r->header_mem = 0;
+	relay_suspend(r);
 	dir_free(&r->up);
 	dir_free(&r->down);
 }

@@ -15,6 +15,8 @@ struct evbuffer;
 struct event;
 struct http_tagger;
 struct relay;
+struct relay_away;
+struct relay_loops;
 
 /* An idle relay holds only its two read events: the write event, the
  * copy buffer, the pipe, the tagger and the timer exist while they are in
@@ -27,7 +29,7 @@ struct relay_dir {
 	int pipe[2];
 	size_t in_pipe;
 	struct http_tagger *tagger;    /* owned; NULL between requests */
-	uint64_t bytes;                /* read from `from` */
+	uint64_t bytes;                /* read from `from` (atomic: status reads it) */
 	unsigned eof : 1, shut : 1;
 	unsigned bulk : 1;             /* splice from now on */
 	unsigned tagging : 1;          /* HTTP: a tagger parses the next bytes */
@@ -47,8 +49,10 @@ struct relay_limits {
 	 * bytes went out untagged, and it stays untagged (arg: the relay's). */
 	void (*over_budget)(struct relay *r, size_t held, void *arg);
 	/* A tagger for the next request of a tagging relay (arg: the
-	 * relay's); NULL on ENOMEM. */
+	 * relay's); NULL on ENOMEM.  Both callbacks may run on any loop. */
 	struct http_tagger *(*new_tagger)(void *arg);
+	/* The loops bulk relays spread over (relayloop.h); NULL: one. */
+	struct relay_loops *loops;
 };
 
 struct relay {
@@ -63,6 +67,8 @@ struct relay {
 	uint64_t last_ms;              /* last byte either way (monotonic) */
 	uint64_t header_ms;            /* when the pending header began; 0: none */
 	size_t header_mem;             /* this relay's share of lim->header_mem */
+	struct relay_away *away;       /* bulk, with lim->loops: where it runs */
+	unsigned move : 1;             /* placed on another loop: go there */
 };
 
 /* Takes no ownership of the fds: the done callback closes them (after
@@ -73,5 +79,15 @@ int relay_start(struct relay *r, struct event_base *base, int client, int server
 		int tag, int use_splice,
 		struct relay_limits *lim, relay_done_cb done, void *arg);
 void relay_free(struct relay *r);
+/* Stops it where it runs (and brings it back to the main loop): it moves
+ * no more bytes, and its counts can be read. */
+void relay_halt(struct relay *r);
+
+/* For relayloop.c: a relay's events freed (on the loop that has them),
+ * made again on base and its bytes moving (on base's thread), and its end
+ * told (on the main loop). */
+void relay_suspend(struct relay *r);
+void relay_resume(struct relay *r, struct event_base *base);
+void relay_deliver(struct relay *r, const char *err);
 
 #endif

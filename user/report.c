@@ -14,6 +14,7 @@
 #include "dnsserver.h"
 #include "live.h"
 #include "log.h"
+#include "relayloop.h"
 #include "report.h"
 #include "sproxy.h"
 #include "sproxy.skel.h"
@@ -130,7 +131,17 @@ static void put_fill(struct daemon *d, struct evbuffer *out)
 			    2 * o->udp_flows);
 	if (d->dns && dns_server_fakeip_fill(d->dns, &used, &cap) == 0)
 		evbuffer_add_printf(out, ",\"fakeip\":{\"used\":%zu,\"size\":%zu}", used, cap);
-	evbuffer_add_printf(out, "}");
+	/* Per event loop, the main one first: bulk relays on it now, and
+	 * since the start. */
+	evbuffer_add_printf(out, ",\"relay_loops\":[");
+	for (int i = 0; i < relay_loops_count(d->limits.loops); i++) {
+		unsigned long now, taken;
+
+		relay_loops_stats(d->limits.loops, i, &now, &taken);
+		evbuffer_add_printf(out, "%s{\"bulk\":%lu,\"taken\":%lu}", i ? "," : "", now,
+				    taken);
+	}
+	evbuffer_add_printf(out, "]}");
 }
 
 static uint32_t tgid_of(const struct live *e)
@@ -170,8 +181,8 @@ static void put_conn(struct evbuffer *out, int first, const struct live *e,
 		put_str(out, 0, "host", e->host, SIZE_MAX);
 	if (e->via && *e->via)
 		put_str(out, 0, "via", *e->via, SIZE_MAX);
-	put_u64(out, "up", *e->up);
-	put_u64(out, "down", *e->down);
+	put_u64(out, "up", __atomic_load_n(e->up, __ATOMIC_RELAXED));
+	put_u64(out, "down", __atomic_load_n(e->down, __ATOMIC_RELAXED));
 	evbuffer_add_printf(out, ",\"age\":%.3f}", age(e->start, now));
 }
 

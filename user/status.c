@@ -360,6 +360,22 @@ static void print_fill(const struct json *fill, const char *key, const char *wha
 		       json_num(f, "size", 0));
 }
 
+/* Bulk relays per event loop, the main one first: now (since the start). */
+static void print_loops(const struct json *loops)
+{
+	const struct json *l;
+	int n = 0;
+
+	for (l = loops ? loops->child : NULL; l; l = l->next)
+		n++;
+	if (!n)
+		return;
+	printf("  %-22s", n == 1 ? "Bulk relays, 1 loop" : "Bulk relays per loop");
+	for (l = loops->child; l; l = l->next)
+		printf(" %.0f (%.0f)", json_num(l, "bulk", 0), json_num(l, "taken", 0));
+	printf("\n");
+}
+
 /* Programs grouped by the cgroup they are attached to. */
 static void print_programs(const struct json *progs)
 {
@@ -403,6 +419,7 @@ static void print_text(const struct json *j)
 	print_fill(fill, "udp_pool", "UDP pool ports");
 	print_fill(fill, "fakeip", "FakeIP names");
 	printf("  %-22s %.0f\n", "TCP sessions", json_num(fill, "tcp_sessions", 0));
+	print_loops(json_get(fill, "relay_loops"));
 	printf("Connections: %.0f", json_num(j, "conns", 0));
 	if (json_num(j, "unlisted", 0) > 0)
 		printf(" (%.0f not listed)", json_num(j, "unlisted", 0));

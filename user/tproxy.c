@@ -153,6 +153,7 @@ static void teardown(struct trun *r)
 		tproxy_udp_free(r->udp[i]);
 	for (int i = 0; i < r->n_tcp; i++)
 		proxy_listener_free(r->tcp[i]);
+	daemon_loops_stop(&r->d);
 	for (int i = 0; i < 3; i++)
 		if (r->sigs[i])
 			event_free(r->sigs[i]);
@@ -205,6 +206,7 @@ static int serve(struct trun *r, struct options *o)
 		.bind_low = 1, .log_path = o->log_path, .store_path = o->fakeip_store,
 		.cg_mount = "", .own_cg = "", .self_cg = "" }) < 0)
 		return EXIT_RUNTIME;
+	daemon_loops_start(d);
 	notify_ready("TPROXY on %s, TCP and UDP (pid %d; own packets marked 0x%x)", list,
 		     (int)getpid(), o->mark);
 	event_base_dispatch(d->base);
