@@ -18,7 +18,7 @@ _sproxy_bpf()
 
 	local cmds="attach check run tproxy rules doctor detach status top"
 	local opts="--listen --bypass --log --json --verbose --all --map-size
-		--udp-flows --udp-flows-per-process --udp-timeout --netns --connect-timeout --relay --mark --reattach
+		--udp-flows --udp-flows-per-process --udp-timeout --netns --connect-timeout --relay --threads --mark --reattach
 		--tag --header-timeout --header-budget --idle-timeout --config --rule
 		--sniff --sniff-override --sniff-timeout --fast-path --tls-ports --to --proxy-cgroup --upstream --udp-over-http --resolver --disable-fakeip --fakeip-range
 		--fakeip-store --fakeip-exclude --fakeip-ttl --fakeip-per-process

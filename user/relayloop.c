@@ -184,6 +184,10 @@ static int loop_init(struct relay_loops *s, int i, struct event_base *base)
 	return 0;
 }
 
+/* Half the CPUs: the bytes a relay moves cost the applications and the
+ * kernel's TCP stack as much CPU again.  On two cores shared with the
+ * client and the server, a second loop lost a tenth of the throughput of
+ * eight streams against one (README, Performance). */
 int relay_loops_default(void)
 {
 	cpu_set_t set;
@@ -193,6 +197,7 @@ int relay_loops_default(void)
 		n = CPU_COUNT(&set);
 	else
 		n = (int)sysconf(_SC_NPROCESSORS_ONLN);
+	n /= 2;
 	return n < 1 ? 1 : n > MAX_LOOPS ? MAX_LOOPS : n;
 }
 

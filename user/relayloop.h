@@ -1,4 +1,4 @@
-/* Event loops beside the main one, one per CPU, for bulk relays.
+/* Event loops beside the main one (--threads), for bulk relays.
  *
  * Every connection starts on the main loop, where accepting, routing,
  * handshakes, DNS and logging live, and stays there while it only
@@ -31,7 +31,8 @@ void relay_loops_free(struct relay_loops *l);
 int relay_loops_count(const struct relay_loops *l);
 void relay_loops_stats(const struct relay_loops *l, int i, unsigned long *now,
 		       unsigned long *taken);
-/* The number of CPUs this process may run on (the default loop count). */
+/* The default loop count: half the CPUs this process may run on, at
+ * least one. */
 int relay_loops_default(void);
 
 /* relay.c's side, on the main loop. */

@@ -132,9 +132,9 @@ static void put_fill(struct daemon *d, struct evbuffer *out)
 	if (d->dns && dns_server_fakeip_fill(d->dns, &used, &cap) == 0)
 		evbuffer_add_printf(out, ",\"fakeip\":{\"used\":%zu,\"size\":%zu}", used, cap);
 	/* Per event loop, the main one first: bulk relays on it now, and
-	 * since the start. */
+	 * since the start; none listed with one loop (nothing is placed). */
 	evbuffer_add_printf(out, ",\"relay_loops\":[");
-	for (int i = 0; i < relay_loops_count(d->limits.loops); i++) {
+	for (int i = 0; d->limits.loops && i < relay_loops_count(d->limits.loops); i++) {
 		unsigned long now, taken;
 
 		relay_loops_stats(d->limits.loops, i, &now, &taken);

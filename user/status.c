@@ -368,9 +368,9 @@ static void print_loops(const struct json *loops)
 
 	for (l = loops ? loops->child : NULL; l; l = l->next)
 		n++;
-	if (!n)
+	if (n < 2)
 		return;
-	printf("  %-22s", n == 1 ? "Bulk relays, 1 loop" : "Bulk relays per loop");
+	printf("  %-22s", "Bulk relays per loop");
 	for (l = loops->child; l; l = l->next)
 		printf(" %.0f (%.0f)", json_num(l, "bulk", 0), json_num(l, "taken", 0));
 	printf("\n");

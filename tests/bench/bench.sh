@@ -14,12 +14,17 @@
 #              curl_bulk conn_close keepalive dns mem ready
 #   --with-copy  one more configuration, "copy": sproxy-bpf --relay copy
 #              (user-space copy instead of splice), to compare relay modes
+#   --with-threads N  one more configuration instead, "threadsN":
+#              sproxy-bpf --threads N (bulk relays over N event loops), to
+#              compare against the default
 #   --plot FILE.json  only draw build/bench/bench-latest.png again from a saved run
 #   --anchor OPTS  the options of the anchor relay (tests/bench/minrelay.c);
 #              given again, one more anchor column each (anchor2, anchor3...),
 #              to compare its settings in one run
 #   --configs LIST  only these columns (direct is always measured)
 #   SPROXY_BPF=path  the daemon to measure (default ./sproxy-bpf)
+#   SPROXY_BPF_OPTS="..."  more options for every start of the daemon
+#              (e.g. --threads 1, to compare against the default)
 #
 # Topology (every name carries this script's pid; all removed on exit):
 #
@@ -36,6 +41,7 @@
 #   sproxy       client in <cg2>/sproxy-bpf-test-PID-bench, sproxy-bpf attached
 #                to it (direct relay); the daemon runs in ns C
 #   copy         (--with-copy) the same with --relay copy
+#   threadsN     (--with-threads N) the same with --threads N
 #   anchor       client in ns C connects to 127.0.0.1, where minrelay (a bare
 #                splice relay, no BPF) relays to the server: the same two TCP
 #                legs as the daemon's path, so anchor/direct is what this
@@ -56,7 +62,7 @@ set -u
 cd "$(dirname "$0")/../.." || exit 2
 ROOT=$PWD
 
-SMOKE=0 REPS="" ONLY="" WITH_COPY=0 PLOT_JSON="" MEM_CONNS="" ONLY_CFGS=""
+SMOKE=0 REPS="" ONLY="" WITH_COPY=0 ALT=copy ALT_OPTS=(--relay copy) PLOT_JSON="" MEM_CONNS="" ONLY_CFGS=""
 # The anchor's settings: what the grid in README's Performance section found
 # best for the daemon's own relay (see user/relay.c), so that the two compare.
 ANCHOR_OPTS=() DEFAULT_ANCHOR="--pipe-size 1048576"
@@ -66,7 +72,10 @@ while [ $# -gt 0 ]; do
 	--reps) REPS=$2; shift ;;
 	--mem-conns) MEM_CONNS=$2; shift ;;
 	--only) ONLY=$2; shift ;;
-	--with-copy) WITH_COPY=1 ;;
+	--with-copy) WITH_COPY=1 ALT=copy ALT_OPTS=(--relay copy) ;;
+	--with-threads)
+		[[ ${2:-} =~ ^[1-9][0-9]?$ ]] || { echo "bench: --with-threads wants a number of loops" >&2; exit 2; }
+		WITH_COPY=1 ALT=threads$2 ALT_OPTS=(--threads "$2"); shift ;;
 	--plot) PLOT_JSON=$2; shift ;;
 	--anchor) ANCHOR_OPTS+=("$2"); shift ;;
 	--configs) ONLY_CFGS=$2; shift ;;
@@ -100,7 +109,7 @@ log() { printf '%s bench: %s\n' "$(date +%T)" "$*" >&2; }
 # The chart of a run (reads $TMP/summary.tsv): build/bench/bench-latest.png
 chart() {
 	local d=$TMP/plot cols="${CONFIGS[*]:1}" pcols="sproxy redsocks"
-	[ $WITH_COPY = 1 ] && pcols="sproxy copy redsocks"
+	[ $WITH_COPY = 1 ] && pcols="sproxy $ALT redsocks"
 	local nc np
 	nc=$(wc -w <<<"$cols"); np=$(wc -w <<<"$pcols")
 	mkdir -p "$d"
@@ -137,7 +146,7 @@ chart() {
 			local c colors=""
 			for c in $2; do
 				case $c in
-				sproxy) colors+=" #9400d3" ;; copy) colors+=" #4b0082" ;; fast) colors+=" #e69f00" ;; out) colors+=" #009e73" ;;
+				sproxy) colors+=" #9400d3" ;; copy | threads*) colors+=" #4b0082" ;; fast) colors+=" #e69f00" ;; out) colors+=" #009e73" ;;
 				bypass) colors+=" #56b4e9" ;; redsocks) colors+=" #e69f00" ;; proxychains) colors+=" #f0e442" ;;
 				*) colors+=" #0072b2" ;;
 				esac
@@ -187,9 +196,10 @@ if [ -n "$PLOT_JSON" ]; then
 	MEM_N=$(jq -r .idle_connections_held "$PLOT_JSON")
 	PLOT_KERNEL=$(jq -r .kernel "$PLOT_JSON") PLOT_NPROC=$(jq -r .nproc "$PLOT_JSON")
 	read -r -a CONFIGS <<<"$(jq -r '[.summary[].config] | unique | . as $c |
-		["direct", "anchor", "anchor2", "anchor3", "anchor4", "anchor5", "anchor6", "anchor7", "anchor8", "sproxy", "copy", "fast", "out", "bypass", "redsocks", "proxychains", "microsocks"] |
+		["direct", "anchor", "anchor2", "anchor3", "anchor4", "anchor5", "anchor6", "anchor7", "anchor8", "sproxy", "copy", "threads1", "threads2", "threads3", "threads4", "fast", "out", "bypass", "redsocks", "proxychains", "microsocks"] |
 		map(select(. as $x | $c | index($x))) | join(" ")' "$PLOT_JSON")"
 	[[ " ${CONFIGS[*]} " == *" copy "* ]] && WITH_COPY=1
+	for c in "${CONFIGS[@]}"; do [[ $c == threads* ]] && WITH_COPY=1 ALT=$c; done
 	chart
 	exit $?
 fi
@@ -244,7 +254,7 @@ FD_LIMIT=$(ulimit -Hn)
 # socket and the one to the server), redsocks up to 6 (2 sockets, 2 pipes
 # while splicing). wl_mem works the number out from the fds the proxy
 # already has; MEM_HELD/MEM_NOTE say what it came to.
-declare -A MEM_FDS_PER=([sproxy]=2 [copy]=2 [redsocks]=6) MEM_HELD
+declare -A MEM_FDS_PER=([sproxy]=2 [copy]=2 [threads1]=2 [threads2]=2 [threads3]=2 [threads4]=2 [redsocks]=6) MEM_HELD
 MEM_NOTE=""
 # The mem cells' daemon: a small UDP pool (the workload sends no UDP; the
 # pool's sockets would take fds from the connections).
@@ -449,7 +459,8 @@ daemon_start() { # extra daemon options...
 	fi
 	: >"$TMP/launch.out"
 	"$BIN/launch" -n "$NSP_C" -t 20 -o "$TMP/daemon.log" -- \
-		"$SPROXY" attach "$CG_SP" --bypass 198.51.100.0/24 --resolver 192.0.2.2 --log "$TMP/conn.log" "$@" \
+		"$SPROXY" attach "$CG_SP" --bypass 198.51.100.0/24 --resolver 192.0.2.2 --log "$TMP/conn.log" \
+		${SPROXY_BPF_OPTS:-} "$@" \
 		>"$TMP/launch.out" 2>&1 &
 	LAUNCH_PID=$!
 	PIDS+=($!)
@@ -492,14 +503,14 @@ daemon_stop() {
 	DAEMON_PID=""
 }
 # The cells of the daemon's configurations fail if it cannot start.
-daemon_cfg() { case $1 in sproxy | copy | fast | out | bypass) return 0 ;; esac; return 1; }
+daemon_cfg() { case $1 in sproxy | copy | threads* | fast | out | bypass) return 0 ;; esac; return 1; }
 
 # --- running a client in a configuration -----------------------------------------
 # prefix CFG: sets PFX, the command prefix that runs a client as CFG does
 prefix() {
 	case $1 in
 	direct | out | microsocks) PFX=(nsenter --net="$NSP_C") ;;
-	sproxy | copy | fast | bypass)
+	sproxy | copy | threads* | fast | bypass)
 		PFX=(bash -c 'echo $$ >"$1/cgroup.procs" && exec nsenter --net="$2" "${@:3}"' _ "$CG_SP" "$NSP_C") ;;
 	redsocks)
 		PFX=(bash -c 'echo $$ >"$1/cgroup.procs" && exec nsenter --net="$2" "${@:3}"' _ "$CG_RS" "$NSP_R") ;;
@@ -530,7 +541,7 @@ na_reason() { # wl cfg
 	dns:redsocks | dns:proxychains | dns:microsocks | dns:anchor*) echo "no DNS relay in this setup" ;;
 	mem:anchor*) echo "sproxy-bpf and redsocks only" ;;
 	dns:bypass) echo "port 53 is always captured" ;;
-	dns:copy | dns:fast) echo "same FakeIP server as sproxy" ;;
+	dns:copy | dns:threads* | dns:fast) echo "same FakeIP server as sproxy" ;;
 	mem:fast) echo "nothing held: the kernel path keeps no proxy state" ;;
 	mem:direct | mem:out | mem:bypass | mem:proxychains | mem:microsocks) echo "sproxy-bpf and redsocks only" ;;
 	ready:*) [ "$2" = sproxy ] || echo "sproxy-bpf only" ;;
@@ -552,7 +563,7 @@ nfds() { ls /proc/"$1"/fd 2>/dev/null | wc -l; }
 rss_kib() { awk '$1 == "VmRSS:" { print $2 }' /proc/"$1"/status 2>/dev/null; }
 proxy_pid() { # the relay process of a configuration, for CPU accounting
 	case $1 in
-	sproxy | copy) echo "$DAEMON_PID" ;;
+	sproxy | copy | threads*) echo "$DAEMON_PID" ;;
 	redsocks) echo "$REDSOCKS_PID" ;;
 	anchor*) echo "${ANCHOR_PID[$1]}" ;;
 	esac
@@ -664,7 +675,7 @@ wl_dns() {
 wl_mem() {
 	local cfg=$1 rep=$2 pid
 	case $cfg in
-	sproxy | copy) pid=$DAEMON_PID ;;
+	sproxy | copy | threads*) pid=$DAEMON_PID ;;
 	redsocks) pid=$REDSOCKS_PID ;;
 	esac
 	[ -n "$pid" ] || { echo "no process to measure" >&2; return 1; }
@@ -745,8 +756,8 @@ PLAIN_CFGS=(direct redsocks proxychains microsocks)
 DAEMON_CFGS=(sproxy out bypass)
 CFG_GROUPS=(plain daemon fast)
 if [ $WITH_COPY = 1 ]; then
-	CONFIGS=(direct sproxy copy fast out bypass redsocks proxychains microsocks)
-	CFG_GROUPS=(plain daemon copy fast)
+	CONFIGS=(direct sproxy $ALT fast out bypass redsocks proxychains microsocks)
+	CFG_GROUPS=(plain daemon alt fast)
 fi
 ANCHORS=()
 for i in "${!ANCHOR_OPTS[@]}"; do ANCHORS+=("anchor$([ "$i" = 0 ] || echo $((i + 1)))"); done
@@ -759,7 +770,7 @@ if [ -n "$ONLY_CFGS" ]; then # keep direct and the columns named, in their order
 	read -r -a DAEMON_CFGS <<<"$(keep "${DAEMON_CFGS[@]}")"
 	g2=(plain)
 	[ ${#DAEMON_CFGS[@]} -gt 0 ] && g2+=(daemon)
-	[[ " ${CONFIGS[*]} " == *" copy "* ]] && g2+=(copy)
+	[[ " ${CONFIGS[*]} " == *" $ALT "* ]] && g2+=(alt)
 	[[ " ${CONFIGS[*]} " == *" fast "* ]] && g2+=(fast)
 	CFG_GROUPS=("${g2[@]}")
 fi
@@ -783,7 +794,7 @@ run_workload() {
 			case $g in
 			plain) cfgs=("${PLAIN_CFGS[@]}") ;;
 			daemon) cfgs=("${DAEMON_CFGS[@]}") ;;
-			copy) cfgs=(copy) ;;
+			alt) cfgs=($ALT) ;;
 			fast) cfgs=(fast) ;;
 			esac
 			# rotate the order inside the group too: no configuration always
@@ -795,7 +806,7 @@ run_workload() {
 			[ $any = 1 ] || continue
 			case $g in
 			daemon) daemon_start ;;
-			copy) daemon_start --relay copy ;;
+			alt) daemon_start "${ALT_OPTS[@]}" ;;
 			fast) daemon_start --tag off ;;
 			esac
 			for cfg in "${cfgs[@]}"; do
@@ -819,7 +830,7 @@ verify_configs() { # configurations...
 		case $cfg in redsocks | proxychains | microsocks) want_peer="192.0.2.2:" ;; esac
 		[[ $out == *"peer=$want_peer"* ]] || { ok=0; why="server saw: ${out:-nothing}"; }
 		[[ $out == *sproxy-bpf* ]] && tagged=1
-		if [ $cfg = sproxy ] || [ $cfg = copy ]; then
+		if [ $cfg = sproxy ] || [ $cfg = $ALT ]; then
 			# who owns the connection to the server: the daemon, if captured
 			prefix $cfg
 			timeout -k 2 15 "${PFX[@]}" "$BIN/holdconn" -a $DST -p $HTTP_PORT -n 1 -t 5 -H 10 >"$TMP/hold1.out" 2>&1 &
@@ -887,8 +898,8 @@ anchors_start
 if daemon_start; then
 	verify_configs direct "${ANCHORS[@]}" sproxy out bypass redsocks proxychains microsocks
 	daemon_stop
-	if [ $WITH_COPY = 1 ] && daemon_start --relay copy; then
-		verify_configs copy
+	if [ $WITH_COPY = 1 ] && daemon_start "${ALT_OPTS[@]}"; then
+		verify_configs $ALT
 		daemon_stop
 	fi
 	if daemon_start --tag off; then
@@ -928,11 +939,11 @@ if want mem; then
 			fail mem sproxy "$DAEMON_NOTE"
 		fi
 		if [ $WITH_COPY = 1 ]; then
-			if daemon_start --relay copy --udp-flows $MEM_UDP_FLOWS; then
-				run_cell mem copy $rep
+			if daemon_start "${ALT_OPTS[@]}" --udp-flows $MEM_UDP_FLOWS; then
+				run_cell mem $ALT $rep
 				daemon_stop
 			else
-				fail mem copy "$DAEMON_NOTE"
+				fail mem $ALT "$DAEMON_NOTE"
 			fi
 		fi
 		if [ -z "${BROKEN[redsocks]:-}" ]; then
