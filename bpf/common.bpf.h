@@ -90,6 +90,20 @@ struct {
 	__uint(max_entries, 256 * 1024);
 } events SEC(".maps");
 
+/* Reports of connections that ended (the kernel path's, --to's) are for
+ * the log: the daemon drains them once a second, and is woken for them
+ * only when the ring is a quarter full.  At thousands of connections a
+ * second, a wakeup per connection cost the daemon's core more than the
+ * lines themselves.  Every other event wakes it at once (and so drains
+ * these too). */
+#define LOG_WAKE_BYTES (64 * 1024)
+
+static __always_inline __u64 log_wakeup(void)
+{
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= LOG_WAKE_BYTES ?
+	       BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+}
+
 static __always_inline void stat_inc(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&stats, &idx);

@@ -164,7 +164,7 @@ static __always_inline void fp_emit(const struct sproxy_fp_conn *c, __u64 cookie
 	}
 	e->up = up;
 	e->down = down;
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, log_wakeup());
 }
 
 /* The decision for a connection (tcp) or a UDP flow to dst.  Returns -1

@@ -140,7 +140,7 @@ int sproxy_sockops_handoff(struct bpf_sock_ops *skops)
 		e->up = up;
 		e->down = down;
 		e->duration_ns = bpf_ktime_get_ns() - st->start_ns;
-		bpf_ringbuf_submit(e, 0);
+		bpf_ringbuf_submit(e, log_wakeup());
 	}
 	bpf_sk_storage_delete(&handoff_socks, sk);
 	return 1;

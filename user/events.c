@@ -24,6 +24,7 @@ struct events {
 	struct daemon *d;
 	struct ring_buffer *rb;
 	struct event *rbev;
+	struct event *drain;      /* once a second: reports that woke nobody */
 	struct event *sigs[3];
 };
 
@@ -85,7 +86,9 @@ static void on_ringbuf(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
 	(void)what;
+	connlog_hold();
 	ring_buffer__consume(arg);
+	connlog_release();
 }
 
 static void on_libevent_log(int severity, const char *msg)
@@ -180,10 +183,14 @@ struct events *events_start(struct daemon *d)
 	}
 	e->rbev = event_new(d->base, ring_buffer__epoll_fd(e->rb), EV_READ | EV_PERSIST,
 			    on_ringbuf, e->rb);
+	/* Ended connections' reports wake the daemon only in bulk (see
+	 * log_wakeup in bpf/common.bpf.h): at most a second late in the log. */
+	e->drain = event_new(d->base, -1, EV_PERSIST, on_ringbuf, e->rb);
 	e->sigs[0] = evsignal_new(d->base, SIGINT, on_stop, d->base);
 	e->sigs[1] = evsignal_new(d->base, SIGTERM, on_stop, d->base);
 	e->sigs[2] = evsignal_new(d->base, SIGHUP, on_hup, d);
-	if (!e->rbev || event_add(e->rbev, NULL) < 0)
+	if (!e->rbev || event_add(e->rbev, NULL) < 0 || !e->drain ||
+	    event_add(e->drain, &(struct timeval){ 1, 0 }) < 0)
 		goto fail_events;
 	for (int i = 0; i < 3; i++)
 		if (!e->sigs[i] || event_add(e->sigs[i], NULL) < 0)
@@ -208,6 +215,8 @@ void events_free(struct events *e)
 		return;
 	if (e->rbev)
 		event_free(e->rbev);
+	if (e->drain)
+		event_free(e->drain);
 	for (int i = 0; i < 3; i++)
 		if (e->sigs[i])
 			event_free(e->sigs[i]);

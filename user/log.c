@@ -17,6 +17,14 @@ static FILE *connlog_fp;
 static int connlog_json;
 static const char *connlog_path;    /* NULL: stderr */
 static int connlog_failing;         /* the last write failed (said once) */
+static int connlog_held;            /* lines wait for connlog_release */
+
+/* Whole lines, written at once: one write per line (or per batch of
+ * lines, see connlog_hold), never a line in pieces. */
+static void full_buffer(FILE *fp)
+{
+	setvbuf(fp, NULL, _IOFBF, 64 * 1024);
+}
 
 void slog(int level, const char *fmt, ...)
 {
@@ -47,7 +55,7 @@ static FILE *open_append(const char *path)
 		close(fd);
 		return NULL;
 	}
-	setvbuf(fp, NULL, _IOLBF, 0);
+	full_buffer(fp);
 	return fp;
 }
 
@@ -57,7 +65,17 @@ int connlog_open(const char *path, int json)
 	connlog_path = path;
 	connlog_failing = 0;
 	if (!path) {
-		connlog_fp = stderr;
+		/* stderr is unbuffered: a stream of its own on the same file
+		 * writes each line whole; stderr itself if there is none. */
+		int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+
+		connlog_fp = fd >= 0 ? fdopen(fd, "a") : NULL;
+		if (connlog_fp)
+			full_buffer(connlog_fp);
+		else if (fd >= 0)
+			close(fd);
+		if (!connlog_fp)
+			connlog_fp = stderr;
 		return 0;
 	}
 	connlog_fp = open_append(path);
@@ -99,7 +117,7 @@ static void check_written(FILE *fp)
 	int bad = fflush(fp) == EOF || ferror(fp);
 	int e = errno;
 
-	if (fp == stderr)
+	if (!connlog_path)
 		return;
 	if (bad && !connlog_failing)
 		log_err("cannot write the connection log %s: %s; lines are lost until "
@@ -330,5 +348,17 @@ void connlog_write(const struct conn_log *c)
 	if (c->error)
 		field_str(fp, &first, "error", c->error);
 	fputs(connlog_json ? "}\n" : "\n", fp);
-	check_written(fp);
+	if (!connlog_held)
+		check_written(fp);
+}
+
+void connlog_hold(void)
+{
+	connlog_held = 1;
+}
+
+void connlog_release(void)
+{
+	connlog_held = 0;
+	check_written(connlog_fp ? connlog_fp : stderr);
 }

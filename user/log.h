@@ -53,5 +53,9 @@ int connlog_open(const char *path, int json);
 int connlog_reopen(void);
 void connlog_close(void);
 void connlog_write(const struct conn_log *c);
+/* Lines written between the two go out together, at the release (a batch
+ * of the kernel's reports); the release says if writing failed. */
+void connlog_hold(void);
+void connlog_release(void);
 
 #endif
