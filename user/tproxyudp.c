@@ -175,7 +175,7 @@ static void on_listener(evutil_socket_t fd, short what, void *arg)
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct tproxy_udp *u = arg;
-	time_t now = time(NULL), limit = (time_t)u->d->opt->udp_timeout;
+	time_t now = udprelay_now(), limit = (time_t)u->d->opt->udp_timeout;
 	struct udprelay *r, *next;
 
 	(void)fd;

@@ -70,18 +70,11 @@ static void flow_free(struct udprelay *r)
 	free(f);
 }
 
-/* The sweep in tproxyudp.c reads the wall clock. */
-static time_t wall_sec(void)
-{
-	return time(NULL);
-}
-
 static const struct udprelay_ops tproxy_ops = {
 	.reply = to_client,
 	.who = who,
 	.log = log_adds,
 	.free = flow_free,
-	.now = wall_sec,
 };
 
 /* A datagram from the client, through the listener or the flow's socket. */

@@ -164,7 +164,7 @@ static int flow_connected(struct udp_flow *f)
 static void on_sweep(evutil_socket_t fd, short what, void *arg)
 {
 	struct udp_pool *p = arg;
-	time_t now = udp_mono_sec();
+	time_t now = udprelay_now();
 	struct udprelay *r, *next;
 
 	(void)fd;
@@ -210,7 +210,7 @@ void udp_pool_release(struct udp_pool *p, uint64_t cookie)
  * rest are in its statistics. */
 void udp_pool_dry(struct udp_pool *p, int family, const char *comm, uint32_t pid)
 {
-	time_t now = udp_mono_sec();
+	time_t now = udprelay_now();
 
 	p->dry++;
 	if (now == p->last_dry_log)
@@ -224,7 +224,7 @@ void udp_pool_dry(struct udp_pool *p, int family, const char *comm, uint32_t pid
 
 void udp_pool_limited(struct udp_pool *p, const char *comm, uint32_t pid)
 {
-	time_t now = udp_mono_sec();
+	time_t now = udprelay_now();
 
 	p->limited++;
 	if (now == p->last_limit_log)
@@ -356,7 +356,7 @@ struct udp_pool *udp_pool_new_ns(struct daemon *d, uint32_t per_family, int owne
 			 "udp_diag module available?): any local process that writes to a "
 			 "pool port first can take that flow", strerror(-rc));
 	}
-	p->last_orphan_scan = udp_mono_sec();
+	p->last_orphan_scan = udprelay_now();
 	if (owner == UDP_OWNER_SELF)
 		p->bcast = bcast_new(d);
 	p->sweep = event_new(d->base, -1, EV_PERSIST, on_sweep, p);

@@ -20,14 +20,6 @@
 /* A process's name, made safe for the log (it chose the bytes). */
 #define COMM(proc) log_escape(comm, sizeof(comm), (proc).comm, SPROXY_COMM_LEN)
 
-time_t udp_mono_sec(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 /* The application's process, for a warning. */
 static void who(const struct udprelay *r, char *buf, size_t len)
 {
@@ -76,7 +68,6 @@ static const struct udprelay_ops pool_ops = {
 	.who = who,
 	.log = log_adds,
 	.free = flow_free,
-	.now = udp_mono_sec,
 };
 
 void udp_slot_addr(const struct udp_slot *s, struct sockaddr_storage *ss)
@@ -114,7 +105,7 @@ static int from_owner(struct udp_slot *slot, const struct sockaddr_storage *from
 	if (udp_owner_is((const struct sockaddr *)from, (struct sockaddr *)&pool, rec, &err))
 		return 1;
 	p->strangers++;
-	now = udp_mono_sec();
+	now = udprelay_now();
 	if (now != p->last_owner_log) {
 		p->last_owner_log = now;
 		log_warn("UDP datagram to pool port %u from %s dropped: not the socket of "

@@ -51,7 +51,6 @@ struct udp_pool {
 
 /* CLOCK_MONOTONIC seconds: a wall clock set back would keep flows forever,
  * set forward would end them all. */
-time_t udp_mono_sec(void);
 /* 127.0.0.1:<port> or [::1]:<port>. */
 void udp_slot_addr(const struct udp_slot *s, struct sockaddr_storage *ss);
 /* The flow a first datagram (data) from `from` makes, or NULL (no record:

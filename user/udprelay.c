@@ -18,6 +18,14 @@
 #include "sniff.h"
 #include "sproxy.h"
 #include "udprelay.h"
+
+time_t udprelay_now(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec;
+}
 #include "upstream.h"
 
 /* One datagram's room for every flow's replies: the daemon is one thread
@@ -36,7 +44,7 @@ void udprelay_init(struct udprelay *r, const struct udprelay_ops *ops,
 	r->out_fd = -1;
 	r->qtail = &r->q;
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
-	r->last = ops->now();
+	r->last = udprelay_now();
 	r->is_dns = addr_port((const struct sockaddr *)dst) == 53;
 	r->next = tab->all;
 	if (tab->all)
@@ -137,7 +145,7 @@ static void to_client(struct udprelay *r, const void *data, size_t len)
 	if (r->ops->reply(r, data, len) < 0)
 		return;
 	r->down += len;
-	r->last = r->ops->now();
+	r->last = udprelay_now();
 }
 
 static void on_out_read(evutil_socket_t fd, short what, void *arg)
@@ -181,7 +189,7 @@ static void connect_failed(struct udprelay *r, const char *why)
 	snprintf(r->why, sizeof(r->why), "%s", why);
 	r->refused = r->why;
 	queue_drop(r);
-	r->retry_at = r->ops->now() + 1;
+	r->retry_at = udprelay_now() + 1;
 	if (tab->last_connect_log != r->retry_at) {
 		tab->last_connect_log = r->retry_at;
 		r->ops->who(r, who, sizeof(who));
@@ -373,7 +381,7 @@ static void enqueue(struct udprelay *r, const uint8_t *data, size_t n)
 		return;
 	if (tab->queued + n > MAX_QUEUED_BYTES) {
 		tab->queue_drops++;
-		now = r->ops->now();
+		now = udprelay_now();
 		if (now != tab->last_queue_log) {
 			tab->last_queue_log = now;
 			r->ops->who(r, who, sizeof(who));
@@ -401,7 +409,7 @@ static void enqueue(struct udprelay *r, const uint8_t *data, size_t n)
 void udprelay_in(struct udprelay *r, const uint8_t *data, size_t n)
 {
 	r->up += (uint64_t)n;
-	r->last = r->ops->now();
+	r->last = udprelay_now();
 	if (r->refused && r->retry_at && r->last >= r->retry_at) {
 		if (r->decided)
 			connect_start(r);

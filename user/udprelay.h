@@ -48,9 +48,11 @@ struct udprelay_ops {
 	/* Frees the flow and what only its kind holds: the rest is gone
 	 * already, and it is out of its table's list. */
 	void (*free)(struct udprelay *r);
-	/* The clock of last (seconds), as the table's sweep reads it. */
-	time_t (*now)(void);
 };
+
+/* The clock of a flow's last datagram and of the sweeps: seconds, from
+ * the monotonic clock (a wall clock set back would keep flows forever). */
+time_t udprelay_now(void);
 
 /* What the flows of one table (a pool, a TPROXY listener) share: the
  * list of them all, the bytes they hold queued (bounded to
@@ -95,7 +97,7 @@ struct udprelay {
 	struct udprelay_dns *dns[MAX_DNS];
 	uint64_t up, down;
 	struct timespec start;            /* CLOCK_MONOTONIC */
-	time_t last;                      /* ops->now() of the last datagram */
+	time_t last;                      /* udprelay_now() of the last datagram */
 };
 
 /* A new flow's common part (r zeroed by the caller): to dst, from client;
