@@ -49,6 +49,9 @@
 #   fast         the same with --tag off: nothing needs the proxy, so every
 #                connection takes the kernel fast path (not relayed, logged)
 #   out          programs attached, client outside the cgroup
+#   incg         client inside the cgroup, no programs attached (the daemon
+#                is stopped): what the cgroup itself costs (memory
+#                accounting of socket buffers), apart from the hooks
 #   bypass       programs attached, client inside the cgroup, destination in
 #                the --bypass CIDR 198.51.100.0/24 (same server, other address)
 #   redsocks     iptables REDIRECT (ns R, OUTPUT, -m cgroup --path) to redsocks,
@@ -196,7 +199,7 @@ if [ -n "$PLOT_JSON" ]; then
 	MEM_N=$(jq -r .idle_connections_held "$PLOT_JSON")
 	PLOT_KERNEL=$(jq -r .kernel "$PLOT_JSON") PLOT_NPROC=$(jq -r .nproc "$PLOT_JSON")
 	read -r -a CONFIGS <<<"$(jq -r '[.summary[].config] | unique | . as $c |
-		["direct", "anchor", "anchor2", "anchor3", "anchor4", "anchor5", "anchor6", "anchor7", "anchor8", "sproxy", "copy", "threads1", "threads2", "threads3", "threads4", "fast", "out", "bypass", "redsocks", "proxychains", "microsocks"] |
+		["direct", "anchor", "anchor2", "anchor3", "anchor4", "anchor5", "anchor6", "anchor7", "anchor8", "sproxy", "copy", "threads1", "threads2", "threads3", "threads4", "fast", "out", "incg", "bypass", "redsocks", "proxychains", "microsocks"] |
 		map(select(. as $x | $c | index($x))) | join(" ")' "$PLOT_JSON")"
 	[[ " ${CONFIGS[*]} " == *" copy "* ]] && WITH_COPY=1
 	for c in "${CONFIGS[@]}"; do [[ $c == threads* ]] && WITH_COPY=1 ALT=$c; done
@@ -510,7 +513,7 @@ daemon_cfg() { case $1 in sproxy | copy | threads* | fast | out | bypass) return
 prefix() {
 	case $1 in
 	direct | out | microsocks) PFX=(nsenter --net="$NSP_C") ;;
-	sproxy | copy | threads* | fast | bypass)
+	sproxy | copy | threads* | fast | bypass | incg)
 		PFX=(bash -c 'echo $$ >"$1/cgroup.procs" && exec nsenter --net="$2" "${@:3}"' _ "$CG_SP" "$NSP_C") ;;
 	redsocks)
 		PFX=(bash -c 'echo $$ >"$1/cgroup.procs" && exec nsenter --net="$2" "${@:3}"' _ "$CG_RS" "$NSP_R") ;;
@@ -542,8 +545,9 @@ na_reason() { # wl cfg
 	mem:anchor*) echo "sproxy-bpf and redsocks only" ;;
 	dns:bypass) echo "port 53 is always captured" ;;
 	dns:copy | dns:threads* | dns:fast) echo "same FakeIP server as sproxy" ;;
+	dns:incg) echo "no DNS server while the daemon is stopped" ;;
 	mem:fast) echo "nothing held: the kernel path keeps no proxy state" ;;
-	mem:direct | mem:out | mem:bypass | mem:proxychains | mem:microsocks) echo "sproxy-bpf and redsocks only" ;;
+	mem:direct | mem:out | mem:bypass | mem:incg | mem:proxychains | mem:microsocks) echo "sproxy-bpf and redsocks only" ;;
 	ready:*) [ "$2" = sproxy ] || echo "sproxy-bpf only" ;;
 	esac
 }
@@ -751,12 +755,12 @@ run_cell() {
 	fi
 }
 
-CONFIGS=(direct sproxy fast out bypass redsocks proxychains microsocks)
-PLAIN_CFGS=(direct redsocks proxychains microsocks)
+CONFIGS=(direct sproxy fast out incg bypass redsocks proxychains microsocks)
+PLAIN_CFGS=(direct incg redsocks proxychains microsocks)
 DAEMON_CFGS=(sproxy out bypass)
 CFG_GROUPS=(plain daemon fast)
 if [ $WITH_COPY = 1 ]; then
-	CONFIGS=(direct sproxy $ALT fast out bypass redsocks proxychains microsocks)
+	CONFIGS=(direct sproxy $ALT fast out incg bypass redsocks proxychains microsocks)
 	CFG_GROUPS=(plain daemon alt fast)
 fi
 ANCHORS=()
@@ -822,6 +826,7 @@ run_workload() {
 verify_configs() { # configurations...
 	local cfg out dst extra
 	for cfg in "$@"; do
+		[[ " ${CONFIGS[*]} " == *" $cfg "* ]] || continue   # not measured (--configs)
 		daemon_cfg $cfg && [ -z "$DAEMON_PID" ] && continue
 		dst=$(dst_of $cfg) extra=()
 		[ $cfg = microsocks ] && extra=(--socks5 "$SOCKS")
@@ -898,6 +903,7 @@ anchors_start
 if daemon_start; then
 	verify_configs direct "${ANCHORS[@]}" sproxy out bypass redsocks proxychains microsocks
 	daemon_stop
+	verify_configs incg       # in the cgroup, nothing attached: not proxied
 	if [ $WITH_COPY = 1 ] && daemon_start "${ALT_OPTS[@]}"; then
 		verify_configs $ALT
 		daemon_stop
@@ -909,7 +915,7 @@ if daemon_start; then
 else
 	log "sproxy-bpf unavailable: $DAEMON_NOTE"
 	check daemon-start failed "$DAEMON_NOTE"
-	verify_configs direct "${ANCHORS[@]}" redsocks proxychains microsocks
+	verify_configs direct "${ANCHORS[@]}" incg redsocks proxychains microsocks
 fi
 
 for wl in iperf1_up iperf1_down iperf8_up curl_bulk conn_close keepalive dns; do
