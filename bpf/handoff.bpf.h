@@ -81,9 +81,9 @@ static __always_inline void handoff_local(struct bpf_sock_ops *skops,
 
 /* On the target: an application socket handed off is established (its
  * state kept), and closed (one event for the log).  The main sockops
- * program asks for the state callbacks of every recorded socket. */
-SEC("sockops")
-int sproxy_sockops_handoff(struct bpf_sock_ops *skops)
+ * program asks for the state callbacks of every recorded socket, and
+ * calls this after its own work. */
+static __always_inline int sockops_handoff(struct bpf_sock_ops *skops)
 {
 	struct sproxy_handoff_event *e;
 	struct handoff_state *st;

@@ -206,9 +206,9 @@ int sproxy_setsockopt(struct bpf_sockopt *ctx)
 }
 
 /* A captured socket is connecting: what it set before connect() goes into
- * its record, and its state learns the record for what it sets later. */
-SEC("sockops")
-int sproxy_sockops_opts(struct bpf_sock_ops *skops)
+ * its record, and its state learns the record for what it sets later.
+ * Called by the main sockops program after its own work. */
+static __always_inline int sockops_opts(struct bpf_sock_ops *skops)
 {
 	struct sockopt_state *st;
 	struct sproxy_conn *c;

@@ -163,8 +163,7 @@ int sproxy_getpeername6(struct bpf_sock_addr *ctx)
 	return restore6(ctx);
 }
 
-SEC("sockops")
-int sproxy_sockops(struct bpf_sock_ops *skops)
+static __always_inline int sockops_main(struct bpf_sock_ops *skops)
 {
 	struct sproxy_tuple t;
 	struct sproxy_conn *c;
@@ -197,6 +196,18 @@ int sproxy_sockops(struct bpf_sock_ops *skops)
 			conn_closed(skops);
 		return 1;
 	}
+	return 1;
+}
+
+/* One program for every socket operation: each TCP connection meets
+ * about nine callbacks, and three programs attached apart paid the
+ * cgroup's dispatch three times for each. */
+SEC("sockops")
+int sproxy_sockops(struct bpf_sock_ops *skops)
+{
+	sockops_main(skops);
+	sockops_opts(skops);
+	sockops_handoff(skops);
 	return 1;
 }
 

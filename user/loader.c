@@ -351,8 +351,7 @@ int loader_attach_target(struct loader *l, const char *target, char *err, size_t
 		s->progs.sproxy_recvmsg4, s->progs.sproxy_recvmsg6,
 		s->progs.sproxy_getpeername4, s->progs.sproxy_getpeername6,
 		s->progs.sproxy_sockops, s->progs.sproxy_sock_release,
-		s->progs.sproxy_setsockopt, s->progs.sproxy_sockops_opts,
-		s->progs.sproxy_sockops_handoff,
+		s->progs.sproxy_setsockopt,
 	};
 	size_t n = sizeof(app) / sizeof(app[0]), i;
 	int tfd, rc = 0;
