@@ -290,4 +290,4 @@ clean:
 	rm -rf $(OUTPUT) $(BIN) skel/*.skel.h
 
 -include $(wildcard $(OUTPUT)/user/*.d $(OUTPUT)/tests/*.d $(OUTPUT)/tools/*.d \
-	$(OUTPUT)/bench/*.d $(OUTPUT)/asan/obj/*.d $(OUTPUT)/fuzz/obj/*.d)
+	$(OUTPUT)/bench/*.d $(OUTPUT)/asan/obj/*.d $(OUTPUT)/tsan/obj/*.d $(OUTPUT)/fuzz/obj/*.d)

@@ -490,12 +490,10 @@ void relay_halt(struct relay *r)
 
 void relay_free(struct relay *r)
 {
-	if (r->away)
-		relay_loops_release(r);
+	relay_halt(r);
 	if (r->lim)
 		__atomic_sub_fetch(&r->lim->header_mem, r->header_mem, __ATOMIC_RELAXED);
 	r->header_mem = 0;
-	relay_suspend(r);
 	dir_free(&r->up);
 	dir_free(&r->down);
 }
