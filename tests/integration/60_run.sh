@@ -289,13 +289,15 @@ t_ctrl_c() {
 	local ts=$TMP/tty.typescript inner rc
 	need script || return 1
 	: >"$ts"
-	inner="nsenter --net=/run/netns/$NS_C env -u SUDO_UID -u SUDO_GID -u PKEXEC_UID ${SUDO_ENV[*]} \
+	inner="exec nsenter --net=/run/netns/$NS_C env -u SUDO_UID -u SUDO_GID -u PKEXEC_UID ${SUDO_ENV[*]} \
 		$SPROXY_BIN run --cgroup-parent $PARENT --log $TMP/tty.log -- \
 		sh -c 'trap \"echo got-int | tr a-z A-Z; exit 9\" INT; echo armed | tr a-z A-Z; read x'"
 	# Ctrl-C only once CMD has its trap: before that, the default action
 	# of SIGINT ends CMD (130), which is right but not what is tested.
 	# CMD says so in capitals: the typescript's first line holds the
 	# command as typed, so the word as written there is no sign.
+	# "exec": script runs it with $SHELL -c (/bin/sh when SHELL is unset),
+	# and a shell left waiting above run would die of the same SIGINT.
 	rm -f "$TMP/tty.sent"
 	{
 		if wait_for 40 grep -q ARMED "$ts"; then

@@ -167,7 +167,7 @@ t_top_tty() {
 		wait_for 30 grep -q '203\.0\.113\.10:7' "$TMP/top.tty" && printf q
 		sleep 10
 	} | timeout 45 script -qfec \
-		"$SPROXY_BIN top --interval 1" /dev/null >"$TMP/top.tty" 2>&1
+		"exec $SPROXY_BIN top --interval 1" /dev/null >"$TMP/top.tty" 2>&1
 	rc=$?
 	expect "top under script exited $rc (124: q did not end it)" [ $rc = 0 ] || return 1
 	expect "top showed no socat" grep -q socat "$TMP/top.tty" || return 1
@@ -177,6 +177,10 @@ t_top_tty() {
 }
 
 # Ctrl-C (the byte, through the terminal) ends top cleanly too.
+# script runs its command with $SHELL -c, /bin/sh when SHELL is unset;
+# "exec" makes top the session's only process, so what is tested is top,
+# not whether that shell survives a SIGINT from the terminal (dash does
+# not).
 t_top_ctrl_c() {
 	local rc
 	: >"$TMP/top.tty"
@@ -186,7 +190,7 @@ t_top_ctrl_c() {
 		wait_for 30 grep -q $'\e\\[?1049h' "$TMP/top.tty" && printf '\003'
 		sleep 10
 	} | timeout 45 script -qfec \
-		"$SPROXY_BIN top --interval 1" /dev/null >"$TMP/top.tty" 2>&1
+		"exec $SPROXY_BIN top --interval 1" /dev/null >"$TMP/top.tty" 2>&1
 	rc=$?
 	expect "top exited $rc after Ctrl-C (124: it did not end)" [ $rc = 0 ] || return 1
 	expect "the terminal was not restored after Ctrl-C" \
@@ -200,7 +204,7 @@ t_top_ctrl_c() {
 t_top_suspend() {
 	local pid="" i keys=$TMP/keys spid rc
 	mkfifo "$keys" || return 1
-	TERM=xterm timeout 30 script -qfc "bash --norc --noprofile -i" /dev/null <"$keys" >"$TMP/top.tty" 2>&1 &
+	TERM=xterm timeout 30 script -qfc "exec bash --norc --noprofile -i" /dev/null <"$keys" >"$TMP/top.tty" 2>&1 &
 	spid=$!
 	exec 7>"$keys"
 	printf '%s top --interval 1\n' "$SPROXY_BIN" >&7
