@@ -128,18 +128,6 @@ static void check_written(FILE *fp)
 	clearerr(fp);
 }
 
-static void iso_time(char buf[64], size_t len)
-{
-	struct timeval tv;
-	struct tm tm;
-
-	gettimeofday(&tv, NULL);
-	gmtime_r(&tv.tv_sec, &tm);
-	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ",
-		 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-		 tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
-}
-
 /* The length of the valid UTF-8 sequence at s (at most n bytes), or 0.
  * Overlong forms, surrogates and code points past U+10FFFF are invalid. */
 static size_t utf8_len(const unsigned char *s, size_t n)
@@ -237,77 +225,186 @@ char *log_escape_json(char *out, size_t outlen, const char *s, size_t n)
 	return escape(out, outlen, s, n, 1);
 }
 
+/* A line is built here and goes to the stream with one fwrite: a
+ * connection ends many thousand times a second under load, and stdio's
+ * formatting per field (and per character) was most of the daemon's time
+ * on the kernel path.  A line longer than the buffer goes in pieces to
+ * the same stream, which is fully buffered, so it is still written whole. */
+struct line {
+	FILE *fp;
+	size_t n;
+	char b[4096];
+};
+
+static void put(struct line *l, const char *s, size_t n)
+{
+	while (n) {
+		size_t room = sizeof(l->b) - l->n, k = n < room ? n : room;
+
+		memcpy(l->b + l->n, s, k);
+		l->n += k;
+		s += k;
+		n -= k;
+		if (l->n == sizeof(l->b)) {
+			fwrite(l->b, 1, l->n, l->fp);
+			l->n = 0;
+		}
+	}
+}
+
+static void put_c(struct line *l, char c)
+{
+	put(l, &c, 1);
+}
+
+static void put_s(struct line *l, const char *s)
+{
+	put(l, s, strlen(s));
+}
+
+static void put_u(struct line *l, unsigned long long v)
+{
+	char d[24], *p = d + sizeof(d);
+
+	do
+		*--p = (char)('0' + v % 10);
+	while (v /= 10);
+	put(l, p, (size_t)(d + sizeof(d) - p));
+}
+
+/* v as "%0*u", at most 9 digits. */
+static void put_u0(struct line *l, unsigned v, int width)
+{
+	char d[9];
+
+	for (int i = width - 1; i >= 0; i--, v /= 10)
+		d[i] = (char)('0' + v % 10);
+	put(l, d, (size_t)width);
+}
+
+/* UTC, to the millisecond; the date and time of day are made once a second. */
+static void put_time(struct line *l)
+{
+	static char sec[64];
+	static time_t sec_of = -1;
+	struct timeval tv;
+	struct tm tm;
+
+	gettimeofday(&tv, NULL);
+	if (tv.tv_sec != sec_of) {
+		gmtime_r(&tv.tv_sec, &tm);
+		snprintf(sec, sizeof(sec), "%04d-%02d-%02dT%02d:%02d:%02d",
+			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+			 tm.tm_min, tm.tm_sec);
+		sec_of = tv.tv_sec;
+	}
+	put_s(l, sec);
+	put_c(l, '.');
+	put_u0(l, (unsigned)(tv.tv_usec / 1000), 3);
+	put_c(l, 'Z');
+}
+
+/* Bytes that stand for themselves in text and in JSON. */
+static int plain(unsigned char c)
+{
+	return c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+}
+
 /* A string value: JSON-escaped, or in text quoted when it has spaces. */
-static void put_str(FILE *fp, const char *s, int json)
+static void put_str(struct line *l, const char *s, int json)
 {
 	int quote = json || strpbrk(s, " \t\"=") || !*s;
-	size_t n = strlen(s), i = 0;
+	size_t n = strlen(s), i = 0, run;
 	char piece[8];
 
 	if (quote)
-		fputc('"', fp);
+		put_c(l, '"');
 	while (i < n) {
-		i += escape_one((const unsigned char *)s + i, n - i, json, piece);
-		fputs(piece, fp);
+		for (run = 0; i + run < n && plain((unsigned char)s[i + run]); run++)
+			;
+		put(l, s + i, run);
+		i += run;
+		if (i < n) {
+			i += escape_one((const unsigned char *)s + i, n - i, json, piece);
+			put_s(l, piece);
+		}
 	}
 	if (quote)
-		fputc('"', fp);
+		put_c(l, '"');
 }
 
-static void field_str(FILE *fp, int *first, const char *key, const char *val)
+/* The start of a field: ` key=` in text, `,"key":` in JSON. */
+static void put_key(struct line *l, int *first, const char *key)
 {
 	if (connlog_json) {
-		fprintf(fp, "%s\"%s\":", *first ? "" : ",", key);
-		put_str(fp, val, 1);
+		put_s(l, *first ? "\"" : ",\"");
+		put_s(l, key);
+		put(l, "\":", 2);
 	} else {
-		fprintf(fp, " %s=", key);
-		put_str(fp, val, 0);
+		put_c(l, ' ');
+		put_s(l, key);
+		put_c(l, '=');
 	}
 	*first = 0;
 }
 
-static void field_num(FILE *fp, int *first, const char *key, unsigned long long v)
+static void field_str(struct line *l, int *first, const char *key, const char *val)
 {
-	if (connlog_json)
-		fprintf(fp, "%s\"%s\":%llu", *first ? "" : ",", key, v);
-	else
-		fprintf(fp, " %s=%llu", key, v);
-	*first = 0;
+	put_key(l, first, key);
+	put_str(l, val, connlog_json);
+}
+
+static void field_num(struct line *l, int *first, const char *key, unsigned long long v)
+{
+	put_key(l, first, key);
+	put_u(l, v);
+}
+
+/* seconds as "%.3f" (a duration is never negative). */
+static void field_seconds(struct line *l, int *first, const char *key, double s)
+{
+	unsigned long long ms = s > 0 ? (unsigned long long)(s * 1000 + 0.5) : 0;
+
+	put_key(l, first, key);
+	put_u(l, ms / 1000);
+	put_c(l, '.');
+	put_u0(l, (unsigned)(ms % 1000), 3);
 }
 
 void connlog_write(const struct conn_log *c)
 {
-	FILE *fp = connlog_fp ? connlog_fp : stderr;
-	char t[64], a[ADDR_STRLEN], dur[32];
+	struct line l = { .fp = connlog_fp ? connlog_fp : stderr };
+	char a[ADDR_STRLEN];
 	int first = 1;
 
-	iso_time(t, sizeof(t));
-	if (connlog_json)
-		fputc('{', fp);
-	else
-		fputs(t, fp);
-	if (connlog_json)
-		field_str(fp, &first, "time", t);
-	if (connlog_json)
-		field_str(fp, &first, "proto", c->proto);
-	else
-		fprintf(fp, " %s", c->proto);
+	if (connlog_json) {
+		put_c(&l, '{');
+		put_key(&l, &first, "time");
+		put_c(&l, '"');
+		put_time(&l);
+		put_c(&l, '"');
+		field_str(&l, &first, "proto", c->proto);
+	} else {
+		put_time(&l);
+		put_c(&l, ' ');
+		put_s(&l, c->proto);
+	}
 	if (c->proc) {
 		char comm[SPROXY_COMM_LEN + 1];
 
 		memcpy(comm, c->proc->comm, SPROXY_COMM_LEN);
 		comm[SPROXY_COMM_LEN] = 0;
-		field_num(fp, &first, "pid", c->proc->tgid);
-		field_str(fp, &first, "comm", comm);
-		field_num(fp, &first, "uid", c->proc->uid);
+		field_num(&l, &first, "pid", c->proc->tgid);
+		field_str(&l, &first, "comm", comm);
+		field_num(&l, &first, "uid", c->proc->uid);
 	}
 	if (c->capture) {
 		char a2[ADDR_STRLEN], *colon;
 
 		/* Gateway traffic: the hooks saw no process; the client is a host. */
-		field_str(fp, &first, "capture", c->capture);
+		field_str(&l, &first, "capture", c->capture);
 		if (!c->proc)
-			field_str(fp, &first, "proc", "none");
+			field_str(&l, &first, "proc", "none");
 		if (c->src) {
 			addr_str(c->src, a2, sizeof(a2));
 			colon = strrchr(a2, ':');          /* the port goes */
@@ -315,41 +412,38 @@ void connlog_write(const struct conn_log *c)
 				*colon = 0;
 			if (a2[0] == '[' && colon && colon[-1] == ']')
 				colon[-1] = 0;
-			field_str(fp, &first, "client", a2[0] == '[' ? a2 + 1 : a2);
+			field_str(&l, &first, "client", a2[0] == '[' ? a2 + 1 : a2);
 		}
 	}
 	if (c->cgroup)
-		field_str(fp, &first, "cgroup", c->cgroup);
+		field_str(&l, &first, "cgroup", c->cgroup);
 	if (c->netns)
-		field_num(fp, &first, "netns", c->netns);
+		field_num(&l, &first, "netns", c->netns);
 	if (c->src)
-		field_str(fp, &first, "src", addr_str(c->src, a, sizeof(a)));
+		field_str(&l, &first, "src", addr_str(c->src, a, sizeof(a)));
 	if (c->dst)
-		field_str(fp, &first, "dst", addr_str(c->dst, a, sizeof(a)));
+		field_str(&l, &first, "dst", addr_str(c->dst, a, sizeof(a)));
 	if (c->host)
-		field_str(fp, &first, "host", c->host);
+		field_str(&l, &first, "host", c->host);
 	if (c->sniffed)
-		field_str(fp, &first, "sniffed", c->sniffed);
+		field_str(&l, &first, "sniffed", c->sniffed);
 	if (c->route) {
-		field_num(fp, &first, "rule", (unsigned long long)c->rule);
-		field_str(fp, &first, "route", c->route);
+		field_num(&l, &first, "rule", (unsigned long long)c->rule);
+		field_str(&l, &first, "route", c->route);
 	}
 	if (c->via)
-		field_str(fp, &first, "via", c->via);
-	field_str(fp, &first, "path", c->path ? c->path : "proxy");
-	field_num(fp, &first, "up", c->up);
-	field_num(fp, &first, "down", c->down);
-	snprintf(dur, sizeof(dur), "%.3f", c->duration);
-	if (connlog_json)
-		fprintf(fp, ",\"duration\":%s", dur);
-	else
-		fprintf(fp, " duration=%s", dur);
-	field_str(fp, &first, "result", c->result);
+		field_str(&l, &first, "via", c->via);
+	field_str(&l, &first, "path", c->path ? c->path : "proxy");
+	field_num(&l, &first, "up", c->up);
+	field_num(&l, &first, "down", c->down);
+	field_seconds(&l, &first, "duration", c->duration);
+	field_str(&l, &first, "result", c->result);
 	if (c->error)
-		field_str(fp, &first, "error", c->error);
-	fputs(connlog_json ? "}\n" : "\n", fp);
+		field_str(&l, &first, "error", c->error);
+	put_s(&l, connlog_json ? "}\n" : "\n");
+	fwrite(l.b, 1, l.n, l.fp);
 	if (!connlog_held)
-		check_written(fp);
+		check_written(l.fp);
 }
 
 void connlog_hold(void)

@@ -130,6 +130,57 @@ static void escape_for_stderr(void)
 	CHECK_STREQ(log_escape(out, 8, "\x01\x02\x03", 3), "\\x01");
 }
 
+/* A line longer than the writer's 4 KiB buffer comes out whole and in
+ * order, escapes that straddle the buffer's end included; numbers and the
+ * duration as printf would write them. */
+static void long_line_whole(void)
+{
+	static char name[10001], out[40000];
+	struct conn_log c = { .proto = "tcp", .cgroup = name, .up = 18446744073709551615ull,
+			      .down = 7, .duration = 12.3456, .result = "ok" };
+	char path[256], want[64], *at;
+	size_t i;
+
+	for (i = 0; i < sizeof(name) - 1; i++)
+		name[i] = i % 1000 == 999 ? '\x01' : (char)('a' + i % 26);
+	snprintf(path, sizeof(path), "%s/long.log", dir);
+	for (int json = 0; json < 2; json++) {
+		unlink(path);
+		CHECK(connlog_open(path, json) == 0);
+		connlog_write(&c);
+		c.cgroup = "/short";
+		connlog_write(&c);
+		c.cgroup = name;
+		connlog_close();
+		slurp(path, out, sizeof(out));
+		at = strstr(out, json ? "\"cgroup\":\"" : " cgroup=");
+		CHECK(at != NULL);
+		if (!at)
+			continue;
+		at += json ? 10 : 8;
+		for (i = 0; i < sizeof(name) - 1 && *at; i++) {
+			if (name[i] == '\x01') {
+				const char *esc = json ? "\\u0001" : "\\x01";
+
+				if (strncmp(at, esc, strlen(esc)) != 0)
+					break;
+				at += strlen(esc);
+			} else if (*at++ != name[i]) {
+				break;
+			}
+		}
+		CHECK(i == sizeof(name) - 1);
+		snprintf(want, sizeof(want), json ? "\"up\":%llu,\"down\":7,\"duration\":12.346,"
+					: " up=%llu down=7 duration=12.346 ", 18446744073709551615ull);
+		CHECK(strstr(at, want) != NULL);
+		at = strchr(at, '\n');
+		CHECK(at && strstr(at + 1, json ? "\"cgroup\":\"/short\"" : " cgroup=/short ") &&
+		      strchr(at + 1, '\n') && strchr(at + 1, '\n')[1] == 0);
+		if (check_failed_now)
+			printf("  json=%d, at name byte %zu\n", json, i);
+	}
+}
+
 static void new_file_is_private(void)
 {
 	char path[256];
@@ -182,6 +233,7 @@ int main(void)
 	RUN("log", json_escapes_the_rest);
 	RUN("log", text_escapes);
 	RUN("log", escape_for_stderr);
+	RUN("log", long_line_whole);
 	RUN("log", new_file_is_private);
 	RUN("log", write_error_said_once);
 	{
