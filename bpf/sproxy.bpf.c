@@ -169,8 +169,6 @@ static __always_inline int sockops_main(struct bpf_sock_ops *skops)
 	struct sproxy_conn *c;
 	__u64 cookie;
 
-	if (fast_sockops(skops))
-		return 1;
 	switch (skops->op) {
 	case BPF_SOCK_OPS_TCP_CONNECT_CB:
 	case BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB:
@@ -205,6 +203,9 @@ static __always_inline int sockops_main(struct bpf_sock_ops *skops)
 SEC("sockops")
 int sproxy_sockops(struct bpf_sock_ops *skops)
 {
+	/* A kernel-path socket has no record for the others to find. */
+	if (fast_sockops(skops))
+		return 1;
 	sockops_main(skops);
 	sockops_opts(skops);
 	sockops_handoff(skops);

@@ -1,3 +1,4 @@
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
@@ -354,6 +355,32 @@ static void field_str(struct line *l, int *first, const char *key, const char *v
 	put_str(l, val, connlog_json);
 }
 
+/* An address as addr_str writes it; IPv4 by hand (glibc makes it with
+ * sprintf), the rest through addr_str. */
+static void field_addr(struct line *l, int *first, const char *key,
+		       const struct sockaddr *sa)
+{
+	char a[ADDR_STRLEN];
+
+	if (sa->sa_family != AF_INET) {
+		field_str(l, first, key, addr_str(sa, a, sizeof(a)));
+		return;
+	}
+	const struct sockaddr_in *s = (const void *)sa;
+	const unsigned char *ip = (const void *)&s->sin_addr;
+
+	put_key(l, first, key);
+	if (connlog_json)
+		put_c(l, '"');
+	for (int i = 0; i < 4; i++) {
+		put_u(l, ip[i]);
+		put_c(l, i < 3 ? '.' : ':');
+	}
+	put_u(l, ntohs(s->sin_port));
+	if (connlog_json)
+		put_c(l, '"');
+}
+
 static void field_num(struct line *l, int *first, const char *key, unsigned long long v)
 {
 	put_key(l, first, key);
@@ -374,7 +401,6 @@ static void field_seconds(struct line *l, int *first, const char *key, double s)
 void connlog_write(const struct conn_log *c)
 {
 	struct line l = { .fp = connlog_fp ? connlog_fp : stderr };
-	char a[ADDR_STRLEN];
 	int first = 1;
 
 	if (connlog_json) {
@@ -420,9 +446,9 @@ void connlog_write(const struct conn_log *c)
 	if (c->netns)
 		field_num(&l, &first, "netns", c->netns);
 	if (c->src)
-		field_str(&l, &first, "src", addr_str(c->src, a, sizeof(a)));
+		field_addr(&l, &first, "src", c->src);
 	if (c->dst)
-		field_str(&l, &first, "dst", addr_str(c->dst, a, sizeof(a)));
+		field_addr(&l, &first, "dst", c->dst);
 	if (c->host)
 		field_str(&l, &first, "host", c->host);
 	if (c->sniffed)
