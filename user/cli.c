@@ -208,6 +208,7 @@ int cli_reparse(int argc, char **argv, struct options *o, char *err, size_t errl
 
 	memset(o, 0, sizeof(*o));
 	cli_defaults(o);
+	o->resolve_later = 1;
 	if (argc < 2)
 		return cli_usage_error(err, errlen, "no command line to read again");
 	/* argv[1] (the command) stands for the program's name; optind 0 starts

@@ -27,7 +27,8 @@ int cli_finish(struct options *o, char *err, size_t errlen);
 /* For a reload: reads the same command line (and so the config file's
  * current text) into a zeroed o, printing nothing and exiting never.  0
  * with o filled and its rules compiled, or -1 with err and o empty; the
- * options in use are not touched either way. */
+ * options in use are not touched either way.  The upstreams' host names
+ * are not resolved (o->resolve_later): upstream_resolve each. */
 int cli_reparse(int argc, char **argv, struct options *o, char *err, size_t errlen);
 /* A copy of the command line for cli_reparse, taken before cli_parse,
  * which may blank secrets in argv itself.  NULL when out of memory. */

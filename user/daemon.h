@@ -17,6 +17,7 @@ struct rules;
 struct policyset;
 struct fastpath;
 struct netns_ctl;
+struct reload;
 
 #define SPROXY_MARK_DEFAULT 0x5350  /* "SP" */
 
@@ -56,6 +57,8 @@ struct options {
 	unsigned fakeip_per_process;  /* new names per process per hold, 0 = default */
 	const char *control_dir;      /* NULL: $SPROXY_BPF_CONTROL_DIR or /run/sproxy-bpf */
 	struct rules *rules;          /* --rule lines, compiled by cli_finish */
+	int resolve_later;            /* upstreams' host names left unresolved
+	                               * (a reload resolves them off the loop) */
 	int sniff;                    /* 1: peek for a name on real addresses */
 	int sniff_override;           /* 1: upstreams get the sniffed name */
 	unsigned sniff_timeout;       /* ms to wait for the client's first bytes */
@@ -103,6 +106,7 @@ struct daemon {
 	struct fastpath *fast;        /* the kernel fast path's user side */
 	int argc;                     /* the command line, read again on SIGHUP */
 	char **argv;
+	struct reload *reload;        /* SIGHUP's (reload.c); NULL: none yet */
 };
 
 /* d->dns from d->opt (either mode).  0, or -1 with err. */

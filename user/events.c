@@ -7,16 +7,14 @@
 #include <bpf/libbpf.h>
 #include <event2/event.h>
 
-#include "cli.h"
 #include "daemon.h"
 #include "events.h"
 #include "fastpath.h"
 #include "handoff.h"
 #include "log.h"
 #include "netns.h"
-#include "policyset.h"
 #include "proxy.h"
-#include "rules.h"
+#include "reload.h"
 #include "sproxy.skel.h"
 #include "udp.h"
 
@@ -105,50 +103,6 @@ void events_route_libevent_log(void)
 	event_set_log_callback(on_libevent_log);
 }
 
-/* The rules and the upstreams read again: the same command line, the
- * config file as it is now, made into a whole new set before anything
- * changes, then swapped in at once.  A file that no longer reads (a bad
- * upstream URL, a rule naming an unknown upstream) changes nothing.
- * Connections routed before keep their route, the old set held by each
- * that goes through one of its upstreams. */
-static void reload_policy(struct daemon *d)
-{
-	struct options n;
-	struct policyset *ps, *old = d->policy;
-	char err[4096], ups[1024];
-
-	policyset_describe(old, ups, sizeof(ups));
-	if (!d->argv) {
-		log_warn("SIGHUP: the command line was not kept (out of memory at start): "
-			 "the rules in use stay");
-		return;
-	}
-	if (cli_reparse(d->argc, d->argv, &n, err, sizeof(err)) < 0) {
-		for (char *p = err, *nl; p; p = nl ? nl + 1 : NULL) {
-			nl = strchr(p, '\n');
-			if (nl)
-				*nl = 0;
-			log_err("SIGHUP: %s", p);
-		}
-		log_err("SIGHUP: the %d rules in use stay, with %s",
-			 rules_count(old->rules), ups);
-		return;
-	}
-	ps = policyset_new(&n);
-	cli_options_free(&n);
-	if (!ps) {
-		log_err("SIGHUP: out of memory: the %d rules in use stay, with %s",
-			rules_count(old->rules), ups);
-		return;
-	}
-	d->policy = ps;
-	policyset_unref(old);
-	fastpath_reload(d->fast);
-	policyset_describe(ps, ups, sizeof(ups));
-	log_info("SIGHUP: %d rules in use, %s (other options change on a restart only)",
-		 rules_count(ps->rules), ups);
-}
-
 /* logrotate's signal: the daemon lives on, its log file is new; and an
  * edited config file's rules and upstreams take effect. */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
@@ -156,7 +110,7 @@ static void on_hup(evutil_socket_t sig, short what, void *arg)
 	(void)sig;
 	(void)what;
 	connlog_reopen();
-	reload_policy(arg);
+	reload_request(arg);
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)

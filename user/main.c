@@ -33,6 +33,7 @@
 #include "privhelper.h"
 #include "privs.h"
 #include "proxy.h"
+#include "reload.h"
 #include "resolvconf.h"
 #include "fastpath.h"
 #include "run.h"
@@ -274,6 +275,7 @@ static void teardown(struct run *r)
 		d->bpf.n_links = 0;
 	}
 	pin_leave(r);
+	reload_stop(d);              /* before what a reload would touch */
 	events_drain(r->ev);         /* kernel-path closes already reported */
 	fastpath_free(d->fast);
 	d->fast = NULL;

@@ -150,7 +150,7 @@ static int flag(const char *arg)
 
 int cli_is_run;
 
-/* Parsed, resolved, and its password blanked where it was read (argv), so
+/* Parsed, resolved (unless o->resolve_later), and its password blanked where it was read (argv), so
  * that ps shows less of it from now on (NAME=@FILE shows none at all). */
 static int upstream_option(struct options *o, const char *arg, char *err, size_t errlen)
 {
@@ -164,7 +164,7 @@ static int upstream_option(struct options *o, const char *arg, char *err, size_t
 	if (upstream_find(o, u->name))
 		return cli_usage_error(err, errlen, "--upstream: the name '%s' is given twice",
 				       u->name);
-	if (upstream_resolve(u, msg, sizeof(msg)) < 0)
+	if (!o->resolve_later && upstream_resolve(u, msg, sizeof(msg)) < 0)
 		return cli_usage_error(err, errlen, "--%s", msg);
 	o->n_upstream++;
 	colon = strstr(w, "://") ? strchr(strstr(w, "://") + 3, ':') : NULL;

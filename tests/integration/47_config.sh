@@ -6,7 +6,10 @@
 #     rule target is an error, not a silent DIRECT;
 #   a daemon started with --config takes its options from the file (json);
 #   SIGHUP reads the rules again: a good file replaces them, a bad one is
-#     reported line by line and the rules in use stay, the daemon lives on.
+#     reported line by line and the rules in use stay, the daemon lives on;
+#   an upstream whose name the DNS server does not answer: connections are
+#     served while the reload waits for it, which then fails and says why; a
+#     SIGHUP during it reads again after it; a stop during it drops it.
 . "$(dirname "$0")/../lib.sh"
 
 V4=203.0.113.10
@@ -91,11 +94,12 @@ t_daemon_config() {
 
 t_reload() {
 	daemon_running || return 1
-	printf 'json = true\nrule = DOMAIN,a.example,DIRECT\nrule = DOMAIN,b.example,REJECT\nrule = MATCH,DIRECT\n' \
+	# an upstream named by a host name (from /etc/hosts), resolved off the loop
+	printf 'json = true\nupstream = near=socks5://localhost:1080\nrule = DOMAIN,a.example,near\nrule = DOMAIN,b.example,REJECT\nrule = MATCH,DIRECT\n' \
 		>"$CONF"
 	kill -HUP "$DAEMON_PID"
-	expect "no 'SIGHUP: 3 rules in use' line" \
-		wait_for 5 grep -q "SIGHUP: 3 rules in use" "$TMP/daemon.err" || return 1
+	expect "no 'SIGHUP: 3 rules in use, ... near' line: $(grep SIGHUP "$TMP/daemon.err" | tail -n 1)" \
+		wait_for 5 grep -q "SIGHUP: 3 rules in use, .*near" "$TMP/daemon.err" || return 1
 	printf 'json = true\nrule = DOMAIN,a.example,Nowhere\nmap-size = 1\n' >"$CONF"
 	kill -HUP "$DAEMON_PID"
 	expect "the bad line was not reported" \
@@ -111,10 +115,49 @@ t_reload() {
 	stop_daemon
 }
 
+# queries N: the silent DNS server has seen N questions for slowproxy.test.
+queries() { [ "$(grep -ao slowproxy "$TMP/silent.q" | wc -l)" -ge "$1" ]; }
+
+t_reload_slow_dns() {
+	local n
+	: >"$TMP/silent.q"
+	start_bg silentdns server socat -u UDP4-RECV:53,bind=203.0.113.11 \
+		"OPEN:$TMP/silent.q,creat,append" || return 1
+	printf 'nameserver 203.0.113.11\noptions timeout:6 attempts:1\n' >"$TMP/slow.resolv"
+	printf 'json = true\nrule = MATCH,DIRECT\n' >"$CONF"
+	RESOLV_CONF=$TMP/slow.resolv start_daemon --config "$CONF" || return 1
+	printf 'json = true\nupstream = slow=socks5://slowproxy.test:1080\nrule = DOMAIN,a.example,slow\nrule = MATCH,DIRECT\n' \
+		>"$CONF"
+	kill -HUP "$DAEMON_PID"
+	expect "the daemon never asked the DNS server for slowproxy.test" \
+		wait_for 5 queries 1 || return 1
+	ran app_run slow1 curl -sS -m 20 "http://$V4:8080/slow1" || return 1
+	expect "the connection was served only once the reload had ended: $(grep SIGHUP "$TMP/daemon.err" | tr '\n' ' ')" \
+		eval '! grep -q "SIGHUP: .*\(rules in use\|resolve\)" "$TMP/daemon.err"' || return 1
+	n=$(grep -ao slowproxy "$TMP/silent.q" | wc -l)
+	kill -HUP "$DAEMON_PID"
+	expect "a SIGHUP during the reload was not answered" \
+		wait_for 5 grep -q "SIGHUP: a reload is under way" "$TMP/daemon.err" || return 1
+	expect "the reload did not say the upstream's name cannot be resolved" \
+		wait_for 20 grep -q "SIGHUP: upstream slow.*cannot resolve slowproxy.test" "$TMP/daemon.err" ||
+		return 1
+	expect "no 'the 1 rules in use stay' line" \
+		grep -q "SIGHUP: the 1 rules in use stay" "$TMP/daemon.err" || return 1
+	expect "the second SIGHUP did not read the file again (after the first's $n questions)" \
+		wait_for 5 queries $((n + 1)) || return 1
+	expect "the daemon did not exit 0 when stopped during a reload ($DAEMON_RC)" \
+		stop_daemon || return 1
+	expect "the dropped reload was not said" \
+		grep -q "still resolving the upstreams' names, is dropped" "$TMP/daemon.err" || return 1
+	expect "a reload that could not resolve its upstream was applied" \
+		eval '! grep -q "SIGHUP: 2 rules in use" "$TMP/daemon.err"'
+}
+
 run_case check-ok-unprivileged t_check_ok
 run_case check-bad-lines-named t_check_bad
 run_case check-unknown-target t_check_target
 run_case daemon-reads-config t_daemon_config
 run_case sighup-reloads-rules t_reload
+run_case sighup-slow-dns t_reload_slow_dns
 [ -n "$DAEMON_PID" ] && kill_daemon
 finish
