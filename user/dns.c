@@ -248,6 +248,90 @@ static int skip_rr(const uint8_t *msg, size_t len, size_t *off,
 	return 0;
 }
 
+#define SVC_KEY_IPV4HINT 4
+#define SVC_KEY_IPV6HINT 6
+
+static int is_hint(uint16_t key)
+{
+	return key == SVC_KEY_IPV4HINT || key == SVC_KEY_IPV6HINT;
+}
+
+/* One SVCB/HTTPS RDATA (rd, n bytes): see dns_hide_svc_hints.  The whole
+ * parameter list is checked before a byte moves. */
+static int hide_hints_rdata(uint8_t *rd, size_t n)
+{
+	size_t pos = 2, w, start;
+	int gone = 0;
+
+	if (n < 3)
+		return 0;
+	/* SvcPriority, then TargetName, never compressed (RFC 9460 2.2). */
+	while (pos < n && rd[pos] != 0) {
+		if (rd[pos] & 0xc0)
+			return 0;
+		pos += 1 + (size_t)rd[pos];
+	}
+	if (pos >= n)
+		return 0;
+	start = ++pos;
+	while (pos < n) {
+		if (n - pos < 4 || n - pos - 4 < get16(rd + pos + 2))
+			return 0;
+		gone += is_hint(get16(rd + pos));
+		pos += 4 + (size_t)get16(rd + pos + 2);
+	}
+	if (!gone)
+		return 0;
+	for (pos = w = start; pos < n;) {
+		size_t plen = 4 + (size_t)get16(rd + pos + 2);
+
+		if (!is_hint(get16(rd + pos))) {
+			memmove(rd + w, rd + pos, plen);
+			w += plen;
+		}
+		pos += plen;
+	}
+	/* Each hint took at least its 4-byte key and length: room for the
+	 * filler's own. */
+	put16(rd + w, DNS_SVC_KEY_FILLER);
+	put16(rd + w + 2, (uint16_t)(n - w - 4));
+	memset(rd + w + 4, 0, n - w - 4);
+	return gone;
+}
+
+int dns_hide_svc_hints(uint8_t *msg, size_t len)
+{
+	size_t off = DNS_HDR_LEN;
+	unsigned qd, rrs;
+	int root, gone = 0;
+
+	if (len < DNS_HDR_LEN)
+		return 0;
+	qd = get16(msg + 4);
+	rrs = (unsigned)get16(msg + 6) + get16(msg + 8) + get16(msg + 10);
+	for (unsigned i = 0; i < qd; i++) {
+		if (skip_name(msg, len, &off, &root) < 0 || len - off < 4)
+			return gone;
+		off += 4;
+	}
+	for (unsigned i = 0; i < rrs; i++) {
+		uint16_t type, class, rdlen;
+
+		if (skip_name(msg, len, &off, &root) < 0 || len - off < 10)
+			return gone;
+		type = get16(msg + off);
+		class = get16(msg + off + 2);
+		rdlen = get16(msg + off + 8);
+		off += 10;
+		if (len - off < rdlen)
+			return gone;
+		if ((type == DNS_TYPE_SVCB || type == DNS_TYPE_HTTPS) && class == DNS_CLASS_IN)
+			gone += hide_hints_rdata(msg + off, rdlen);
+		off += rdlen;
+	}
+	return gone;
+}
+
 static int parse_question(const uint8_t *msg, size_t len, size_t *off,
 			  struct dns_query *q)
 {

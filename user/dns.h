@@ -47,6 +47,7 @@ enum {
 	DNS_TYPE_AAAA  = 28,
 	DNS_TYPE_SRV   = 33,
 	DNS_TYPE_OPT   = 41,
+	DNS_TYPE_SVCB  = 64,
 	DNS_TYPE_HTTPS = 65,
 	DNS_TYPE_IXFR  = 251,
 	DNS_TYPE_AXFR  = 252,
@@ -131,6 +132,16 @@ ssize_t dns_build_query(uint16_t id, uint16_t flags, const char *name,
  * when it is junk or meant for someone else. */
 int dns_check_response(const uint8_t *msg, size_t len, uint16_t expect_id,
 		       const struct dns_query *q, uint16_t *flags);
+/* The address hints (ipv4hint, ipv6hint) of every SVCB and HTTPS record
+ * in msg taken out, in place: the parameters after them move up and one
+ * private-use parameter (key DNS_SVC_KEY_FILLER) fills the bytes freed
+ * at the end, so that the keys stay in increasing order and no length or
+ * offset in the message changes.  Behind FakeIP a client must get its
+ * addresses from A and AAAA, which name the fake ones.  Returns how many
+ * hints went; a record that does not parse is left as it is. */
+#define DNS_SVC_KEY_FILLER 65534
+int dns_hide_svc_hints(uint8_t *msg, size_t len);
+
 /* Reads/rewrites the ID of a message of at least 2 bytes. */
 uint16_t dns_get_id(const uint8_t *msg);
 void dns_set_id(uint8_t *msg, uint16_t id);

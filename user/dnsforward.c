@@ -99,6 +99,15 @@ static void finish(struct dns_pending *p, const uint8_t *msg, size_t len,
 	if (copy) {
 		memcpy(copy, msg, len);
 		dns_set_id(copy, p->q.id);
+		/* Behind FakeIP, addresses come from A and AAAA only. */
+		if (srv->pool) {
+			int n = dns_hide_svc_hints(copy, len);
+
+			if (n)
+				dns_log(srv, 1, "%s: %d address hint%s taken out of the "
+					"SVCB/HTTPS answer (FakeIP)", p->q.qname, n,
+					n == 1 ? "" : "s");
+		}
 	}
 	/* error may live in p (p->why) */
 	dns_set_reply_error(srv, copy || error ? error : "out of memory");

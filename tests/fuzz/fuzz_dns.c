@@ -176,6 +176,25 @@ static void check_response(const uint8_t *data, size_t size)
 		abort(); /* another ID never passes */
 }
 
+/* Any bytes as a forwarded answer losing its SVCB/HTTPS address hints:
+ * nothing changes unless a hint went, the header never, and a second pass
+ * finds none. */
+static void check_svc_hints(const uint8_t *data, size_t size)
+{
+	uint8_t *m = malloc(size ? size : 1);
+	int n;
+
+	memcpy(m, data, size);
+	n = dns_hide_svc_hints(m, size);
+	if (n < 0 || (n == 0 && memcmp(m, data, size) != 0))
+		abort();
+	if (size >= DNS_HDR_LEN && memcmp(m, data, DNS_HDR_LEN) != 0)
+		abort();
+	if (dns_hide_svc_hints(m, size) != 0)
+		abort();
+	free(m);
+}
+
 /* Names at every offset of a message. */
 static void check_names(const uint8_t *data, size_t size)
 {
@@ -225,5 +244,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_names(data + 1, size - 1);
 		break;
 	}
+	if (data[0] & 4)
+		check_svc_hints(data + 1, size - 1);
 	return 0;
 }

@@ -37,6 +37,9 @@ if ! need curl dig getent dnsmasq socat /bin/busybox "$TOOLS/httpd" "$TOOLS/echo
 	fail setup "$WHY"
 	finish
 fi
+# svc.test HTTPS: priority 1, target ".", alpn=h2, ipv4hint=203.0.113.10,
+# ech (3 bytes), ipv6hint=2001:db8::10
+SVC_RDATA=0001000001000302683200040004cb00710a00050003aabbcc0006001020010db8000000000000000000000010
 start_bg dnsmasq server dnsmasq --keep-in-foreground --conf-file=/dev/null --no-resolv --no-hosts \
 	--listen-address=$RESOLVER --bind-interfaces --user=root --group=root --pid-file= \
 	--log-facility="$TMP/dnsmasq.log" --log-queries --local-ttl=77 \
@@ -44,7 +47,8 @@ start_bg dnsmasq server dnsmasq --keep-in-foreground --conf-file=/dev/null --no-
 	--address=/real.test/203.0.113.11 --address=/real.test/2001:db8::11 \
 	--address=/store.test/203.0.113.10 --address=/stale.test/203.0.113.10 \
 	--address=/other.test/203.0.113.10 \
-	--mx-host=mail.test,mx.mail.test,10 --txt-record=txt.test,"hello sproxy" || finish
+	--mx-host=mail.test,mx.mail.test,10 --txt-record=txt.test,"hello sproxy" \
+	--dns-rr=svc.test,65,$SVC_RDATA || finish
 start_bg web server "$TOOLS/httpd" -o "$HTTP_LOG" \
 	203.0.113.10:8080 203.0.113.11:8080 "[2001:db8::10]:8080" "[2001:db8::11]:8080" || finish
 start_bg echo server "$TOOLS/echod" -o "$TMP/echo.log" \
@@ -219,6 +223,21 @@ t_mx_txt() {
 		expect "$type $name through the daemon: '$Q', from dnsmasq: '$direct'" \
 			eval '[ -n "$direct" ] && [ "$Q" = "$direct" ]' || return 1
 	done
+}
+
+# An HTTPS record's address hints would give a browser the real addresses
+# behind FakeIP's back: they are taken out, the rest kept.
+t_https_hints() {
+	local direct
+	daemon_running || return 1
+	direct=$(in_client "${DIG[@]}" +short @$RESOLVER svc.test HTTPS)
+	expect "dnsmasq's own answer lacks the hints: '$direct'" \
+		eval '[[ $direct == *ipv4hint=203.0.113.10* && $direct == *ipv6hint=2001:db8::10* ]]' ||
+		return 1
+	query https svc.test HTTPS
+	expect "address hints came through FakeIP: '$Q'" eval '[[ -n $Q && $Q != *hint* ]]' || return 1
+	expect "alpn or ech was lost on the way: '$Q'" \
+		eval '[[ $Q == "1 . alpn=\"h2\" ech="* ]]'
 }
 
 t_getent() {
@@ -438,7 +457,11 @@ t_disable_fakeip() {
 		[ "$(http_get /no-fake ua)" = "curl/$CURL_VER $(tag curl "$RUN_PID")" ] || return 1
 	logged " tcp " "pid=$RUN_PID " "result=ok" || return 1
 	expect "host= in the log although the destination was a real address: $(log_line "pid=$RUN_PID ")" \
-		eval '! log_line "pid=$RUN_PID " | grep -q " host="'
+		eval '! log_line "pid=$RUN_PID " | grep -q " host="' || return 1
+	# Without FakeIP the real addresses are the answer: hints stay.
+	query df4 svc.test HTTPS
+	expect "--disable-fakeip: the HTTPS record lost its hints: '$Q'" \
+		eval '[[ $Q == *ipv4hint=203.0.113.10* && $Q == *ipv6hint=2001:db8::10* ]]'
 }
 
 t_fakeip_exclude() {
@@ -537,6 +560,7 @@ run_case name-case-insensitive t_name_case
 run_case outside-cgroup-dns t_outside_cgroup_dns
 run_case ptr t_ptr
 run_case mx-txt-passthrough t_mx_txt
+run_case https-hints-hidden t_https_hints
 run_case getent t_getent
 run_case busybox-nslookup t_busybox_nslookup
 run_case curl-by-name t_curl_name

@@ -569,6 +569,78 @@ static void test_ip_literals(void)
 	CHECK_STREQ(dns_type_name(999, buf, sizeof(buf)), "TYPE999");
 }
 
+/* An answer to "svc.test HTTPS" as a resolver gives it: one ServiceMode
+ * record with alpn, ipv4hint, ech and ipv6hint, one AliasMode record,
+ * then an A record in the additional section whose owner is a pointer. */
+static const uint8_t https_answer[] = {
+	0x12, 0x34, 0x81, 0x80, 0x00, 0x01, 0x00, 0x02, 0x00, 0x00, 0x00, 0x01,
+	0x03, 's', 'v', 'c', 0x04, 't', 'e', 's', 't', 0x00, 0x00, 0x41, 0x00, 0x01,
+	/* answer 1: ServiceMode, target "." */
+	0xc0, 0x0c, 0x00, 0x41, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3c, 0x00, 0x2d,
+	0x00, 0x01, 0x00,
+	0x00, 0x01, 0x00, 0x03, 0x02, 'h', '2',                     /* alpn */
+	0x00, 0x04, 0x00, 0x04, 203, 0, 113, 10,                     /* ipv4hint */
+	0x00, 0x05, 0x00, 0x03, 0xaa, 0xbb, 0xcc,                    /* ech */
+	0x00, 0x06, 0x00, 0x10, 0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0,  /* ipv6hint */
+	0, 0, 0, 0, 0, 0, 0, 0x10,
+	/* answer 2: AliasMode to "a.test", no parameters */
+	0xc0, 0x0c, 0x00, 0x41, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3c, 0x00, 0x0a,
+	0x00, 0x00, 0x01, 'a', 0x04, 't', 'e', 's', 't', 0x00,
+	/* additional: svc.test A */
+	0xc0, 0x0c, 0x00, 0x01, 0x00, 0x01, 0x00, 0x00, 0x00, 0x3c, 0x00, 0x04,
+	203, 0, 113, 10,
+};
+
+static void test_svc_hints(void)
+{
+	uint8_t m[sizeof(https_answer)];
+	const uint8_t *rd = m + 26 + 12 + 3;   /* answer 1's parameters */
+	struct dns_query q;
+	uint16_t flags;
+	const char *why;
+
+	memcpy(m, https_answer, sizeof(m));
+	CHECK(dns_hide_svc_hints(m, sizeof(m)) == 2);
+	/* alpn and ech, in order, then the filler over the 28 bytes freed */
+	CHECK(rd16(rd) == 1 && rd16(rd + 2) == 3 && memcmp(rd + 4, "\x02h2", 3) == 0);
+	CHECK(rd16(rd + 7) == 5 && rd16(rd + 9) == 3 && rd[11] == 0xaa && rd[13] == 0xcc);
+	CHECK(rd16(rd + 14) == DNS_SVC_KEY_FILLER && rd16(rd + 16) == 28 - 4);
+	for (int i = 18; i < 18 + 24; i++)
+		CHECK(rd[i] == 0);
+	/* Nothing after it moved: the alias record and the additional A. */
+	CHECK(memcmp(m + 26 + 12 + 0x2d, https_answer + 26 + 12 + 0x2d,
+		     sizeof(m) - (26 + 12 + 0x2d)) == 0);
+	CHECK(memcmp(m, https_answer, 26 + 12 + 3) == 0);
+	/* Still a well-formed answer to the question. */
+	CHECK(dns_build_query(0x1234, 0x0100, "svc.test", DNS_TYPE_HTTPS, DNS_CLASS_IN, 0,
+			      (uint8_t[64]){ 0 }, 64) > 0);
+	{
+		uint8_t qb[64];
+		ssize_t ql = dns_build_query(0x1234, 0x0100, "svc.test", DNS_TYPE_HTTPS,
+					     DNS_CLASS_IN, 0, qb, sizeof(qb));
+
+		CHECK(ql > 0 && dns_parse_query(qb, (size_t)ql, &q, &why) == 0);
+		CHECK(dns_check_response(m, sizeof(m), 0x1234, &q, &flags) == 0);
+	}
+	/* Once is enough: a second pass finds nothing. */
+	CHECK(dns_hide_svc_hints(m, sizeof(m)) == 0);
+
+	/* A parameter longer than the record: left as it is. */
+	memcpy(m, https_answer, sizeof(m));
+	m[26 + 12 + 3 + 7 + 3] = 0x40;           /* ipv4hint's length */
+	{
+		uint8_t before[sizeof(m)];
+
+		memcpy(before, m, sizeof(m));
+		CHECK(dns_hide_svc_hints(m, sizeof(m)) == 0);
+		CHECK(memcmp(m, before, sizeof(m)) == 0);
+	}
+	/* Cut short, and a header alone: nothing done, nothing read past. */
+	memcpy(m, https_answer, sizeof(m));
+	CHECK(dns_hide_svc_hints(m, 60) == 0);
+	CHECK(dns_hide_svc_hints(m, 5) == 0);
+}
+
 int main(void)
 {
 	RUN("dns", test_parse_real_query);
@@ -581,5 +653,6 @@ int main(void)
 	RUN("dns", test_check_response);
 	RUN("dns", test_ptr_names);
 	RUN("dns", test_ip_literals);
+	RUN("dns", test_svc_hints);
 	CHECK_EXIT();
 }
