@@ -48,6 +48,12 @@
 #                kernel allows a user-space relay; anchorN: 127.0.0.N
 #   fast         the same with --tag off: nothing needs the proxy, so every
 #                connection takes the kernel fast path (not relayed, logged)
+#   hooks        client in the cgroup, the daemon stopped, tests/bench/minhooks
+#                attached instead: a connect hook that changes nothing and a
+#                sockops program sending one ring-buffer record per closed
+#                connection to a reader that only counts; what any per-
+#                connection report through cgroup BPF costs, the kernel
+#                path's anchor
 #   out          programs attached, client outside the cgroup
 #   incg         client inside the cgroup, no programs attached (the daemon
 #                is stopped): what the cgroup itself costs (memory
@@ -149,7 +155,7 @@ chart() {
 			local c colors=""
 			for c in $2; do
 				case $c in
-				sproxy) colors+=" #9400d3" ;; copy | threads*) colors+=" #4b0082" ;; fast) colors+=" #e69f00" ;; out) colors+=" #009e73" ;;
+				sproxy) colors+=" #9400d3" ;; copy | threads*) colors+=" #4b0082" ;; fast | hooks) colors+=" #e69f00" ;; out) colors+=" #009e73" ;;
 				bypass) colors+=" #56b4e9" ;; redsocks) colors+=" #e69f00" ;; proxychains) colors+=" #f0e442" ;;
 				*) colors+=" #0072b2" ;;
 				esac
@@ -199,7 +205,7 @@ if [ -n "$PLOT_JSON" ]; then
 	MEM_N=$(jq -r .idle_connections_held "$PLOT_JSON")
 	PLOT_KERNEL=$(jq -r .kernel "$PLOT_JSON") PLOT_NPROC=$(jq -r .nproc "$PLOT_JSON")
 	read -r -a CONFIGS <<<"$(jq -r '[.summary[].config] | unique | . as $c |
-		["direct", "anchor", "anchor2", "anchor3", "anchor4", "anchor5", "anchor6", "anchor7", "anchor8", "sproxy", "copy", "threads1", "threads2", "threads3", "threads4", "fast", "out", "incg", "bypass", "redsocks", "proxychains", "microsocks"] |
+		["direct", "anchor", "anchor2", "anchor3", "anchor4", "anchor5", "anchor6", "anchor7", "anchor8", "sproxy", "copy", "threads1", "threads2", "threads3", "threads4", "fast", "hooks", "out", "incg", "bypass", "redsocks", "proxychains", "microsocks"] |
 		map(select(. as $x | $c | index($x))) | join(" ")' "$PLOT_JSON")"
 	[[ " ${CONFIGS[*]} " == *" copy "* ]] && WITH_COPY=1
 	for c in "${CONFIGS[@]}"; do [[ $c == threads* ]] && WITH_COPY=1 ALT=$c; done
@@ -223,6 +229,17 @@ for t in httpd holdconn launch minrelay; do
 			die "cannot build tests/bench/$t.c"
 	fi
 done
+# The kernel path's anchor: its BPF object and loader (the hooks column).
+HOOKS_NOTE=""
+if [ ! -x "$BIN/minhooks" ] || [ tests/bench/minhooks.c -nt "$BIN/minhooks" ] ||
+	[ tests/bench/minhooks.bpf.c -nt "$BIN/minhooks.bpf.o" ]; then
+	arch=$(uname -m | sed 's/x86_64/x86/; s/aarch64/arm64/')
+	clang -g -O2 -target bpf -D__TARGET_ARCH_$arch -Wall -Werror -Ivmlinux/$arch \
+		-c tests/bench/minhooks.bpf.c -o "$BIN/minhooks.bpf.o" 2>"$BIN/minhooks.err" &&
+		gcc -O2 -Wall -Wextra -D_GNU_SOURCE -o "$BIN/minhooks" tests/bench/minhooks.c -lbpf \
+			2>>"$BIN/minhooks.err" ||
+		HOOKS_NOTE="cannot build tests/bench/minhooks: $(tail -c 200 "$BIN/minhooks.err" | tr '\n' ' ')"
+fi
 
 ID=$$
 NS_C=sproxy-bench-$ID-c NS_S=sproxy-bench-$ID-s NS_R=sproxy-bench-$ID-r
@@ -505,6 +522,37 @@ daemon_stop() {
 	fi
 	DAEMON_PID=""
 }
+# The hooks column: minhooks attached to the bench cgroup (the daemon is
+# stopped), ended with SIGTERM; each stop checks that it read reports.
+HOOKS_PID=""
+hooks_start() {
+	[ -z "$HOOKS_NOTE" ] || { BROKEN[hooks]=$HOOKS_NOTE; return 1; }
+	: >"$TMP/minhooks.out"
+	"$BIN/minhooks" "$CG_SP" "$BIN/minhooks.bpf.o" >"$TMP/minhooks.out" 2>&1 &
+	HOOKS_PID=$!
+	PIDS+=($!)
+	if ! wait_for 10 grep -q '^ready' "$TMP/minhooks.out"; then
+		BROKEN[hooks]="minhooks did not start: $(tail -c 300 "$TMP/minhooks.out" | tr '\n' ' ')"
+		kill -TERM "$HOOKS_PID" 2>/dev/null
+		wait "$HOOKS_PID" 2>/dev/null
+		HOOKS_PID=""
+		return 1
+	fi
+}
+hooks_stop() {
+	[ -n "$HOOKS_PID" ] || return 0
+	kill -TERM "$HOOKS_PID" 2>/dev/null
+	wait "$HOOKS_PID" 2>/dev/null
+	HOOKS_PID=""
+	local n
+	n=$(awk '$1 == "reports" { print $2 }' "$TMP/minhooks.out")
+	if [ "${n:-0}" -gt 0 ]; then
+		check hooks-reports ok "minhooks read $n reports"
+	else
+		check hooks-reports failed "minhooks read no report: $(tail -c 200 "$TMP/minhooks.out" | tr '\n' ' ')"
+	fi
+}
+
 # The cells of the daemon's configurations fail if it cannot start.
 daemon_cfg() { case $1 in sproxy | copy | threads* | fast | out | bypass) return 0 ;; esac; return 1; }
 
@@ -513,7 +561,7 @@ daemon_cfg() { case $1 in sproxy | copy | threads* | fast | out | bypass) return
 prefix() {
 	case $1 in
 	direct | out | microsocks) PFX=(nsenter --net="$NSP_C") ;;
-	sproxy | copy | threads* | fast | bypass | incg)
+	sproxy | copy | threads* | fast | bypass | incg | hooks)
 		PFX=(bash -c 'echo $$ >"$1/cgroup.procs" && exec nsenter --net="$2" "${@:3}"' _ "$CG_SP" "$NSP_C") ;;
 	redsocks)
 		PFX=(bash -c 'echo $$ >"$1/cgroup.procs" && exec nsenter --net="$2" "${@:3}"' _ "$CG_RS" "$NSP_R") ;;
@@ -545,9 +593,9 @@ na_reason() { # wl cfg
 	mem:anchor*) echo "sproxy-bpf and redsocks only" ;;
 	dns:bypass) echo "port 53 is always captured" ;;
 	dns:copy | dns:threads* | dns:fast) echo "same FakeIP server as sproxy" ;;
-	dns:incg) echo "no DNS server while the daemon is stopped" ;;
+	dns:incg | dns:hooks) echo "no DNS server while the daemon is stopped" ;;
 	mem:fast) echo "nothing held: the kernel path keeps no proxy state" ;;
-	mem:direct | mem:out | mem:bypass | mem:incg | mem:proxychains | mem:microsocks) echo "sproxy-bpf and redsocks only" ;;
+	mem:direct | mem:out | mem:bypass | mem:incg | mem:hooks | mem:proxychains | mem:microsocks) echo "sproxy-bpf and redsocks only" ;;
 	ready:*) [ "$2" = sproxy ] || echo "sproxy-bpf only" ;;
 	esac
 }
@@ -755,13 +803,13 @@ run_cell() {
 	fi
 }
 
-CONFIGS=(direct sproxy fast out incg bypass redsocks proxychains microsocks)
+CONFIGS=(direct sproxy fast hooks out incg bypass redsocks proxychains microsocks)
 PLAIN_CFGS=(direct incg redsocks proxychains microsocks)
 DAEMON_CFGS=(sproxy out bypass)
-CFG_GROUPS=(plain daemon fast)
+CFG_GROUPS=(plain daemon fast hooks)
 if [ $WITH_COPY = 1 ]; then
-	CONFIGS=(direct sproxy $ALT fast out incg bypass redsocks proxychains microsocks)
-	CFG_GROUPS=(plain daemon alt fast)
+	CONFIGS=(direct sproxy $ALT fast hooks out incg bypass redsocks proxychains microsocks)
+	CFG_GROUPS=(plain daemon alt fast hooks)
 fi
 ANCHORS=()
 for i in "${!ANCHOR_OPTS[@]}"; do ANCHORS+=("anchor$([ "$i" = 0 ] || echo $((i + 1)))"); done
@@ -776,6 +824,7 @@ if [ -n "$ONLY_CFGS" ]; then # keep direct and the columns named, in their order
 	[ ${#DAEMON_CFGS[@]} -gt 0 ] && g2+=(daemon)
 	[[ " ${CONFIGS[*]} " == *" $ALT "* ]] && g2+=(alt)
 	[[ " ${CONFIGS[*]} " == *" fast "* ]] && g2+=(fast)
+	[[ " ${CONFIGS[*]} " == *" hooks "* ]] && g2+=(hooks)
 	CFG_GROUPS=("${g2[@]}")
 fi
 ALL_WLS=(iperf1_up iperf1_down iperf8_up curl_bulk conn_close keepalive dns mem ready)
@@ -800,6 +849,7 @@ run_workload() {
 			daemon) cfgs=("${DAEMON_CFGS[@]}") ;;
 			alt) cfgs=($ALT) ;;
 			fast) cfgs=(fast) ;;
+			hooks) cfgs=(hooks) ;;
 			esac
 			# rotate the order inside the group too: no configuration always
 			# runs right after the heavy one
@@ -812,11 +862,13 @@ run_workload() {
 			daemon) daemon_start ;;
 			alt) daemon_start "${ALT_OPTS[@]}" ;;
 			fast) daemon_start --tag off ;;
+			hooks) hooks_start ;;
 			esac
 			for cfg in "${cfgs[@]}"; do
 				[ -z "$(na_reason $wl $cfg)" ] && run_cell $wl $cfg $rep
 			done
 			daemon_stop
+			hooks_stop
 		done
 	done
 }
@@ -911,6 +963,10 @@ if daemon_start; then
 	if daemon_start --tag off; then
 		verify_configs fast
 		daemon_stop
+	fi
+	if [[ " ${CONFIGS[*]} " == *" hooks "* ]] && hooks_start; then
+		verify_configs hooks      # the hooks alone: not proxied, reported
+		hooks_stop
 	fi
 else
 	log "sproxy-bpf unavailable: $DAEMON_NOTE"
@@ -1089,6 +1145,16 @@ END {
 		target("CPU s/GiB below redsocks, " W[w] " (vs redsocks)", a != "" && b != "" ? a : "", sprintf("%.3f vs %.3f", a, b), "<redsocks", a + 0 < b + 0)
 	}
 	printf "  %d met, %d missed or without data\n", met, missed
+	# Not targets: where the kernel path stands against what the hooks
+	# alone cost (minhooks), the limit any per-connection report has here.
+	a = R_("conn_close", "hooks", "req_s"); b = R_("conn_close", "fast", "req_s")
+	if (a != "" && b != "") {
+		printf "\nKernel path against its anchor (hooks: a connect hook and one report per connection, nothing else)\n"
+		printf "  new conn/s: hooks %.3f of direct, fast path %.3f (%.3f of the anchor)\n", a, b, b / a
+		a = R_("conn_close", "hooks", "p99_us"); b = R_("conn_close", "fast", "p99_us")
+		if (a != "" && b != "")
+			printf "  p99 new-conn latency: hooks %.3fx direct, fast path %.3fx\n", a, b
+	}
 }' "$TMP/summary.tsv" | tee "$TMP/table.txt"
 
 echo
@@ -1143,6 +1209,7 @@ jq -n \
 	    anchor: ("tests/bench/minrelay " + $anchor + " in the client netns: the same two TCP legs as the daemon, no BPF"),
 	    sproxy: "client in the captured cgroup, sproxy-bpf attach (direct relay)",
 	    fast: "the same with --tag off: every connection on the kernel fast path",
+	    hooks: "client in the captured cgroup, the daemon stopped, tests/bench/minhooks attached: a connect hook and one ring-buffer report per connection, nothing else (the anchor of the kernel path)",
 	    out: "sproxy-bpf attached, client outside the captured cgroup",
 	    bypass: "client in the captured cgroup, destination in --bypass 198.51.100.0/24",
 	    redsocks: "iptables REDIRECT (-m cgroup --path) to redsocks, chained to microsocks",
