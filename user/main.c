@@ -581,7 +581,7 @@ int main(int argc, char **argv)
 	args = cli_copy_args(argc, argv);
 	cli_parse(argc, argv, &o);
 	if (o.tproxy) {
-		rc = tproxy_run(&o);
+		rc = tproxy_run(&o, args ? argc : 0, args);
 		goto out;
 	}
 	/* run: the daemon's life around a command in a cgroup of its own. */

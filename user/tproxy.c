@@ -20,6 +20,7 @@
 #include "privhelper.h"
 #include "privs.h"
 #include "proxy.h"
+#include "reload.h"
 #include "resolvconf.h"
 #include "policyset.h"
 #include "rules.h"
@@ -115,12 +116,13 @@ static int open_listeners(struct trun *r, struct options *o)
 	return 0;
 }
 
+/* As attach: the log reopened, the rules and upstreams read again. */
 static void on_hup(evutil_socket_t sig, short what, void *arg)
 {
 	(void)sig;
 	(void)what;
-	(void)arg;
 	connlog_reopen();
+	reload_request(arg);
 }
 
 static void on_stop(evutil_socket_t sig, short what, void *arg)
@@ -136,7 +138,7 @@ static int start_signals(struct trun *r)
 
 	r->sigs[0] = evsignal_new(b, SIGINT, on_stop, b);
 	r->sigs[1] = evsignal_new(b, SIGTERM, on_stop, b);
-	r->sigs[2] = evsignal_new(b, SIGHUP, on_hup, NULL);
+	r->sigs[2] = evsignal_new(b, SIGHUP, on_hup, &r->d);
 	for (int i = 0; i < 3; i++)
 		if (!r->sigs[i] || event_add(r->sigs[i], NULL) < 0) {
 			log_err("cannot handle signals: %s", strerror(errno));
@@ -153,6 +155,7 @@ static void teardown(struct trun *r)
 		tproxy_udp_free(r->udp[i]);
 	for (int i = 0; i < r->n_tcp; i++)
 		proxy_listener_free(r->tcp[i]);
+	reload_stop(&r->d);
 	daemon_loops_stop(&r->d);
 	for (int i = 0; i < 3; i++)
 		if (r->sigs[i])
@@ -213,13 +216,15 @@ static int serve(struct trun *r, struct options *o)
 	return 0;
 }
 
-int tproxy_run(struct options *o)
+int tproxy_run(struct options *o, int argc, char **argv)
 {
 	static struct trun r;
 	int rc;
 
 	memset(&r, 0, sizeof(r));
 	r.d.opt = o;
+	r.d.argc = argc;
+	r.d.argv = argv;
 	rc = check_args(o);
 	if (rc)
 		return rc;

@@ -10,7 +10,9 @@ struct options;
 
 #define TPROXY_DEFAULT_LISTEN "[::]:3333"
 
-/* Runs until SIGINT/SIGTERM.  Returns the exit status. */
-int tproxy_run(struct options *o);
+/* Runs until SIGINT/SIGTERM; SIGHUP reopens the log and reads the rules
+ * and upstreams of the command line (argc, argv: as given, for
+ * cli_reparse; 0 and NULL: none kept) again.  Returns the exit status. */
+int tproxy_run(struct options *o, int argc, char **argv);
 
 #endif

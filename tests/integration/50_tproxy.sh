@@ -226,6 +226,30 @@ t_gw_rules() {
 	expect "the server got the rejected request" eval '! http_has /gwrej'
 }
 
+# SIGHUP in gateway mode reads the --config file's rules again, as attach
+# does: a destination that went DIRECT is rejected after the reload, and a
+# file that no longer reads keeps the rules in use.
+t_gw_reload() {
+	local conf=$TMP/gw.conf
+	stop_daemon_gw
+	printf 'rule = MATCH,DIRECT\n' >"$conf"
+	start_tproxy --udp-timeout 2 --config "$conf" || return 1
+	ran client_run gwr1 curl -sS -m 10 "http://$R4:8080/gwr1" || return 1
+	printf 'rule = IP-CIDR,%s/32,REJECT\nrule = MATCH,DIRECT\n' $R4 >"$conf"
+	kill -HUP "$DAEMON_PID"
+	expect "no 'SIGHUP: 2 rules in use' line: $(grep SIGHUP "$TMP/daemon.err" | tail -n 1)" \
+		wait_for 5 grep -q "SIGHUP: 2 rules in use" "$TMP/daemon.err" || return 1
+	client_run gwr2 curl -sS -m 10 "http://$R4:8080/gwr2"
+	expect "curl after the reload exited $RUN_RC, want a refusal" [ "$RUN_RC" != 0 ] || return 1
+	expect_log " tcp " "capture=tproxy " "dst=$R4:8080 " "rule=1 " "route=REJECT" \
+		"result=rejected" || return 1
+	printf 'rule = MATCH,Nowhere\n' >"$conf"
+	kill -HUP "$DAEMON_PID"
+	expect "no 'the 2 rules in use stay' line" \
+		wait_for 5 grep -q "SIGHUP: the 2 rules in use stay" "$TMP/daemon.err" || return 1
+	stop_clean
+}
+
 # up_danted NAME PORT: danted (UDP ASSOCIATE only) in the remote namespace
 # on 203.0.113.11:PORT, resolving example.com to $R4 from a hosts file of
 # its own.
@@ -453,6 +477,7 @@ run_case direct_listener t_direct_listener
 run_case udp_two_peers t_udp_two_peers
 run_case dns_fakeip t_dns_fakeip
 run_case gw_rules t_gw_rules
+run_case gw_reload t_gw_reload
 run_case udp_upstream t_udp_upstream
 run_case udp_upstream_retry t_udp_retry
 run_case udp_queue_cap t_udp_queue_cap
