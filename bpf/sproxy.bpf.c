@@ -203,6 +203,11 @@ static __always_inline int sockops_main(struct bpf_sock_ops *skops)
 SEC("sockops")
 int sproxy_sockops(struct bpf_sock_ops *skops)
 {
+	/* Of a connection's state changes, every part acts on two only: no
+	 * lookup for the rest (FIN_WAIT1, CLOSE_WAIT, LAST_ACK...). */
+	if (skops->op == BPF_SOCK_OPS_STATE_CB && skops->args[1] != TCP_ESTABLISHED &&
+	    skops->args[1] != TCP_CLOSE)
+		return 1;
 	/* A kernel-path socket has no record for the others to find. */
 	if (fast_sockops(skops))
 		return 1;
