@@ -377,24 +377,48 @@ static void sweep_flows(struct fastpath *fp, int all)
 	}
 }
 
-/* Kernel-path connections still open when the daemon stops: they go on
- * (nothing stands between them and the server) but leave the log now,
- * with result=shutdown and no byte counts (only sockops could read them). */
-static void log_open(struct fastpath *fp)
+size_t fastpath_each_open(struct fastpath *fp, size_t max, fastpath_open_fn fn, void *arg)
 {
-	uint64_t k, next, now = now_ns();
+	uint64_t k, next;
 	struct sproxy_fp_conn c;
+	size_t n = 0;
 	int first = 1;
 
-	while (bpf_map_get_next_key(fp->fd_conns, first ? NULL : &k, &next) == 0) {
+	while (fp && n < max &&
+	       bpf_map_get_next_key(fp->fd_conns, first ? NULL : &k, &next) == 0) {
 		first = 0;
 		k = next;
 		if (bpf_map_lookup_elem(fp->fd_conns, &k, &c) < 0 ||
 		    !(c.flags & SPROXY_FPC_CONNECTING))
 			continue;
-		log_line(fp, "tcp", &c.proc, NULL, &c.dst, 0, 0,
-			 (double)(now - c.start_ns) / 1e9, SPROXY_FPR_OPEN, c.rule);
+		fn(arg, &c);
+		n++;
 	}
+	return n;
+}
+
+struct open_at_exit {
+	struct fastpath *fp;
+	uint64_t now;
+};
+
+static void log_one_open(void *arg, const struct sproxy_fp_conn *c)
+{
+	struct open_at_exit *x = arg;
+	struct sproxy_proc p = c->proc;
+
+	log_line(x->fp, "tcp", &p, NULL, &c->dst, 0, 0,
+		 (double)(x->now - c->start_ns) / 1e9, SPROXY_FPR_OPEN, c->rule);
+}
+
+/* Kernel-path connections still open when the daemon stops: they go on
+ * (nothing stands between them and the server) but leave the log now,
+ * with result=shutdown and no byte counts (only sockops could read them). */
+static void log_open(struct fastpath *fp)
+{
+	struct open_at_exit x = { fp, now_ns() };
+
+	fastpath_each_open(fp, SIZE_MAX, log_one_open, &x);
 }
 
 static void on_sweep(evutil_socket_t fd, short what, void *arg)

@@ -9,6 +9,7 @@
 
 struct daemon;
 struct fastpath;
+struct sproxy_fp_conn;
 
 /* Fills the maps from d->opt and d->policy (its rules and its default
  * route), after loader_load and the DNS server, before the hooks are
@@ -22,5 +23,9 @@ void fastpath_reload(struct fastpath *fp);
 void fastpath_event(struct fastpath *fp, const void *data, size_t size);
 /* Logs the UDP flows still open, then frees. */
 void fastpath_free(struct fastpath *fp);
+/* The kernel-path TCP connections open now (past their SYN), at most
+ * max, each passed to fn; how many were.  fp NULL: none. */
+typedef void (*fastpath_open_fn)(void *arg, const struct sproxy_fp_conn *c);
+size_t fastpath_each_open(struct fastpath *fp, size_t max, fastpath_open_fn fn, void *arg);
 
 #endif

@@ -1,6 +1,7 @@
 /* The status document.  Built on request from what the daemon holds
  * anyway: the registry of sessions and flows, the stats map, the links. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -12,6 +13,8 @@
 #include "addr.h"
 #include "daemon.h"
 #include "dnsserver.h"
+#include "fakeip.h"
+#include "fastpath.h"
 #include "live.h"
 #include "log.h"
 #include "relayloop.h"
@@ -149,6 +152,7 @@ static uint32_t tgid_of(const struct live *e)
 	return e->proc ? e->proc->tgid : 0;
 }
 
+/* By process, then oldest first (proxied and kernel-path together). */
 static int by_process(const void *a, const void *b)
 {
 	const struct live *x = *(const struct live *const *)a, *y = *(const struct live *const *)b;
@@ -156,6 +160,10 @@ static int by_process(const void *a, const void *b)
 
 	if (px != py)
 		return px < py ? -1 : 1;
+	if (x->start->tv_sec != y->start->tv_sec)
+		return x->start->tv_sec < y->start->tv_sec ? -1 : 1;
+	if (x->start->tv_nsec != y->start->tv_nsec)
+		return x->start->tv_nsec < y->start->tv_nsec ? -1 : 1;
 	return x->id < y->id ? -1 : x->id > y->id;
 }
 
@@ -169,8 +177,13 @@ static void put_conn(struct evbuffer *out, int first, const struct live *e,
 {
 	char a[ADDR_STRLEN];
 
-	evbuffer_add_printf(out, "%s{\"id\":%llu", first ? "" : ",",
-			    (unsigned long long)e->id);
+	/* A kernel-path connection has no id and no byte counts while open
+	 * (the kernel counts them; they reach the log when it closes). */
+	if (e->up)
+		evbuffer_add_printf(out, "%s{\"id\":%llu", first ? "" : ",",
+				    (unsigned long long)e->id);
+	else
+		evbuffer_add_printf(out, "%s{\"path\":\"kernel\"", first ? "" : ",");
 	put_str(out, 0, "proto", e->proto, SIZE_MAX);
 	if (e->src->sa_family)
 		put_str(out, 0, "src", addr_str(e->src, a, sizeof(a)),
@@ -181,9 +194,59 @@ static void put_conn(struct evbuffer *out, int first, const struct live *e,
 		put_str(out, 0, "host", e->host, SIZE_MAX);
 	if (e->via && *e->via)
 		put_str(out, 0, "via", *e->via, SIZE_MAX);
-	put_u64(out, "up", __atomic_load_n(e->up, __ATOMIC_RELAXED));
-	put_u64(out, "down", __atomic_load_n(e->down, __ATOMIC_RELAXED));
+	if (e->up) {
+		put_u64(out, "up", __atomic_load_n(e->up, __ATOMIC_RELAXED));
+		put_u64(out, "down", __atomic_load_n(e->down, __ATOMIC_RELAXED));
+	}
 	evbuffer_add_printf(out, ",\"age\":%.3f}", age(e->start, now));
+}
+
+/* A kernel-path connection as a live entry of the report's own. */
+struct kconn {
+	struct live l;
+	struct sproxy_proc proc;
+	struct sockaddr_storage src, dst;
+	struct timespec start;
+	char host[FAKEIP_NAME_MAX + 1];
+};
+
+struct kconns {
+	struct daemon *d;
+	struct kconn *v;
+	size_t n, cap;
+};
+
+static void add_kconn(void *arg, const struct sproxy_fp_conn *c)
+{
+	struct kconns *ks = arg;
+	struct kconn *k;
+	const char *host = NULL;
+
+	if (ks->n == ks->cap) {
+		size_t cap = ks->cap ? 2 * ks->cap : 64;
+		struct kconn *v = realloc(ks->v, cap * sizeof(*v));
+
+		if (!v)
+			return;          /* out of memory: not listed */
+		ks->v = v;
+		ks->cap = cap;
+	}
+	k = &ks->v[ks->n++];
+	memset(k, 0, sizeof(*k));
+	k->proc = c->proc;
+	daemon_process_comm(&k->proc);
+	addr_from_sproxy(&c->dst, &k->dst);
+	if (ks->d->dns)
+		host = dns_server_fake_name(ks->d->dns, (struct sockaddr *)&k->dst, NULL);
+	snprintf(k->host, sizeof(k->host), "%s", host ? host : "");
+	k->start.tv_sec = (time_t)(c->start_ns / 1000000000ull);
+	k->start.tv_nsec = (long)(c->start_ns % 1000000000ull);
+	k->l.proto = "tcp";
+	k->l.proc = &k->proc;
+	k->l.src = (struct sockaddr *)&k->src;     /* not known: left out */
+	k->l.dst = (struct sockaddr *)&k->dst;
+	k->l.host = k->host;
+	k->l.start = &k->start;
 }
 
 /* Processes by pid, each with its connections oldest first; one without
@@ -191,14 +254,21 @@ static void put_conn(struct evbuffer *out, int first, const struct live *e,
 static int put_processes(struct daemon *d, struct evbuffer *out)
 {
 	size_t n = d->live.n < REPORT_MAX_CONNS ? d->live.n : REPORT_MAX_CONNS, k = 0;
-	struct live **v = calloc(n ? n : 1, sizeof(*v));
+	struct kconns ks = { .d = d };
+	struct live **v;
 	struct timespec now;
 	uint32_t cur = 0;
 
-	if (!v)
+	fastpath_each_open(d->fast, REPORT_MAX_CONNS - n, add_kconn, &ks);
+	v = calloc(n + ks.n + 1, sizeof(*v));
+	if (!v) {
+		free(ks.v);
 		return -1;
+	}
 	for (struct live *e = d->live.head; e && k < n; e = e->next)
 		v[k++] = e;
+	for (size_t i = 0; i < ks.n; i++)
+		v[k++] = &ks.v[i].l;
 	qsort(v, k, sizeof(*v), by_process);
 	clock_gettime(CLOCK_MONOTONIC, &now);
 	evbuffer_add_printf(out, ",\"processes\":[");
@@ -221,8 +291,10 @@ static int put_processes(struct daemon *d, struct evbuffer *out)
 		}
 		put_conn(out, first_conn, v[i], &now);
 	}
+	/* Kernel-path connections past the cap are not counted either. */
 	evbuffer_add_printf(out, "%s],\"conns\":%zu,\"unlisted\":%zu", k ? "]}" : "",
-			    d->live.n, d->live.n - k);
+			    d->live.n + ks.n, d->live.n + ks.n - k);
+	free(ks.v);
 	free(v);
 	return 0;
 }

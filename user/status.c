@@ -435,14 +435,19 @@ static void print_text(const struct json *j)
 		printf("\n");
 		for (c = conns ? conns->child : NULL; c; c = c->next) {
 			const char *via = json_str(c, "via", NULL);
+			/* The kernel path's bytes are counted by the kernel, and
+			 * logged when the connection closes. */
+			int kernel = json_get(c, "up") == NULL;
 
 			printf("    %-3s %-44s sent %9s  received %9s  age %s", json_str(c, "proto", "?"),
 			       fmt_dest(dest, sizeof(dest), c),
-			       fmt_bytes(b1, sizeof(b1), json_num(c, "up", 0)),
-			       fmt_bytes(b2, sizeof(b2), json_num(c, "down", 0)),
+			       kernel ? "-" : fmt_bytes(b1, sizeof(b1), json_num(c, "up", 0)),
+			       kernel ? "-" : fmt_bytes(b2, sizeof(b2), json_num(c, "down", 0)),
 			       fmt_age(a, sizeof(a), json_num(c, "age", 0)));
 			if (via)
 				printf("  via %s", fmt_safe(comm, sizeof(comm), via));
+			if (kernel)
+				printf("  kernel path");
 			printf("\n");
 		}
 	}

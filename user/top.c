@@ -44,6 +44,7 @@ struct conn {
 	const struct json *j;
 	double up, down, rate;      /* rate: bytes/s both ways */
 	double rup, rdown;
+	int kernel;                 /* the kernel path's: no bytes while open */
 };
 
 struct proc {
@@ -274,10 +275,10 @@ static void draw(struct top *t, const struct proc *p, size_t n)
 
 			put(t, "      %-3s %-*s %9s %9s %8s %8s %6s", json_str(c->j, "proto", "?"),
 			    w, dest_cell(t, dest, sizeof(dest), c->j),
-			    compact(b[0], sizeof(b[0]), c->rup, "/s"),
-			    compact(b[1], sizeof(b[1]), c->rdown, "/s"),
-			    compact(b[2], sizeof(b[2]), c->up, ""),
-			    compact(b[3], sizeof(b[3]), c->down, ""),
+			    c->kernel ? "-" : compact(b[0], sizeof(b[0]), c->rup, "/s"),
+			    c->kernel ? "-" : compact(b[1], sizeof(b[1]), c->rdown, "/s"),
+			    c->kernel ? "-" : compact(b[2], sizeof(b[2]), c->up, ""),
+			    c->kernel ? "-" : compact(b[3], sizeof(b[3]), c->down, ""),
 			    fmt_age(age, sizeof(age), json_num(c->j, "age", 0)));
 		}
 	}
@@ -315,6 +316,7 @@ static int frame(struct top *t, const struct json *j)
 			struct conn *c = &p[i].conns[k];
 
 			c->j = cj;
+			c->kernel = json_get(cj, "up") == NULL;
 			c->up = json_num(cj, "up", 0);
 			c->down = json_num(cj, "down", 0);
 			rate(t, c, dt);

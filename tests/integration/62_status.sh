@@ -324,6 +324,39 @@ t_via() {
 		eval 'st && grep -Eq "^    tcp +203\.0\.113\.10:7 .* via default\$" "$TMP/status.out"'
 }
 
+# The kernel path's connections are listed too (--tag off sends every
+# port there): under their process, marked "kernel", with no byte counts
+# (the kernel counts them; they reach the log at close), and by name when
+# the application connected to a FakeIP address.
+t_kernel_path() {
+	local fake
+	restart_daemon --resolver $RESOLVER --control-dir "$CTL" --tag off || return 1
+	SOCK=$CTL/$DAEMON_PID.sock
+	hold kconn hello-kernel TCP:203.0.113.10:7 || return 1
+	HOLD_PID=$(cat "$TMP/kconn.pid")
+	expect "no kernel-path connection of pid $HOLD_PID to 203.0.113.10:7 without byte counts: $(head -c 600 "$TMP/status.out")" \
+		wait_for 5 jqs '.processes[] | select(.pid == $p and .comm == "socat" and .uid == 0)
+			| .conns[] | select(.path == "kernel" and .proto == "tcp"
+				and .dst == "203.0.113.10:7" and (has("up") | not) and .age >= 0)' ||
+		return 1
+	expect "the text form has no kernel-path line: $(grep -A3 "pid $HOLD_PID" "$TMP/status.out" | tr '\n' ' ')" \
+		eval 'st && grep -Eq "^    tcp +203\.0\.113\.10:7 +sent +- +received +- +age .*  kernel path\$" "$TMP/status.out"' ||
+		return 1
+	# By name: the daemon resolves a fake answer's name in the background.
+	ran app_run kdig dig +short +time=3 +tries=1 name.test A || return 1
+	fake=$(head -n 1 "$TMP/kdig.out")
+	sleep 1
+	hold kname hello-kname "TCP:$fake:7" || return 1
+	HOLD_PID=$(cat "$TMP/kname.pid")
+	expect "no kernel-path connection of pid $HOLD_PID to name.test ($fake)" \
+		wait_for 5 jqs '.processes[] | select(.pid == $p) | .conns[]
+			| select(.path == "kernel" and .host == "name.test" and .dst == "'"$fake"':7")' || return 1
+	stop_bg kconn
+	stop_bg kname
+	expect "the closed connections are still listed" \
+		wait_for 5 jqs '[.processes[].conns[] | select(.path == "kernel")] | length == 0'
+}
+
 t_removed_at_exit() {
 	local pid
 	# A client still connected at the stop costs nothing (no leak under
@@ -356,4 +389,6 @@ run_case two_daemons t_two_daemons
 run_case stale_swept t_stale_swept
 run_case removed_at_exit t_removed_at_exit
 run_case via t_via
+run_case kernel_path t_kernel_path
+[ -n "$DAEMON_PID" ] && stop_daemon
 finish
