@@ -180,8 +180,8 @@ $(OUTPUT)/asan/$(BIN): $(ASAN_OBJS) | $(OUTPUT)/asan
 	$(call msg,ASAN,$@)
 	$(Q)$(CLANG) $(ASAN_CFLAGS) $^ $(LDLIBS) -o $@
 
-# The daemon under TSan, for the run of 52_relay_loops.sh: relays move
-# between threads there.
+# The daemon under TSan, for the runs of 52_relay_loops.sh (relays move
+# between threads) and 47_config.sh (a reload resolves on a thread).
 TSAN_CFLAGS := $(SAN_CFLAGS) -fsanitize=thread -fno-omit-frame-pointer
 TSAN_OBJS := $(patsubst user/%.c,$(OUTPUT)/tsan/obj/%.o,$(USER_SRCS))
 $(TSAN_OBJS): $(SKELS)

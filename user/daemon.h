@@ -39,7 +39,7 @@ struct options {
 #define UDP_PER_PROC_AUTO UINT32_MAX  /* a quarter of udp_flows, none below 16 */
 	uint32_t mark;
 	int relay_copy;               /* 1: never splice */
-	unsigned threads;             /* relay loops in all; 0: one per CPU */
+	unsigned threads;             /* relay loops in all; 0: half the CPUs */
 	int disable_fakeip;
 	const char *fakeip_range[2];  /* IPv4, IPv6; NULL = default */
 	const char *fakeip_store;

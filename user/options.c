@@ -150,8 +150,9 @@ static int flag(const char *arg)
 
 int cli_is_run;
 
-/* Parsed, resolved (unless o->resolve_later), and its password blanked where it was read (argv), so
- * that ps shows less of it from now on (NAME=@FILE shows none at all). */
+/* Parsed, resolved (unless o->resolve_later: a reload resolves off the
+ * loop), and its password blanked where it was read (argv), so that ps
+ * shows less of it from now on (NAME=@FILE shows none at all). */
 static int upstream_option(struct options *o, const char *arg, char *err, size_t errlen)
 {
 	struct upstream *u = &o->upstream[o->n_upstream];

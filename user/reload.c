@@ -69,9 +69,10 @@ static void *resolve_all(void *arg)
 	pthread_mutex_lock(&j->mu);
 	abandoned = j->state == JOB_ABANDONED;
 	j->state = JOB_DONE;
-	if (!abandoned && write(j->efd, &one, sizeof(one)) != sizeof(one)) {
-		/* An eventfd's counter cannot overflow from one write. */
-	}
+	/* One write to an eventfd cannot fail short (its counter cannot
+	 * overflow from one): the result says nothing to act on. */
+	if (!abandoned)
+		(void)!write(j->efd, &one, sizeof(one));
 	pthread_mutex_unlock(&j->mu);
 	if (abandoned)
 		job_free(j);

@@ -49,8 +49,6 @@ struct udp_pool {
 	uint64_t netns_ino;          /* for the log; 0: the daemon's */
 };
 
-/* CLOCK_MONOTONIC seconds: a wall clock set back would keep flows forever,
- * set forward would end them all. */
 /* 127.0.0.1:<port> or [::1]:<port>. */
 void udp_slot_addr(const struct udp_slot *s, struct sockaddr_storage *ss);
 /* The flow a first datagram (data) from `from` makes, or NULL (no record:
